@@ -1,0 +1,58 @@
+# One entry point for people and CI. Every target is a thin call into the harness
+# (python -m harness) or pytest; nothing here re-implements harness logic.
+
+SHELL := /bin/bash
+CACHE := .cache
+VENV := $(CACHE)/venv
+PY := $(VENV)/bin/python
+TARGET ?= local
+PYTEST_ARGS ?=
+export RAG_REQUIRE_TOOLS ?= 1
+# pytest exits 5 when it collected no test: for this project that is a broken suite, not a pass.
+PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap up down status test test-charts test-unit e2e lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml scripts/bootstrap-python.sh
+	@scripts/bootstrap-python.sh $(VENV)
+	@touch $@
+
+bootstrap: $(VENV)/.installed ## install every pinned tool and package into .cache (idempotent)
+	@$(PY) -m harness bootstrap
+
+up: bootstrap ## start the embedded local stack (charts rendered with values/local.yaml)
+	@$(PY) -m harness up
+
+down: ## stop the local stack; keeps its run folder for inspection
+	@$(PY) -m harness down
+
+status: ## print the running stack's endpoints as JSON
+	@$(PY) -m harness status
+
+test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta
+	@$(call PYTEST,$(PYTEST_ARGS))
+
+test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
+	@$(call PYTEST,tests/charts $(PYTEST_ARGS))
+
+test-unit: bootstrap ## harness unit tests only
+	@$(call PYTEST,tests/unit $(PYTEST_ARGS))
+
+e2e: bootstrap ## deploy the stack on TARGET (default local) and run the end-to-end workflows
+	@$(call PYTEST,tests/e2e --target $(TARGET) $(PYTEST_ARGS))
+
+lint: bootstrap ## ruff, shellcheck, actionlint, helm lint
+	@$(PY) -m ruff check tests benchmarks
+	@shellcheck scripts/*.sh .ci/run
+	@$(CACHE)/bin/actionlint
+	@for c in charts/*/; do $(CACHE)/bin/helm lint --strict "$$c" || exit 1; done
+
+bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time, gateway overhead
+	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done
+
+clean: down ## remove run folders (keeps installed tools)
+	@rm -rf $(CACHE)/runs

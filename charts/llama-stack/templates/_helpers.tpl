@@ -1,0 +1,117 @@
+{{- define "llama-stack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: <release>-llama-stack unless the release name already contains the chart name. */}}
+{{- define "llama-stack.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "llama-stack.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades, never include the chart version. */}}
+{{- define "llama-stack.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "llama-stack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: llama-stack
+{{- end }}
+
+{{- define "llama-stack.labels" -}}
+helm.sh/chart: {{ include "llama-stack.chart" . }}
+{{ include "llama-stack.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rag
+{{- end }}
+
+{{/* Labels for hook pods: no component selector label, so Services never select them. */}}
+{{- define "llama-stack.testLabels" -}}
+helm.sh/chart: {{ include "llama-stack.chart" . }}
+app.kubernetes.io/name: {{ include "llama-stack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/*
+Enabled models as a JSON object <key> -> entry. An entry without `enabled` counts as enabled;
+`enabled: false` drops it entirely (no provider, no registration, no token env).
+*/}}
+{{- define "llama-stack.enabledModels" -}}
+{{- $out := dict }}
+{{- range $key, $m := (.Values.global.models | default dict) }}
+{{- if and $m (or (not (hasKey $m "enabled")) $m.enabled) }}
+{{- $_ := set $out $key $m }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* Env var carrying a model's token: MODEL_TOKEN_<KEY>, upper-cased, non-alphanumerics as "_". */}}
+{{- define "llama-stack.tokenEnv" -}}
+{{- printf "MODEL_TOKEN_%s" (regexReplaceAll "[^A-Za-z0-9]" . "_" | upper) }}
+{{- end }}
+
+{{- define "llama-stack.tokenSecretName" -}}
+{{- printf "%s-model-tokens" (include "llama-stack.fullname" .) }}
+{{- end }}
+
+{{/* True ("true") when at least one enabled model has an inline token. */}}
+{{- define "llama-stack.hasInlineTokens" -}}
+{{- $found := false }}
+{{- range $key, $m := (include "llama-stack.enabledModels" . | fromJson) }}
+{{- if and $m.apiToken (not $m.apiTokenSecretRef) }}{{ $found = true }}{{ end }}
+{{- end }}
+{{- if $found }}true{{ end }}
+{{- end }}
+
+{{- define "llama-stack.claimName" -}}
+{{- default (printf "%s-data" (include "llama-stack.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+Env vars referencing secrets. Shared by the Deployment so the ConfigMap only ever holds ${env.X}.
+*/}}
+{{- define "llama-stack.secretEnv" -}}
+{{- $root := . }}
+{{- range $key, $m := (include "llama-stack.enabledModels" . | fromJson) }}
+{{- if $m.apiTokenSecretRef }}
+- name: {{ include "llama-stack.tokenEnv" $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ tpl $m.apiTokenSecretRef.name $root | quote }}
+      key: {{ $m.apiTokenSecretRef.key | quote }}
+{{- else if $m.apiToken }}
+- name: {{ include "llama-stack.tokenEnv" $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "llama-stack.tokenSecretName" $root }}
+      key: {{ $key | quote }}
+{{- end }}
+{{- end }}
+{{- if and .Values.embeddings.enabled .Values.embeddings.apiKeySecretRef.name }}
+- name: EMBEDDINGS_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ tpl .Values.embeddings.apiKeySecretRef.name . | quote }}
+      key: {{ .Values.embeddings.apiKeySecretRef.key | quote }}
+{{- end }}
+{{- if eq .Values.vectorStore.provider "pgvector" }}
+- name: PGVECTOR_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ tpl .Values.vectorStore.pgvector.passwordSecretRef.name . | quote }}
+      key: {{ .Values.vectorStore.pgvector.passwordSecretRef.key | quote }}
+{{- end }}
+{{- end }}

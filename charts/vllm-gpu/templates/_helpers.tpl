@@ -1,0 +1,109 @@
+{{/* Chart name, truncated to the DNS label limit. */}}
+{{- define "vllm-gpu.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: <release>-vllm-gpu unless the release name already contains the chart name. */}}
+{{- define "vllm-gpu.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "vllm-gpu.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades, never include the chart version. */}}
+{{- define "vllm-gpu.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vllm-gpu.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: model-server
+{{- end }}
+
+{{- define "vllm-gpu.labels" -}}
+helm.sh/chart: {{ include "vllm-gpu.chart" . }}
+{{ include "vllm-gpu.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "vllm-gpu.appVersion" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: rag
+{{- end }}
+
+{{/* Version label: the tag of the image actually deployed. */}}
+{{- define "vllm-gpu.appVersion" -}}
+{{- if eq .Values.mode "simulator" }}{{ .Values.simulator.image.tag }}{{ else }}{{ include "vllm-gpu.vllmTag" . }}{{ end }}
+{{- end }}
+
+{{/*
+Preset table. Each preset carries the image tag it was validated with, extra env and vLLM flags.
+Why t4: Turing (sm_75) has no FlashAttention and no bf16, and vLLM's V1 engine does not support it;
+v0.10.1.1 is the last line that still ships the V0 engine with the xFormers backend and already has
+--enable-force-include-usage. CUDA graphs are disabled (--enforce-eager) to fit 16 GB.
+*/}}
+{{- define "vllm-gpu.preset" -}}
+{{- $p := .Values.preset -}}
+{{- if eq $p "t4" }}
+tag: v0.10.1.1
+env:
+  VLLM_USE_V1: "0"
+  VLLM_ATTENTION_BACKEND: XFORMERS
+  VLLM_USE_TRITON_FLASH_ATTN: "0"
+args:
+  - --enforce-eager
+  - --dtype=float16
+  - --max-model-len=4096
+  - --max-num-seqs=32
+  - --gpu-memory-utilization=0.90
+{{- else if eq $p "a100" }}
+tag: v0.11.0
+env: {}
+args:
+  - --dtype=bfloat16
+  - --max-model-len=32768
+  - --max-num-seqs=256
+  - --gpu-memory-utilization=0.90
+  - --enable-prefix-caching
+{{- else if eq $p "h100" }}
+tag: v0.11.0
+env: {}
+args:
+  - --dtype=bfloat16
+  - --max-model-len=32768
+  - --max-num-seqs=512
+  - --gpu-memory-utilization=0.92
+  - --enable-prefix-caching
+{{- else }}
+tag: v0.11.0
+env: {}
+args: []
+{{- end }}
+{{- end }}
+
+{{- define "vllm-gpu.vllmTag" -}}
+{{- $preset := include "vllm-gpu.preset" . | fromYaml }}
+{{- default $preset.tag .Values.image.tag }}
+{{- end }}
+
+{{- define "vllm-gpu.servedName" -}}
+{{- if eq .Values.mode "simulator" }}{{ .Values.simulator.model }}{{ else }}{{ default .Values.model.name .Values.model.servedName }}{{ end }}
+{{- end }}
+
+{{/* Name of the Secret holding the HF token, empty when there is none. */}}
+{{- define "vllm-gpu.hfTokenSecretName" -}}
+{{- if .Values.hfToken.secretRef.name }}{{ tpl .Values.hfToken.secretRef.name . }}{{ else if .Values.hfToken.value }}{{ include "vllm-gpu.fullname" . }}-hf-token{{ end }}
+{{- end }}
+
+{{- define "vllm-gpu.hfTokenSecretKey" -}}
+{{- if .Values.hfToken.secretRef.name }}{{ .Values.hfToken.secretRef.key }}{{ else }}token{{ end }}
+{{- end }}
+
+{{- define "vllm-gpu.cacheClaimName" -}}
+{{- default (printf "%s-hf-cache" (include "vllm-gpu.fullname" .)) .Values.cache.persistence.existingClaim }}
+{{- end }}

@@ -1,0 +1,169 @@
+"""Acceptance 6 and 7: maas-gateway. Standalone: the rendered Envoy config passes the real
+`envoy --mode validate`; the ratelimit config carries the tier limits from values and follows a
+change. Kuadrant: the policies carry the same tiers, limits and windows as standalone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charts import limits, requirements
+from charts.cases import CASES, render_ok
+from charts.helm import HelmBinary, Renderer
+from charts.limits import Limit, Tiers
+from charts.manifests import Obj, config_map_files, of_kind, ref, secret_values
+
+pytestmark = pytest.mark.charts
+
+CHART = "maas-gateway"
+# DESIGN.md gateway contract: tokens per minute, requests per 2 minutes.
+CONTRACT: Tiers = {
+    "free": {"tokens": Limit(200, 60), "requests": Limit(5, 120)},
+    "premium": {"tokens": Limit(1000, 60), "requests": Limit(20, 120)},
+    "enterprise": {"tokens": Limit(5000, 60), "requests": Limit(100, 120)},
+}
+CHANGED_VALUES: dict[str, Any] = {
+    "tiers": {
+        "premium": {"tokens": {"limit": 1234, "window": "1m"}},
+        "free": {"requests": {"limit": 7, "window": "5m"}},
+    }
+}
+CHANGED: Tiers = {
+    **CONTRACT,
+    "premium": {**CONTRACT["premium"], "tokens": Limit(1234, 60)},
+    "free": {**CONTRACT["free"], "requests": Limit(7, 300)},
+}
+VALUE_SETS = {"defaults": ({}, CONTRACT), "changed": (CHANGED_VALUES, CHANGED)}
+GW_KEY = "sk-ci-gateway-key-5d8e2b71"
+KEYS_VALUES = {"apiKeys": {"keys": [{"user": "ci-user", "tier": "premium", "key": GW_KEY}]}}
+KUADRANT_KINDS = {
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
+    "AuthPolicy": "kuadrant.io/v1",
+    "RateLimitPolicy": "kuadrant.io/v1",
+    "TokenRateLimitPolicy": "kuadrant.io/v1alpha1",
+}
+
+
+def standalone_configs(renderer: Renderer, helm: HelmBinary, values: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(ratelimit config, envoy.yaml) of a standalone render."""
+    docs = render_ok(renderer, helm, CHART, values={**values, "mode": "standalone"})
+    try:
+        _, config = limits.ratelimit_config(docs)
+    except LookupError as error:
+        pytest.fail(str(error), pytrace=False)
+    envoy = envoy_configs(docs)
+    assert len(envoy) == 1, f"expected one envoy.yaml ConfigMap, got {sorted(envoy)}"
+    return config, next(iter(envoy.values()))
+
+
+def standalone(renderer: Renderer, helm: HelmBinary, values: dict[str, Any]) -> Tiers:
+    config, envoy = standalone_configs(renderer, helm, values)
+    return limits.standalone_tiers(config, set(CONTRACT), limits.lua_windows(envoy))
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_ratelimit_counters_outlive_their_window(helm: HelmBinary, renderer: Renderer, name: str) -> None:
+    """A counter whose unit is shorter than the tier window would reset mid-window."""
+    values, expected = VALUE_SETS[name]
+    config, envoy = standalone_configs(renderer, helm, values)
+    windows = limits.lua_windows(envoy)
+    leaves = list(limits.ratelimit_leaves(config, set(CONTRACT)))
+    assert {(t, k) for t, k, _ in leaves} == {(t, k) for t in expected for k in expected[t]}
+    for tier, kind, rate in leaves:
+        window = windows.get(tier, {}).get(kind, expected[tier][kind].seconds)
+        assert limits.bucket_seconds(rate) >= window, f"{tier}/{kind}: counter unit {rate} shorter than {window}s"
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_standalone_ratelimit_carries_tier_limits(helm: HelmBinary, renderer: Renderer, name: str) -> None:
+    values, expected = VALUE_SETS[name]
+    assert standalone(renderer, helm, values) == expected
+
+
+def test_changing_a_tier_limit_changes_only_that_limit(helm: HelmBinary, renderer: Renderer) -> None:
+    before = standalone(renderer, helm, {})
+    after = standalone(renderer, helm, CHANGED_VALUES)
+    changed = {(t, k) for t in before for k in before[t] if before[t][k] != after.get(t, {}).get(k)}
+    assert changed == {("premium", "tokens"), ("free", "requests")}, f"before {before}\nafter {after}"
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_kuadrant_policies_match_standalone(helm: HelmBinary, renderer: Renderer, name: str) -> None:
+    values, expected = VALUE_SETS[name]
+    docs = render_ok(renderer, helm, CHART, values={**values, "mode": "kuadrant"})
+    kuadrant = limits.kuadrant_tiers(docs, set(CONTRACT))
+    assert kuadrant == standalone(renderer, helm, values)
+    assert kuadrant == expected
+
+
+def test_kuadrant_renders_gateway_api_and_policies(helm: HelmBinary, renderer: Renderer) -> None:
+    docs = render_ok(renderer, helm, CHART, values={"mode": "kuadrant"})
+    for kind, api_version in KUADRANT_KINDS.items():
+        found = of_kind(docs, kind)
+        assert found, f"kuadrant mode renders no {kind}"
+        assert {d["apiVersion"] for d in found} == {api_version}, f"{kind} must be {api_version}"
+    routes = {r["metadata"]["name"] for r in of_kind(docs, "HTTPRoute")}
+    for kind in ("AuthPolicy", "RateLimitPolicy", "TokenRateLimitPolicy"):
+        for policy in of_kind(docs, kind):
+            target = policy["spec"]["targetRef"]
+            assert target["kind"] == "Gateway" or target["name"] in routes, f"{ref(policy)} targets {target}"
+
+
+def test_standalone_renders_no_kuadrant_objects(helm: HelmBinary, renderer: Renderer) -> None:
+    docs = render_ok(renderer, helm, CHART, values={"mode": "standalone"})
+    assert not [ref(d) for d in docs if d.get("kind") in KUADRANT_KINDS]
+    assert envoy_configs(docs), "standalone mode renders no envoy.yaml ConfigMap"
+
+
+@pytest.mark.parametrize("mode", ("standalone", "kuadrant"))
+def test_api_keys_only_in_secrets(helm: HelmBinary, renderer: Renderer, mode: str) -> None:
+    docs = render_ok(renderer, helm, CHART, values={**KEYS_VALUES, "mode": mode})
+    assert any(GW_KEY in v for s in of_kind(docs, "Secret") for v in secret_values(s)), "the API key is in no Secret"
+    leaks = [ref(d) for d in docs if d.get("kind") != "Secret" and GW_KEY in json.dumps(d)]
+    assert not leaks, f"API key outside Secrets: {leaks}"
+
+
+def envoy_configs(docs: list[Obj]) -> dict[str, str]:
+    return {ref(cm): text for cm in of_kind(docs, "ConfigMap") if (text := config_map_files(cm).get("envoy.yaml"))}
+
+
+_VALIDATED: dict[str, subprocess.CompletedProcess[str]] = {}
+
+
+def envoy_validate(envoy: Path, text: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """`envoy --mode validate` once per distinct config."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if digest not in _VALIDATED:
+        path = workdir / f"envoy-{digest}.yaml"
+        path.write_text(text)
+        _VALIDATED[digest] = subprocess.run(
+            [str(envoy), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+            capture_output=True, text=True, timeout=120, cwd=workdir,
+        )
+    return _VALIDATED[digest]
+
+
+def test_envoy_accepts_every_rendered_config(helm: HelmBinary, renderer: Renderer, tmp_path: Path) -> None:
+    """Every envoy.yaml the charts render (gateway defaults, changed tiers, each rag overlay) validates.
+    A render that fails is reported here too, without hiding the configs that did render."""
+    envoy = requirements.envoy()
+    inputs = [("maas-gateway-changed", CHART, None, CHANGED_VALUES)]
+    inputs += [(c.id, c.chart, c.overlay, c.values) for c in CASES if c.chart in (CHART, "rag")]
+    failures, configs = [], {}
+    for case_id, chart, overlay, values in inputs:
+        result = renderer.template(helm, chart, values_files=(overlay,) if overlay else (), values=values)
+        if not result.ok:
+            failures.append(f"{case_id}: render failed: {result.stderr.strip()[-500:]}")
+            continue
+        configs.update({f"{case_id} {where}": text for where, text in envoy_configs(result.docs()).items()})
+    assert any(k.startswith("maas-gateway-defaults ") for k in configs), "maas-gateway defaults render no envoy.yaml"
+    for where, text in configs.items():
+        result = envoy_validate(envoy, text, tmp_path)
+        if result.returncode != 0:
+            failures.append(f"{where}: envoy exit {result.returncode}\n{(result.stdout + result.stderr)[-3000:]}")
+    assert not failures, f"{len(configs)} configs validated; failures:\n" + "\n\n".join(failures)

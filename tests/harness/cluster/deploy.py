@@ -1,0 +1,186 @@
+"""One release of the rag chart on a cluster: install, wait, reach, read keys, diagnose, remove.
+
+The kind and existing targets differ only in how they get a cluster, a context and a
+namespace, and in how they reach services (port-forward or Routes); this class does the rest.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.cluster import plans, routes, secrets
+from harness.cluster.diagnostics import ClusterDiagnostics
+from harness.cluster.http import model_ids
+from harness.cluster.portforward import PortForward, port_open
+from harness.cluster.profile import MaasSettings
+from harness.cluster.rollout import RolloutWaiter
+from harness.cluster.runner import CommandRunner
+from harness.cluster.waiting import Waiter, WaitPolicy
+from harness.endpoints import Endpoints
+from harness.paths import chart
+
+# Components the tests reach from outside the cluster.
+GATEWAY = "gateway"
+LLAMA_STACK = "llama-stack"
+NAMESPACE_LABEL = "app.kubernetes.io/managed-by=rag-harness"
+
+
+def first_service(doc: str) -> tuple[str, int] | None:
+    """(name, port) of the first Service in `kubectl get services -o json`; prefers a port named http."""
+    items = json.loads(doc or "{}").get("items", [])
+    if not items:
+        return None
+    svc = items[0]
+    ports = svc["spec"].get("ports", [])
+    port = next((p for p in ports if p.get("name") == "http"), ports[0] if ports else None)
+    return (svc["metadata"]["name"], int(port["port"])) if port else None
+
+
+@dataclass
+class ClusterDeployment:
+    runner: CommandRunner
+    waiter: Waiter
+    namespace: str
+    context: str
+    release: str = "rag"
+    chart_dir: Path = field(default_factory=lambda: chart("rag"))
+    say: Callable[[str], None] = print
+    rollout_policy: WaitPolicy = WaitPolicy(timeout=900, initial=2, cap=15)
+    maas: MaasSettings | None = None  # external MaaS (values/kind-maas.yaml); None: in-cluster simulator
+    forwards: list[PortForward] = field(default_factory=list)
+    probe: Callable[[int], bool] = port_open  # injectable for unit tests (no sockets)
+    list_models: Callable[[str, str], list[str]] = model_ids
+    _tmp: Path | None = None
+
+    # install ------------------------------------------------------------------------------------
+
+    def ensure_namespace(self) -> bool:
+        """Create the namespace when absent; True if this call created it."""
+        found = self.runner.run(plans.kubectl_get_namespace(self.namespace, self.context), check=False)
+        if found.ok and found.stdout.strip():
+            return False
+        self.runner.run(plans.kubectl_create_namespace(self.namespace, self.context))
+        self.runner.run(plans.kubectl_label_namespace(self.namespace, NAMESPACE_LABEL, self.context))
+        return True
+
+    def private_values(self, name: str, values: dict[str, Any]) -> Path:
+        """A 0600 values file in this deployment's private temp dir (removed by `close`)."""
+        if self._tmp is None:
+            self._tmp = secrets.private_dir()
+        return secrets.write_private_values(self._tmp, name, values)
+
+    def private_files(self) -> list[Path]:
+        return sorted(self._tmp.glob("*.yaml")) if self._tmp else []
+
+    def values_with_maas(self, values: list[Path]) -> list[Path]:
+        if not self.maas or not (extra := secrets.maas_model_values(self.maas.endpoint, self.maas.model)):
+            return values
+        return [*values, self.private_values("maas-model.yaml", extra)]
+
+    def install(self, values: list[Path]) -> None:
+        """helm dependency build, namespace, MaaS Secret, helm upgrade --install (no waiting here)."""
+        where = self.context or "current context"
+        self.say(f"installing release {self.release} into namespace {self.namespace} ({where})")
+        self.runner.run(plans.helm_dependency_build(self.chart_dir))
+        self.ensure_namespace()
+        if self.maas and self.maas.api_key:
+            self.say(f"creating Secret {secrets.MAAS_SECRET_NAME} from MAAS_API_KEY (via stdin)")
+            secrets.apply_maas_secret(self.runner, self.maas.api_key, self.namespace, self.context)
+        argv = plans.helm_upgrade_install(
+            self.release, self.chart_dir, self.namespace, self.values_with_maas(values), self.context
+        )
+        self.runner.run(argv)
+
+    def wait(self, only: set[str] | None = None) -> None:
+        RolloutWaiter(
+            self.runner, self.waiter, self.namespace, self.release, self.context, self.rollout_policy, say=self.say
+        ).wait_all(only)
+
+    # reach ---------------------------------------------------------------------------------------
+
+    def forward(self, component: str) -> PortForward | None:
+        """Port-forward the component's Service; None when the release has no such Service."""
+        selector = plans.instance_selector(self.release, component)
+        svc = first_service(self.runner.run(plans.kubectl_get_services(self.namespace, selector, self.context)).stdout)
+        if svc is None:
+            return None
+        name, port = svc
+        pf = PortForward(self.runner, f"svc/{name}", port, self.namespace, self.context, probe=self.probe)
+        pf.start()
+        self.forwards.append(pf)
+        return pf
+
+    def connect(self, use_routes: bool, ready_timeout: float = 30.0) -> tuple[str, str]:
+        """(gateway_url, llama_stack_url) through Routes or port-forwards (supervised, reconnecting)."""
+        if use_routes:
+            urls = routes.discover_routes(self.runner, self.namespace, self.release, self.context)
+            return urls.get(GATEWAY, self._maas_url()), urls.get(LLAMA_STACK, "")
+        atexit.register(self.close)
+        found = {c: self.forward(c) for c in (GATEWAY, LLAMA_STACK)}
+        for pf in (pf for pf in found.values() if pf):
+            pf.wait_ready(self.waiter, ready_timeout)
+            pf.start_supervisor()
+        gateway, stack = found[GATEWAY], found[LLAMA_STACK]
+        return (gateway.url if gateway else self._maas_url()), (stack.url if stack else "")
+
+    def _maas_url(self) -> str:
+        """Without an in-cluster gateway (maas lane) the external MaaS is the gateway the tests use."""
+        endpoint = self.maas.endpoint.rstrip("/") if self.maas else ""
+        return endpoint.removesuffix("/v1")
+
+    def keys(self) -> dict[str, list[str]]:
+        keys = secrets.read_gateway_keys(self.runner, self.namespace, self.release, self.context)
+        if not keys and self.maas and self.maas.api_key:
+            keys = {self.maas.tier: [self.maas.api_key]}
+        return keys
+
+    def endpoints(self, use_routes: bool, run_dir: str = "") -> Endpoints:
+        gateway_url, stack_url = self.connect(use_routes)
+        keys = self.keys()
+        some_key = next((k for tier_keys in keys.values() for k in tier_keys), "")
+        return Endpoints(
+            gateway_url=gateway_url,
+            llama_stack_url=stack_url,
+            keys=keys,
+            gateway_models=self.list_models(gateway_url, some_key) if gateway_url else [],
+            llama_stack_models=self.list_models(stack_url, "") if stack_url else [],
+            run_dir=run_dir,
+        )
+
+    # apply / diagnose / remove ------------------------------------------------------------------
+
+    def apply_models(self, base_values: list[Path], models: dict[str, dict[str, Any]]) -> None:
+        """helm upgrade with `global.models` replaced (0600 file: entries may carry apiToken), then wait."""
+        models_file = self.private_values("models.yaml", {"global": {"models": models}})
+        values = [*self.values_with_maas(base_values), models_file]
+        argv = plans.helm_upgrade_install(self.release, self.chart_dir, self.namespace, values, self.context)
+        self.runner.run(argv)
+        self.wait(only={LLAMA_STACK})
+
+    def diagnose(self, dest: Path) -> Path:
+        known = [k for tier_keys in self.keys().values() for k in tier_keys]
+        if self.maas and self.maas.api_key:
+            known.append(self.maas.api_key)
+        return ClusterDiagnostics(self.runner, self.namespace, self.release, self.context, known).collect(dest)
+
+    def uninstall(self, delete_namespace: bool) -> None:
+        """Idempotent: a missing release or namespace is not an error."""
+        self.say(f"uninstalling release {self.release} from namespace {self.namespace}")
+        self.runner.run(plans.helm_uninstall(self.release, self.namespace, self.context))
+        if delete_namespace:
+            self.say(f"deleting namespace {self.namespace}")
+            self.runner.run(plans.kubectl_delete_namespace(self.namespace, self.context))
+
+    def close(self) -> None:
+        for pf in self.forwards:
+            pf.stop()
+        self.forwards.clear()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

@@ -1,0 +1,92 @@
+"""`kubectl port-forward` that comes back: a supervisor restarts it whenever it exits.
+
+kubectl's port-forward dies on pod restarts and idle API-server connections; tests that run
+for minutes would then fail with "connection refused" for reasons unrelated to the stack.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.cluster import plans
+from harness.cluster.runner import CommandRunner, Process
+from harness.cluster.waiting import Waiter, WaitPolicy
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class PortForward:
+    """One forwarded service. `check()` restarts a dead forward; `start_supervisor()` calls it in a thread."""
+
+    runner: CommandRunner
+    target: str  # e.g. svc/rag-maas-gateway
+    remote_port: int
+    namespace: str
+    context: str = ""
+    local_port: int = 0
+    max_restarts: int = 50
+    restarts: int = 0
+    probe: Callable[[int], bool] = port_open  # is the local port accepting connections?
+    _proc: Process | None = field(default=None, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.local_port:
+            self.local_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"
+
+    def argv(self) -> list[str]:
+        return plans.kubectl_port_forward(self.target, self.local_port, self.remote_port, self.namespace, self.context)
+
+    def start(self) -> None:
+        self._proc = self.runner.start(self.argv())
+
+    def check(self) -> bool:
+        """Restart the forward if it exited; returns True when a restart happened."""
+        if self._stopped.is_set() or self._proc is None or self._proc.poll() is None:
+            return False
+        if self.restarts >= self.max_restarts:
+            raise RuntimeError(f"port-forward to {self.target} died {self.restarts} times; giving up")
+        self.restarts += 1
+        self.start()
+        return True
+
+    def wait_ready(self, waiter: Waiter, timeout: float = 30.0) -> None:
+        def ready() -> bool | None:
+            self.check()
+            return self.probe(self.local_port) or None
+
+        waiter.until(ready, WaitPolicy(timeout, initial=0.2, cap=2), what=f"port-forward to {self.target}")
+
+    def start_supervisor(self, interval: float = 1.0) -> None:
+        def loop() -> None:
+            # Event.wait doubles as the pause and wakes at once on stop().
+            while not self._stopped.wait(interval):
+                self.check()
+
+        self._thread = threading.Thread(target=loop, name=f"port-forward {self.target}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=5)

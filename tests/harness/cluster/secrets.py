@@ -1,0 +1,110 @@
+"""Secrets on their way to a cluster and back: never on a command line, never printed.
+
+- Private values files (mode 0600 in a 0700 temp dir) carry anything secret-adjacent to helm.
+- The MaaS API key becomes the Secret that `values/kind-maas.yaml` references
+  (`maas-api-key`/`token`), applied with the manifest on stdin.
+- Gateway keys for the tests are read back from the gateway's keys Secret (base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import gateway_keys
+from harness.cluster import plans
+from harness.cluster.runner import CommandRunner
+
+MAAS_SECRET_NAME = "maas-api-key"
+MAAS_SECRET_KEY = "token"
+KEYS_SECRET_KEY = gateway_keys.KEYS_SECRET_KEY
+
+
+def private_dir(prefix: str = "rag-harness-") -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))  # mkdtemp creates it 0700
+
+
+def write_private_values(directory: Path, name: str, values: dict[str, Any]) -> Path:
+    """Write a values file readable only by this user; created 0600 before any byte is written."""
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(values, handle, sort_keys=False)
+    return path
+
+
+def maas_secret_manifest(api_key: str, namespace: str) -> str:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": MAAS_SECRET_NAME, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {MAAS_SECRET_KEY: api_key},
+    }
+    return json.dumps(doc)
+
+
+def apply_maas_secret(runner: CommandRunner, api_key: str, namespace: str, context: str = "") -> None:
+    """`kubectl apply -f -` with the Secret on stdin: the key never appears in argv or output."""
+    argv = ["kubectl", *(["--context", context] if context else []), "apply", "-n", namespace, "-f", "-"]
+    runner.run(argv, input=maas_secret_manifest(api_key, namespace))
+
+
+def maas_model_values(endpoint: str, model: str) -> dict[str, Any]:
+    """The non-secret half of the MaaS model: where it is and which id (kind-maas.yaml leaves them empty)."""
+    entry: dict[str, Any] = {}
+    if endpoint:
+        entry["url"] = endpoint.rstrip("/") if endpoint.rstrip("/").endswith("/v1") else endpoint.rstrip("/") + "/v1"
+    if model:
+        entry["id"] = model
+    return {"global": {"models": {"maas": entry}}} if entry else {}
+
+
+# Reading gateway keys back --------------------------------------------------------------------
+
+
+def keys_from_secret(secret: dict[str, Any], secret_key: str = KEYS_SECRET_KEY) -> dict[str, list[str]]:
+    """tier -> keys from one Secret object whose `secret_key` entry is the gateway's key file."""
+    encoded = (secret.get("data") or {}).get(secret_key)
+    if not encoded:
+        return {}
+    return gateway_keys.by_tier(gateway_keys.parse(base64.b64decode(encoded).decode()))
+
+
+def keys_from_secret_list(doc: str, secret_key: str = KEYS_SECRET_KEY) -> dict[str, list[str]]:
+    """Merge the keys of every Secret in `kubectl get secrets -o json` (or of a single Secret)."""
+    parsed = json.loads(doc or "{}")
+    keys: dict[str, list[str]] = {}
+    for secret in parsed.get("items", [parsed] if parsed.get("kind") == "Secret" else []):
+        for tier, tier_keys in keys_from_secret(secret, secret_key).items():
+            keys.setdefault(tier, []).extend(k for k in tier_keys if k not in keys.get(tier, []))
+    return keys
+
+
+def gateway_key_source(values_json: str) -> tuple[str, str]:
+    """(existingSecret name or "", data key) from `helm get values --all -o json`."""
+    values = json.loads(values_json or "{}") or {}
+    api_keys = (values.get("maas-gateway") or {}).get("apiKeys") or {}
+    return str(api_keys.get("existingSecret") or ""), str(api_keys.get("secretKey") or KEYS_SECRET_KEY)
+
+
+def read_gateway_keys(runner: CommandRunner, namespace: str, release: str, context: str = "") -> dict[str, list[str]]:
+    """Keys by tier from the gateway's keys Secret (the chart's, or apiKeys.existingSecret); never printed."""
+    values = runner.run(plans.helm_get_values(release, namespace, context, output="json"), check=False)
+    existing, secret_key = gateway_key_source(values.stdout) if values.ok else ("", KEYS_SECRET_KEY)
+    if existing:
+        result = runner.run(plans.kubectl_get_secret(existing, namespace, context), check=False)
+    else:
+        selector = plans.instance_selector(release, "gateway")
+        result = runner.run(plans.kubectl_get_secrets(namespace, selector, context), check=False)
+    return keys_from_secret_list(result.stdout, secret_key) if result.ok else {}
+
+
+def all_keys(keys: dict[str, list[str]]) -> list[str]:
+    return [key for tier_keys in keys.values() for key in tier_keys]

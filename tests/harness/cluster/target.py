@@ -1,0 +1,192 @@
+"""What the kind and existing targets share: the Target protocol on top of ClusterDeployment.
+
+A subclass says how it gets a kube context, which namespace a run uses, whether Routes are
+used, and which values overlays are its own. Everything runs through `self.runner`, so a
+recording runner in the unit tests sees the whole plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.cluster import gpu, plans, state
+from harness.cluster.deploy import ClusterDeployment
+from harness.cluster.profile import InstallProfile, MaasSettings
+from harness.cluster.runner import CommandRunner, SubprocessRunner
+from harness.cluster.waiting import Waiter, WaitPolicy
+from harness.endpoints import Endpoints
+from harness.paths import RUNS_DIR, values_file
+
+OWNER = "rag-harness"  # value of the namespace label app.kubernetes.io/managed-by
+
+
+class NotInstalled(RuntimeError):
+    pass
+
+
+class ClusterTarget:
+    name = "cluster"
+
+    def __init__(
+        self,
+        options: Any,  # harness.targets.TargetOptions (not imported: avoids an import cycle)
+        *,
+        runner: CommandRunner | None = None,
+        waiter: Waiter | None = None,
+        profile: InstallProfile | None = None,
+        maas: MaasSettings | None = None,
+        say: Callable[[str], None] = print,
+        dry_run: bool = False,
+        deployment_overrides: dict[str, Any] | None = None,  # e.g. probe/list_models in unit tests
+    ) -> None:
+        self.options = options
+        self.runner: CommandRunner = runner or SubprocessRunner()
+        self.waiter = waiter or Waiter()
+        self.profile = profile
+        self.say = say
+        self.dry_run = dry_run
+        self.deployment_overrides = deployment_overrides or {}
+        if maas is None and getattr(options, "maas", False):
+            maas = MaasSettings.from_env()
+        self.maas = maas
+        self._deployment: ClusterDeployment | None = None
+        self._openshift = False
+
+    # hooks for subclasses ----------------------------------------------------------------------
+
+    def prepare(self) -> str:
+        """Make sure a cluster exists; return the kube context to use."""
+        raise NotImplementedError
+
+    def new_namespace(self) -> str:
+        raise NotImplementedError
+
+    def own_values(self) -> list[Path]:
+        """The target's overlays (before profile overlays and the user's --values)."""
+        raise NotImplementedError
+
+    def detect_openshift(self, context: str) -> bool:
+        return False
+
+    def use_routes(self) -> bool:
+        """Reach the stack through Routes: --openshift-routes/--no-openshift-routes, else auto-detected."""
+        if self.profile is not None and self.profile.openshift_routes is not None:
+            return self.profile.openshift_routes
+        return self._openshift
+
+    # shared -----------------------------------------------------------------------------------
+
+    def values(self) -> list[Path]:
+        files = self.own_values()
+        if self.maas is not None:
+            files.append(values_file("kind-maas"))
+        if self.use_routes():
+            files.append(values_file("openshift"))
+        if self.profile is not None:
+            files += self.profile.overlay_files()
+            if generated := self.profile.generated_values():
+                files.append(self.deployment().private_values("install-flags.yaml", generated))
+        return files + [Path(p) for p in self.options.values]
+
+    def deployment(self, context: str | None = None, namespace: str | None = None) -> ClusterDeployment:
+        if self._deployment is None:
+            if context is None or namespace is None:
+                raise NotInstalled(f"{self.name}: no deployment selected yet")
+            policy = WaitPolicy(timeout=self.profile.rollout_timeout if self.profile else 900, initial=2, cap=15)
+            self._deployment = ClusterDeployment(
+                self.runner, self.waiter, namespace, context, self.options.release,
+                say=self.say, rollout_policy=policy, maas=self.maas, **self.deployment_overrides,
+            )  # fmt: skip
+        return self._deployment
+
+    def deploy(self) -> ClusterDeployment:
+        """Install (or upgrade) the release and wait for every rollout; what `install` and `up` share."""
+        if self.maas is not None and (missing := self.maas.missing()) and not self.dry_run:
+            raise ValueError(f"the MaaS lane needs {' and '.join(missing)} in the environment")
+        created_cluster = self._created_cluster_flag()
+        context = self.prepare()
+        self._openshift = self.detect_openshift(context)
+        if self.profile is not None and self.profile.check_gpu:
+            self._check_gpu(context)
+        namespace = self.options.namespace or self.new_namespace()
+        deployment = self.deployment(context, namespace)
+        deployment.install(self.values())
+        if self.dry_run:
+            return deployment
+        deployment.wait()
+        state.save(
+            state.ClusterState(
+                self.name, context, namespace, self.options.release,
+                created_namespace=self._owned(namespace, context),
+                created_cluster=created_cluster or self._created_cluster_flag(),
+                openshift=self.use_routes(),
+            )
+        )  # fmt: skip
+        return deployment
+
+    def _created_cluster_flag(self) -> bool:
+        return False
+
+    def _check_gpu(self, context: str) -> None:
+        assert self.profile is not None
+        if self.dry_run:
+            self.runner.run(plans.kubectl_get_nodes(context))
+            return
+        gpu.check_gpu(self.runner, self.waiter, context=context, timeout=self.profile.gpu_timeout, say=self.say)
+
+    def _owned(self, namespace: str, context: str) -> bool:
+        result = self.runner.run(plans.kubectl_namespace_owner(namespace, context), check=False)
+        return result.ok and result.stdout.strip() == OWNER
+
+    # Target protocol --------------------------------------------------------------------------
+
+    def up(self) -> Endpoints:
+        deployment = self.deploy()
+        endpoints = deployment.endpoints(self.use_routes(), self.run_dir(deployment.namespace))
+        if not endpoints.keys:
+            self.say("warning: no gateway keys found in the release's gateway Secret; auth tests will skip")
+        return endpoints
+
+    def status(self) -> Endpoints:
+        deployment = self._existing_deployment()
+        return deployment.endpoints(self.use_routes(), self.run_dir(deployment.namespace))
+
+    def run_dir(self, namespace: str) -> str:
+        """Where this run's diagnostics go (CI uploads .cache/runs/)."""
+        path = RUNS_DIR / f"{self.name}-{namespace}"
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def _existing_deployment(self) -> ClusterDeployment:
+        saved = state.load(self.name)
+        namespace = self.options.namespace or (saved.namespace if saved else self.default_namespace())
+        if not namespace:
+            hint = f"run `install --target {self.name}` or pass --namespace"
+            raise NotInstalled(f"no {self.name} install recorded; {hint}")
+        context = saved.context if saved and saved.namespace == namespace else self.current_context()
+        self._openshift = bool(saved and saved.openshift) or self.detect_openshift(context)
+        if not self.runner.run(plans.helm_status(self.options.release, namespace, context), check=False).ok:
+            raise NotInstalled(f"release {self.options.release} not found in namespace {namespace} ({context})")
+        return self.deployment(context, namespace)
+
+    def default_namespace(self) -> str:
+        return ""
+
+    def current_context(self) -> str:
+        raise NotImplementedError
+
+    def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
+        deployment = self._deployment or self._existing_deployment()
+        deployment.apply_models(self.values(), models)
+
+    def diagnose(self, dest: Path) -> Path:
+        deployment = self._deployment or self._existing_deployment()
+        path = deployment.diagnose(dest)
+        self.say(f"diagnostics written to {path}")
+        return path
+
+    def close(self) -> None:
+        if self._deployment is not None:
+            self._deployment.close()

@@ -1,0 +1,253 @@
+"""`install`, `cleanup` and `verify`: the commands behind scripts/install.sh, cleanup.sh, verify-install.sh.
+
+`register(subparsers)` adds them to `python -m harness`; each sets `func(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.cluster import secrets as cluster_secrets
+from harness.cluster.profile import GPU_PRESETS, InstallProfile, MaasSettings, parse_rate_limit
+from harness.cluster.runner import DryRunRunner
+from harness.cluster.verify import Verifier
+from harness.redact import MASK
+from harness.targets import TargetOptions, get_target
+
+CLUSTER_TARGETS = ("kind", "existing")
+ALL_TARGETS = ("local", *CLUSTER_TARGETS)
+
+INSTALL_EPILOG = """\
+examples:
+  scripts/install.sh --simulator                          CPU simulator as the model (any cluster)
+  scripts/install.sh --qwen3 --gpu-preset t4 --check-gpu   Qwen3 on an NVIDIA T4 via vllm-gpu
+  scripts/install.sh --token-rate-limit free=500 --namespace rag
+  scripts/install.sh --target kind --simulator --dry-run
+  MAAS_ENDPOINT=https://maas.example/v1 MAAS_API_KEY=... scripts/install.sh --maas
+
+The MaaS key (MAAS_API_KEY) never appears on a command line: it becomes the Secret
+maas-api-key through kubectl's stdin. Generated values go to 0600 files in a private temp dir.
+"""
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"values file {text} not found")
+    return path
+
+
+def _rate_limit(text: str) -> tuple[str, int]:
+    try:
+        return parse_rate_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...], default: str) -> None:
+    parser.add_argument("--target", choices=targets, default=default, help=f"where the stack runs (default {default})")
+    parser.add_argument(
+        "--namespace", default="", help="namespace (default: kind rag-e2e; existing: the recorded install, or a new "
+        "rag-e2e-<id> on install)",
+    )  # fmt: skip
+    parser.add_argument("--release", default="rag", help="Helm release name (default rag)")
+    parser.add_argument("--cluster-name", default="rag-e2e", help="kind: cluster name (default rag-e2e)")
+    parser.add_argument("--run-name", default="default", help="local: which local stack (default default)")
+
+
+def _default_target(choices: tuple[str, ...]) -> str:
+    env = os.environ.get("RAG_TARGET", "")
+    return env if env in choices else "existing"
+
+
+def register(subparsers: Any) -> None:
+    install = subparsers.add_parser(
+        "install",
+        help="install the rag chart on a cluster (kind or the current kube context)",
+        description="Install (or upgrade) the rag umbrella chart and wait until every workload is ready.",
+        epilog=INSTALL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(install, CLUSTER_TARGETS, _default_target(CLUSTER_TARGETS))
+    model = install.add_mutually_exclusive_group()
+    model.add_argument("--simulator", action="store_true", help="serve the model with the CPU inference simulator")
+    model.add_argument(
+        "--qwen3", action="store_true",
+        help="serve Qwen/Qwen3-0.6B with vLLM on an NVIDIA GPU (vllm-gpu chart, values/gpu-<preset>.yaml)",
+    )  # fmt: skip
+    install.add_argument("--gpu-preset", choices=GPU_PRESETS, default="t4", help="GPU tuning for --qwen3 (default t4)")
+    install.add_argument(
+        "--check-gpu", action="store_true",
+        help="before installing, fail unless a node has nvidia.com/gpu capacity; if nodes are labelled "
+        "nvidia.com/gpu.present=true without capacity yet (GPU operator initializing), wait up to --gpu-timeout",
+    )  # fmt: skip
+    install.add_argument("--gpu-timeout", type=float, default=600.0, metavar="SECONDS", help="default 600")
+    install.add_argument(
+        "--token-rate-limit", type=_rate_limit, action="append", default=[], metavar="TIER=TOKENS",
+        help="override a gateway tier's token limit per window, e.g. free=500 (repeatable)",
+    )  # fmt: skip
+    install.add_argument(
+        "--openshift-routes", action=argparse.BooleanOptionalAction, default=None,
+        help="expose llama-stack and the gateway through OpenShift Routes (values/openshift.yaml); "
+        "default: on when the cluster serves route.openshift.io",
+    )  # fmt: skip
+    install.add_argument(
+        "--values", type=_existing_file, action="append", default=[], metavar="FILE",
+        help="extra values overlay, applied last (repeatable)",
+    )  # fmt: skip
+    install.add_argument(
+        "--maas", action="store_true",
+        help="use an external MaaS (values/kind-maas.yaml) from MAAS_ENDPOINT, MAAS_API_KEY, MAAS_MODEL",
+    )  # fmt: skip
+    install.add_argument("--rollout-timeout", type=float, default=900.0, metavar="SECONDS", help="default 900")
+    install.add_argument(
+        "--dry-run", action="store_true", help="print the commands it would run (secrets masked); change nothing"
+    )
+    install.set_defaults(func=cmd_install)
+
+    cleanup = subparsers.add_parser(
+        "cleanup", help="remove an install (idempotent: nothing installed is not an error)",
+        description="Uninstall the release and delete the namespace the harness created. Safe to run twice.",
+    )  # fmt: skip
+    _common(cleanup, ALL_TARGETS, _default_target(ALL_TARGETS))
+    cleanup.add_argument(
+        "--delete-cluster", action=argparse.BooleanOptionalAction, default=None,
+        help="kind: also delete the cluster (default: only if the harness created it)",
+    )  # fmt: skip
+    cleanup.set_defaults(func=cmd_cleanup)
+
+    verify = subparsers.add_parser(
+        "verify", help="check a running install quickly, one line per check",
+        description="Checks: gateway 401 without a key, 200 with a key, a chat completion with usage and "
+        "x-ratelimit headers, llama-stack /v1/health, llama-stack lists its models.",
+    )  # fmt: skip
+    _common(verify, ALL_TARGETS, _default_target(ALL_TARGETS))
+    verify.set_defaults(func=cmd_verify)
+
+
+def _options(args: argparse.Namespace) -> TargetOptions:
+    return TargetOptions(
+        release=args.release,
+        namespace=args.namespace,
+        values=list(getattr(args, "values", [])),
+        cluster_name=args.cluster_name,
+        maas=bool(getattr(args, "maas", False)),
+        run_name=args.run_name,
+    )
+
+
+def _profile(args: argparse.Namespace) -> InstallProfile:
+    profile = InstallProfile(
+        simulator=args.simulator,
+        qwen3=args.qwen3,
+        gpu_preset=args.gpu_preset,
+        check_gpu=args.check_gpu,
+        gpu_timeout=args.gpu_timeout,
+        token_rate_limits=dict(args.token_rate_limit),
+        openshift_routes=args.openshift_routes,
+        rollout_timeout=args.rollout_timeout,
+    )
+    profile.validate()
+    return profile
+
+
+def cluster_target(args: argparse.Namespace, **kwargs: Any) -> Any:
+    """A kind/existing target with harness-CLI extras (profile, runner); plain get_target for the rest."""
+    options = _options(args)
+    if args.target == "kind":
+        from harness.targets.kind import KindTarget
+
+        return KindTarget(options, **kwargs)
+    if args.target == "existing":
+        from harness.targets.existing import ExistingTarget
+
+        return ExistingTarget(options, **kwargs)
+    return get_target(args.target, options)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    profile = _profile(args)
+    maas = MaasSettings.from_env() if args.maas else None
+    kwargs: dict[str, Any] = {"profile": profile, "maas": maas}
+    if args.dry_run:
+        kwargs.update(runner=DryRunRunner(secrets=[maas.api_key] if maas else []), dry_run=True)
+    target = cluster_target(args, **kwargs)
+    try:
+        deployment = target.deploy()
+        if args.dry_run:
+            _print_generated(deployment, maas)
+            print("dry run: nothing was changed", file=sys.stderr)
+            return 0
+        _next_steps(args, deployment.namespace)
+        return 0
+    finally:
+        target.close()
+
+
+def _print_generated(deployment: Any, maas: MaasSettings | None) -> None:
+    """Show the generated values files (masked) so a dry run explains every -f it printed."""
+    known = [maas.api_key] if maas and maas.api_key else []
+    for path in deployment.private_files():
+        print(f"# {path.name} (mode {oct(path.stat().st_mode & 0o777)}):")
+        print(_mask(path.read_text(), known).rstrip())
+
+
+def _next_steps(args: argparse.Namespace, namespace: str) -> None:
+    where = f"--target {args.target} --namespace {namespace}"
+    print(f"\ninstalled release {args.release} in namespace {namespace}")
+    print(f"  check it:   scripts/verify-install.sh {where}")
+    print(f"  remove it:  scripts/cleanup.sh {where}")
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    kwargs: dict[str, Any] = {}
+    if args.target == "kind":
+        kwargs["delete_cluster"] = args.delete_cluster
+    target = cluster_target(args, **kwargs)
+    target.down()
+    print(f"cleanup ({args.target}): done")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    target = cluster_target(args)
+    try:
+        endpoints = target.status()
+        known = cluster_secrets.all_keys(endpoints.keys)
+        print(f"verifying {args.target}: gateway {endpoints.gateway_url}, llama-stack {endpoints.llama_stack_url}")
+        checks = Verifier(endpoints).run()
+        for check in checks:
+            print(_mask(check.line(), known))
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        print(f"verify: {len(failed)} of {len(checks)} checks FAILED")
+        return 1
+    print(f"verify: all {len(checks)} checks OK")
+    return 0
+
+
+def _mask(text: str, known: list[str]) -> str:
+    """Mask known keys only: the generic redact() would also hide `x-ratelimit-remaining-tokens=180`."""
+    for secret in sorted(known, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (tests, or before harness.cli lands): `python -m harness.cluster_cli install ...`."""
+    parser = argparse.ArgumentParser(prog="python -m harness")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

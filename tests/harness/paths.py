@@ -1,0 +1,27 @@
+"""Where things live: the repository, its git-ignored cache, and run folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHARTS_DIR = REPO_ROOT / "charts"
+VALUES_DIR = REPO_ROOT / "values"
+CACHE_DIR = Path(os.environ.get("RAG_CACHE_DIR", REPO_ROOT / ".cache"))
+BIN_DIR = CACHE_DIR / "bin"
+VENV_DIR = CACHE_DIR / "venv"
+RUNS_DIR = Path(os.environ.get("RAG_RUNS_DIR", CACHE_DIR / "runs"))
+
+
+def chart(name: str) -> Path:
+    return CHARTS_DIR / name
+
+
+def values_file(name: str) -> Path:
+    """`values/<name>.yaml`; raises with the list of overlays when it does not exist."""
+    path = VALUES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in VALUES_DIR.glob("*.yaml")))
+        raise FileNotFoundError(f"no values overlay {path}; known overlays: {known}")
+    return path

@@ -1,0 +1,387 @@
+"""pytest plugin `rag_harness`: deploy or reuse a target, hand its endpoints to the tests.
+
+Options have env fallbacks so CI can set them once. The `endpoints` fixture reuses a
+running stack (status() works) and otherwise deploys one, tearing it down at the end
+unless --keep. A failing test that used the stack gets a diagnostics folder; every
+report is redacted so that no API key reaches the terminal or a junit file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.endpoints import Endpoints
+from harness.redact import MASK, redact
+from harness.targets import TARGET_NAMES, TargetOptions, get_target
+
+MARKERS = {
+    "e2e": "end-to-end test against a deployed target",
+    "models": "model listing and registration",
+    "chat": "chat completions through llama-stack and the gateway",
+    "rag": "files, vector stores, search and Responses file_search",
+    "auth": "gateway API-key authentication",
+    "ratelimit": "gateway token and request rate limits per tier",
+    "maas": "needs a real MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY)",
+}
+LEDGER_WINDOW_S = 130.0  # longest limit window (2 min) plus slack
+MAX_DIAGNOSES = 5  # a broken stack fails many tests; a few folders say it all
+_STATE = pytest.StashKey["HarnessState"]()
+
+
+@dataclass
+class MaasSettings:
+    endpoint: str = ""
+    api_key: str = ""
+    model: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.endpoint and self.api_key)
+
+
+@dataclass
+class HarnessState:
+    """Session-wide state shared by fixtures and hooks."""
+
+    target_name: str
+    options: TargetOptions
+    maas: MaasSettings
+    target: Any = None
+    endpoints: Endpoints | None = None
+    secrets: set[str] = field(default_factory=set)
+    diagnoses: list[tuple[str, Path]] = field(default_factory=list)
+
+    def add_secrets(self, *values: str) -> None:
+        self.secrets.update(v for v in values if v)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class KeyPool:
+    """Hands each test keys of a tier that no other test has used within a limit window.
+
+    Rate-limit counters are per key, so a fresh key starts with a full budget: no test
+    waits for a window to pass, and tests do not depend on their order. A ledger in the
+    run folder remembers keys used by earlier sessions against the same (reused) stack.
+    """
+
+    def __init__(
+        self, keys: dict[str, list[str]], ledger: Path | None = None, window_s: float = LEDGER_WINDOW_S
+    ) -> None:
+        self._ledger = ledger
+        # The last key of a tier is shared by light tests (listing, auth, chat smoke):
+        # its budget is large enough for many of them, and fresh takes never get it.
+        self._shared = {tier: ks[-1] for tier, ks in keys.items() if ks}
+        recent = self._recently_used(window_s)
+        # Handed out from the end: targets probe with a tier's first key (status()).
+        self._free = {tier: [k for k in reversed(ks[:-1]) if _digest(k) not in recent] for tier, ks in keys.items()}
+        self._total = {tier: len(ks) for tier, ks in keys.items()}
+
+    def shared(self, tier: str) -> str:
+        """A key for light use (few requests, few tokens), the same for every caller."""
+        if tier not in self._shared:
+            pytest.skip(f"target has no {tier!r} key")
+        return self._shared[tier]
+
+    def take(self, tier: str, count: int = 1) -> list[str]:
+        left = self._free.get(tier, [])
+        if len(left) < count:
+            pytest.skip(
+                f"no unused {tier!r} key left ({self._total.get(tier, 0)} configured; keys used in the last "
+                f"{LEDGER_WINDOW_S:.0f}s by this or an earlier run still carry spent budgets): "
+                f"add {tier} keys to the gateway values or restart the stack"
+            )
+        taken, self._free[tier] = left[:count], left[count:]
+        self._record(taken)
+        return taken
+
+    def one(self, tier: str) -> str:
+        return self.take(tier)[0]
+
+    def remaining(self, tier: str) -> int:
+        return len(self._free.get(tier, []))
+
+    def _recently_used(self, window_s: float) -> set[str]:
+        """Digests of keys used less than a window ago (the ledger never holds keys)."""
+        if self._ledger is None or not self._ledger.is_file():
+            return set()
+        used: dict[str, float] = json.loads(self._ledger.read_text() or "{}")
+        return {digest for digest, at in used.items() if time.time() - at < window_s}
+
+    def _record(self, keys: list[str]) -> None:
+        if self._ledger is None:
+            return
+        used = json.loads(self._ledger.read_text() or "{}") if self._ledger.is_file() else {}
+        used.update({_digest(k): time.time() for k in keys})
+        self._ledger.write_text(json.dumps(used))
+
+
+# --- options and markers ------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rag_harness", "RAG stack harness")
+    env = os.environ.get
+    group.addoption(
+        "--target",
+        default=env("RAG_TARGET", "local"),
+        choices=TARGET_NAMES,
+        help="where the stack runs (env RAG_TARGET; default local)",
+    )
+    group.addoption(
+        "--keep",
+        action="store_true",
+        default=env("RAG_KEEP", "") == "1",
+        help="leave a stack this session deployed running",
+    )
+    group.addoption(
+        "--namespace", default=env("RAG_NAMESPACE", ""), help="kind/existing: namespace (default: one per run)"
+    )
+    group.addoption("--values", action="append", default=[], metavar="FILE", help="extra values overlay (repeatable)")
+    group.addoption(
+        "--run-name", default=env("RAG_RUN_NAME", "default"), help="local: run folder / stack name (env RAG_RUN_NAME)"
+    )
+    group.addoption("--maas-endpoint", default=env("MAAS_ENDPOINT", ""), help="real MaaS base URL (env MAAS_ENDPOINT)")
+    group.addoption("--maas-api-key", default=env("MAAS_API_KEY", ""), help="MaaS API key (env MAAS_API_KEY)")
+    group.addoption(
+        "--maas-model",
+        default=env("MAAS_MODEL", ""),
+        help="MaaS model id to use (env MAAS_MODEL; default: all discovered)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    opt = config.getoption
+    options = TargetOptions(
+        namespace=opt("--namespace"),
+        keep=opt("--keep"),
+        values=[Path(v).resolve() for v in opt("--values")],
+        maas=bool(opt("--maas-endpoint")),
+        run_name=opt("--run-name"),
+    )
+    maas = MaasSettings(opt("--maas-endpoint"), opt("--maas-api-key"), opt("--maas-model"))
+    state = HarnessState(opt("--target"), options, maas)
+    state.add_secrets(maas.api_key)
+    config.stash[_STATE] = state
+
+
+def _state(config: pytest.Config) -> HarnessState:
+    return config.stash[_STATE]
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def harness_state(pytestconfig: pytest.Config) -> HarnessState:
+    return _state(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def maas(harness_state: HarnessState) -> MaasSettings:
+    return harness_state.maas
+
+
+@pytest.fixture(scope="session")
+def target(harness_state: HarnessState) -> Any:
+    if harness_state.target is None:
+        harness_state.target = get_target(harness_state.target_name, harness_state.options)
+    return harness_state.target
+
+
+@pytest.fixture(scope="session")
+def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
+    """Reuse a running stack, or deploy one (and remove it at the end unless --keep)."""
+    started = False
+    try:
+        found = target.status()
+    except Exception as error:  # any failure means "nothing usable runs": deploy
+        print(f"\n[rag_harness] no running {harness_state.target_name} stack ({type(error).__name__}); deploying")
+        t0 = time.monotonic()
+        try:
+            found = target.up()
+        except BaseException:
+            if not harness_state.options.keep:
+                target.down()  # leave no half-started stack behind
+            raise
+        started = True
+        print(f"[rag_harness] {harness_state.target_name} stack up in {time.monotonic() - t0:.1f}s")
+    harness_state.endpoints = found
+    harness_state.add_secrets(*(k for keys in found.keys.values() for k in keys))
+    yield found
+    if started and not harness_state.options.keep:
+        target.down()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(endpoints: Endpoints) -> str:
+    if not endpoints.gateway_url:
+        pytest.skip("target exposes no gateway URL (gateway disabled or external MaaS only)")
+    return endpoints.gateway_url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def llama_stack_url(endpoints: Endpoints) -> str:
+    if not endpoints.llama_stack_url:
+        pytest.skip("target exposes no llama-stack URL")
+    return endpoints.llama_stack_url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def llama_client(llama_stack_url: str) -> Any:
+    from llama_stack_client import LlamaStackClient
+
+    return LlamaStackClient(base_url=llama_stack_url, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def openai_llama(llama_stack_url: str) -> Any:
+    """The OpenAI client pointed at llama-stack's OpenAI-compatible routes (works for OGX too)."""
+    from openai import OpenAI
+
+    return OpenAI(base_url=llama_stack_url + "/v1", api_key="unused", timeout=60, max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def key_pool(endpoints: Endpoints) -> KeyPool:
+    ledger = Path(endpoints.run_dir) / "e2e-key-ledger.json" if endpoints.run_dir else None
+    return KeyPool(endpoints.keys, ledger)
+
+
+@pytest.fixture(scope="session")
+def registration(harness_state: HarnessState, target: Any, endpoints: Endpoints) -> Any:
+    """With a real MaaS configured: discover (or take MAAS_MODEL), register, report.
+
+    Without one the stack's own gateway + simulator already play MaaS: nothing to do.
+    """
+    from harness import registration as reg
+
+    settings = harness_state.maas
+    if not settings.configured:
+        return None
+    try:
+        ids = [settings.model] if settings.model else reg.discover_models(settings.endpoint, settings.api_key)
+    except LookupError as error:
+        return reg.Report(method="none", missing={settings.endpoint: str(error)})
+    desired = reg.declared_specs(ids, settings.endpoint, api_token=settings.api_key)
+    keep = reg.base_models(harness_state.target_name, harness_state.options.values)
+    report = reg.register(target, endpoints.llama_stack_url, desired, keep=keep)
+    print("\n" + redact(report.render(), harness_state.secrets))
+    return report
+
+
+@pytest.fixture(scope="session")
+def chat_models(registration: Any, llama_stack_url: str, maas: MaasSettings) -> list[str]:
+    """llama-stack ids of the LLMs to exercise; skips (never passes) when none is reachable."""
+    from harness import registration as reg
+
+    if registration is not None:
+        wanted = registration.registered + registration.already
+        if not wanted:
+            pytest.skip(f"no MaaS model reachable: {redact(registration.render(), [maas.api_key])}")
+        return [m for m in wanted if not maas.model or m.endswith("/" + maas.model)] or wanted
+    status, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
+    models = llm_ids(payload) if status == 200 else []
+    if not models:
+        pytest.skip(f"no LLM registered in llama-stack at {llama_stack_url} (GET /v1/models -> {status})")
+    return models
+
+
+def llm_ids(payload: Any) -> list[str]:
+    """LLM ids from llama-stack's /v1/models; embedding models carry model_type=embedding."""
+    items = payload.get("data", []) if isinstance(payload, dict) else []
+    return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m and _model_type(m) == "llm"]
+
+
+def _model_type(item: dict[str, Any]) -> str:
+    meta = item.get("custom_metadata") or item.get("metadata") or {}
+    return str(item.get("model_type") or meta.get("model_type") or "llm")
+
+
+@pytest.fixture(scope="session")
+def chat_model(chat_models: list[str]) -> str:
+    return chat_models[0]
+
+
+@pytest.fixture(scope="session")
+def gateway_model(endpoints: Endpoints, gateway_url: str) -> str:
+    if not endpoints.gateway_models:
+        pytest.skip(f"the gateway at {gateway_url} lists no model to this target's keys")
+    return endpoints.gateway_models[0]
+
+
+@pytest.fixture(scope="session")
+def secrets(harness_state: HarnessState, endpoints: Endpoints) -> set[str]:
+    """Every key the session knows, for tests that must prove none leaks."""
+    return harness_state.secrets
+
+
+# --- failure diagnostics and redaction ----------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[Any]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    state = item.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    if report.failed and state.endpoints is not None and "endpoints" in getattr(item, "fixturenames", ()):
+        _diagnose(state, item, report)
+    _redact_report(report, state.secrets)
+
+
+def _diagnose(state: HarnessState, item: pytest.Item, report: pytest.TestReport) -> None:
+    if len(state.diagnoses) >= MAX_DIAGNOSES or state.target is None:
+        return
+    root = Path(os.environ.get("RAG_DIAGNOSTICS_DIR") or Path(state.endpoints.run_dir or ".") / "diagnostics")
+    dest = root / re.sub(r"[^\w.-]+", "_", item.nodeid)[-120:]
+    try:
+        path = state.target.diagnose(dest)
+    except Exception as error:  # diagnostics must never hide the real failure
+        report.sections.append(("rag diagnostics", f"diagnose() failed: {type(error).__name__}: {error}"))
+        return
+    state.diagnoses.append((item.nodeid, Path(path)))
+    report.sections.append(("rag diagnostics", f"diagnostics written to {path}"))
+
+
+def _redact_report(report: pytest.TestReport, secrets: set[str]) -> None:
+    """Mask keys in the failure text and captured output before anything prints them."""
+    if not secrets:
+        return
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if any(s in text for s in secrets):
+            report.longrepr = mask_secrets(text, secrets)
+    report.sections = [(title, mask_secrets(body, secrets)) for title, body in report.sections]
+
+
+def mask_secrets(text: str, secrets: set[str]) -> str:
+    """Replace known secret values only: the generic `redact` would also mask readable
+    numbers such as `x-ratelimit-remaining-tokens: 180` that a failure needs to show."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.diagnoses:
+        return
+    terminalreporter.section("rag diagnostics")
+    for nodeid, path in state.diagnoses:
+        terminalreporter.write_line(f"{nodeid}: {path}")

@@ -1,0 +1,70 @@
+"""`helm template` a chart and index the rendered objects."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.tools import require
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def helm_template(
+    chart: Path,
+    release: str,
+    values_files: Sequence[Path] = (),
+    namespace: str = "default",
+    helm: str = "helm",
+) -> list[dict[str, Any]]:
+    """Render a chart; values files are applied in order (later ones win)."""
+    argv = [str(require(helm)), "template", release, str(chart), "--namespace", namespace]
+    for path in values_files:
+        argv += ["--values", str(path)]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RenderError(f"helm template {chart.name} failed:\n{result.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@dataclass
+class Rendered:
+    """The objects of one render, looked up by kind and name."""
+
+    objects: list[dict[str, Any]]
+
+    def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o.get("kind") in kinds]
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        for obj in self.of_kind(kind):
+            if obj["metadata"]["name"] == name:
+                return obj
+        raise KeyError(f"rendered chart has no {kind} {name!r}")
+
+    def config_map_data(self, name: str) -> dict[str, str]:
+        return dict(self.get("ConfigMap", name).get("data") or {})
+
+    def secret_data(self, name: str) -> dict[str, str]:
+        """Decoded Secret data (data is base64, stringData plain)."""
+        secret = self.get("Secret", name)
+        decoded = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+        return decoded | dict(secret.get("stringData") or {})
+
+    def secret_values(self) -> set[str]:
+        """Every value of every rendered Secret: what must never be printed."""
+        values: set[str] = set()
+        for secret in self.of_kind("Secret"):
+            values.update(self.secret_data(secret["metadata"]["name"]).values())
+        return {v for v in values if v}
+
+    def workloads(self) -> Iterable[dict[str, Any]]:
+        return self.of_kind("Deployment", "StatefulSet")

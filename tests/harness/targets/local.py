@@ -1,0 +1,119 @@
+"""The embedded local target: the rag chart's render run as processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness import gateway_keys
+from harness.endpoints import Endpoints
+from harness.local import stack
+from harness.local.ports import Ports, port_values
+from harness.local.state import RunFolder
+from harness.redact import redact
+from harness.render import Rendered
+from harness.targets import TargetOptions
+
+KEYS_FILE = "keys.json"
+
+
+class NotRunning(RuntimeError):
+    pass
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, options: TargetOptions, ports: Ports | None = None) -> None:
+        self.options = options
+        self.run = RunFolder.named(options.run_name)
+        self.ports = ports or Ports()
+
+    def up(self) -> Endpoints:
+        if self.run.alive_pids():
+            raise stack.AlreadyRunning(
+                f"a local stack named {self.run.name!r} is already running; "
+                "use it (`make status`) or stop it first (`make down`)"
+            )
+        self.run.reset(self.options.values)
+        ports = self.ports.fill_free()
+        self.run.put("ports", ports.as_dict())
+        self.run.write_values("ports.yaml", port_values(ports))
+        # A fresh database password per run; it reaches the chart through a 0600 values file.
+        db_password = {"pgvector": {"auth": {"password": secrets.token_urlsafe(24)}}}
+        self.run.write_values("secrets.yaml", db_password, secret=True)
+        rendered = stack.up(self.run)
+        self.run.write_values(KEYS_FILE, gateway_keys.by_tier(_keys_from(rendered)), secret=True)
+        return self.status()
+
+    def down(self) -> None:
+        stopped = stack.down(self.run)
+        print(f"[local] stopped {len(stopped)} processes; run folder kept: {self.run.root}")
+
+    def status(self) -> Endpoints:
+        if not self.run.alive_pids():
+            raise NotRunning(f"no local stack named {self.run.name!r} is running; start it with `make up`")
+        ports = Ports(**self.run.get("ports"))
+        keys = json.loads((self.run.values_dir / KEYS_FILE).read_text())
+        endpoints = Endpoints(
+            gateway_url=f"http://127.0.0.1:{ports.gateway}",
+            llama_stack_url=f"http://127.0.0.1:{ports.llama_stack}",
+            keys=keys,
+            run_dir=str(self.run.root),
+        )
+        endpoints.gateway_models = _model_ids(f"{endpoints.gateway_url}/v1/models", _any_key(keys))
+        endpoints.llama_stack_models = _model_ids(f"{endpoints.llama_stack_url}/v1/models", None)
+        return endpoints
+
+    def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
+        """Make global.models exactly `models` (others removed) and restart llama-stack."""
+        current = self.run.get("models_keys") or ["maas"]
+        removed = {key: None for key in current if key not in models}
+        self.run.write_values("models.yaml", {"global": {"models": removed | models}}, secret=True)
+        self.run.put("models_keys", sorted(models))
+        stack.restart(self.run, "llama-stack")
+
+    def diagnose(self, dest: Path) -> Path:
+        """Logs and the redacted render; never the mounts (they hold the key file)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        known = set(_all_keys(self.run))
+        for log in stack.log_paths(self.run):
+            (dest / log.name).write_text(redact(log.read_text(errors="replace"), known))
+        if self.run.rendered_file.exists():
+            shutil.copyfile(self.run.rendered_file, dest / "rendered.yaml")
+        (dest / "state.json").write_text(redact(self.run.state_file.read_text(), known))
+        return dest
+
+
+def _keys_from(rendered: Rendered) -> list[gateway_keys.ApiKey]:
+    for secret in rendered.of_kind("Secret"):
+        data = rendered.secret_data(secret["metadata"]["name"])
+        if gateway_keys.KEYS_SECRET_KEY in data:
+            return gateway_keys.parse(data[gateway_keys.KEYS_SECRET_KEY])
+    return []
+
+
+def _all_keys(run: RunFolder) -> list[str]:
+    path = run.values_dir / KEYS_FILE
+    if not path.exists():
+        return []
+    return [k for keys in json.loads(path.read_text()).values() for k in keys]
+
+
+def _any_key(keys: dict[str, list[str]]) -> str | None:
+    return next((k for tier_keys in keys.values() for k in tier_keys), None)
+
+
+def _model_ids(url: str, key: str | None) -> list[str]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=10)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise NotRunning(f"{url.rsplit('/v1', 1)[0]} did not list models: {type(exc).__name__}") from exc
+    return sorted(m["id"] for m in response.json()["data"])
