@@ -167,3 +167,13 @@ def test_envoy_accepts_every_rendered_config(helm: HelmBinary, renderer: Rendere
         if result.returncode != 0:
             failures.append(f"{where}: envoy exit {result.returncode}\n{(result.stdout + result.stderr)[-3000:]}")
     assert not failures, f"{len(configs)} configs validated; failures:\n" + "\n\n".join(failures)
+
+
+def test_envoy_validate_rejects_a_broken_config(tmp_path: Path) -> None:
+    """The Envoy check is not vacuous: an unknown filter type fails validation."""
+    broken = (
+        "static_resources:\n  listeners:\n  - name: x\n"
+        "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n"
+        "    filter_chains: [{filters: [{name: bogus, typed_config: {'@type': type.googleapis.com/nope.Nope}}]}]\n"
+    )
+    assert envoy_validate(requirements.envoy(), broken, tmp_path).returncode != 0

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 MASK = "****"
 # Values of keys like these are masked wherever they appear in YAML/JSON/env text.
 _SECRET_KEY = re.compile(
-    r"(?P<k>[\"']?[\w.-]*(?:token|password|secret|api[_-]?key|apikey)[\w.-]*[\"']?\s*[:=]\s*)(?P<v>[^\s,}\]]+)",
+    r"(?P<k>[\"']?[\w.-]*(?:token|password|secret|api[_-]?key|apikey)[\w.-]*[\"']?[ \t]*[:=][ \t]*)(?P<v>[^\s,}\]]+)",
     re.IGNORECASE,
 )
 _AUTH_HEADER = re.compile(r"(?P<k>Authorization:\s*(?:Bearer|APIKEY)\s+)(?P<v>\S+)", re.IGNORECASE)

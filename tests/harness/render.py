@@ -31,8 +31,13 @@ def helm_template(
         argv += ["--values", str(path)]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RenderError(f"helm template {chart.name} failed:\n{result.stderr.strip()}")
+        raise RenderError(f"helm template {chart.name} failed:\n{_without_info(result.stderr)}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _without_info(stderr: str) -> str:
+    # Helm 4 logs an INFO line per symlinked subchart; keep only what explains the failure.
+    return "\n".join(line for line in stderr.splitlines() if not line.startswith("level=INFO")).strip()
 
 
 @dataclass

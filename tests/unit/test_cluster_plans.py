@@ -444,3 +444,14 @@ def test_plans_keep_repository_paths_relative() -> None:
     assert plans.helm_upgrade_install("rag", REPO_ROOT / "charts/rag", "ns", [Path("/etc/x.yaml")]) == [
         "helm", "upgrade", "--install", "rag", "charts/rag", "-n", "ns", "-f", "/etc/x.yaml"
     ]  # fmt: skip
+
+
+def test_repository_kind_config_loads(tmp_path: Path) -> None:
+    from harness.cluster import kindconfig
+
+    config = kindconfig.load()
+    assert config.roles == ["control-plane"]
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: worker\n")
+    with pytest.raises(kindconfig.KindConfigError, match="control-plane"):
+        kindconfig.load(bad)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from harness import cluster_cli
-from harness.cluster.http import Response
+from harness.cluster.http_client import Response
 from harness.cluster.verify import Verifier
 from harness.endpoints import Endpoints
 from harness.paths import REPO_ROOT
@@ -171,3 +174,65 @@ def test_verify_reports_an_unreachable_stack_per_check() -> None:
     checks = Verifier(endpoints(), http=refused).run()
     assert len(checks) == 5 and not any(c.ok for c in checks)
     assert all(c.line().startswith("FAIL") for c in checks)
+
+
+class _StackHandler(BaseHTTPRequestHandler):
+    """A real HTTP server playing gateway (/gw) and llama-stack (/ls) for the verify command."""
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        return
+
+    def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/gw/v1/models":
+            if self.headers.get("Authorization") != "Bearer dev-ent-02":
+                self._send(401, {"error": {"type": "authentication_error"}})
+            else:
+                self._send(200, {"data": [{"id": "simulated-model"}]})
+        elif self.path == "/ls/v1/health":
+            self._send(200, {"status": "OK"})
+        elif self.path == "/ls/v1/models":
+            self._send(200, {"data": [{"id": "maas/simulated-model", "custom_metadata": {"model_type": "llm"}}]})
+        else:
+            self._send(404, {})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        headers = {"X-RateLimit-Limit-Tokens": "5000", "X-RateLimit-Remaining-Tokens": "4995"}
+        self._send(200, {"choices": [{"message": {"content": "hello"}}], "usage": usage}, headers)
+
+
+def test_verify_command_over_real_http(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StackHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    found = Endpoints(
+        gateway_url=f"{base}/gw", llama_stack_url=f"{base}/ls",
+        keys={"free": ["dev-free-01"], "enterprise": ["dev-ent-01", "dev-ent-02"]}, gateway_models=["simulated-model"],
+    )  # fmt: skip
+
+    class LocalStub:
+        def status(self) -> Endpoints:
+            return found
+
+    monkeypatch.setattr(cluster_cli, "get_target", lambda name, options: LocalStub())
+    try:
+        code, out = run_cli(["verify", "--target", "local"], capsys)
+    finally:
+        server.shutdown()
+    assert code == 0, out
+    assert out.count("PASS") == 5 and "FAIL" not in out
+    assert "x-ratelimit-remaining-tokens=4995" in out
+    assert "dev-ent-02" not in out and "dev-free-01" not in out  # keys are never printed
+    assert "verify: all 5 checks OK" in out

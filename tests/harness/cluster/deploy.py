@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.cluster import plans, routes, secrets
 from harness.cluster.diagnostics import ClusterDiagnostics
-from harness.cluster.http import model_ids
+from harness.cluster.http_client import model_ids
 from harness.cluster.portforward import PortForward, port_open
 from harness.cluster.profile import MaasSettings
 from harness.cluster.rollout import RolloutWaiter

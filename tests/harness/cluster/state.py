@@ -24,6 +24,13 @@ def state_path(target: str) -> Path:
     return RUNS_DIR / f"{target}-cluster.json"
 
 
+def run_dir(target: str, namespace: str) -> Path:
+    """Where a cluster run's diagnostics go (CI uploads .cache/runs/**/diagnostics*)."""
+    path = RUNS_DIR / f"{target}-{namespace}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def load(target: str) -> ClusterState | None:
     path = state_path(target)
     if not path.is_file():

@@ -17,7 +17,7 @@ from harness.cluster.profile import InstallProfile, MaasSettings
 from harness.cluster.runner import CommandRunner, SubprocessRunner
 from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.endpoints import Endpoints
-from harness.paths import RUNS_DIR, values_file
+from harness.paths import values_file
 
 OWNER = "rag-harness"  # value of the namespace label app.kubernetes.io/managed-by
 
@@ -154,10 +154,7 @@ class ClusterTarget:
         return deployment.endpoints(self.use_routes(), self.run_dir(deployment.namespace))
 
     def run_dir(self, namespace: str) -> str:
-        """Where this run's diagnostics go (CI uploads .cache/runs/)."""
-        path = RUNS_DIR / f"{self.name}-{namespace}"
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        return str(state.run_dir(self.name, namespace))
 
     def _existing_deployment(self) -> ClusterDeployment:
         saved = state.load(self.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.cluster.http import Response, request
+from harness.cluster.http_client import Response, request
 from harness.endpoints import Endpoints
 
 RATELIMIT_HEADERS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens")

