@@ -6,6 +6,7 @@ CACHE := .cache
 VENV := $(CACHE)/venv
 PY := $(VENV)/bin/python
 TARGET ?= local
+MAAS ?= 0
 PYTEST_ARGS ?=
 export RAG_REQUIRE_TOOLS ?= 1
 # pytest exits 5 when it collected no test: for this project that is a broken suite, not a pass.
@@ -15,7 +16,7 @@ PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pyte
 .PHONY: help bootstrap up down status test test-charts test-unit e2e lint bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml scripts/bootstrap-python.sh
 	@scripts/bootstrap-python.sh $(VENV)
@@ -42,7 +43,9 @@ test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 test-unit: bootstrap ## harness unit tests only
 	@$(call PYTEST,tests/unit $(PYTEST_ARGS))
 
-e2e: bootstrap ## deploy the stack on TARGET (default local) and run the end-to-end workflows
+e2e: bootstrap ## deploy the stack on TARGET (default local; MAAS=1 for a real MaaS) and run the workflows
+	@if [ "$(MAAS)" = 1 ] && { [ -z "$$MAAS_ENDPOINT" ] || [ -z "$$MAAS_API_KEY" ]; }; then \
+	  echo "error: MAAS=1 needs MAAS_ENDPOINT and MAAS_API_KEY in the environment" >&2; exit 1; fi
 	@$(call PYTEST,tests/e2e --target $(TARGET) $(PYTEST_ARGS))
 
 lint: bootstrap ## ruff, shellcheck, actionlint, helm lint

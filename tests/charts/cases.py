@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from charts.layout import CHARTS, UMBRELLA, chart_present, overlays
 from charts.helm import HelmBinary, Renderer
+from charts.layout import CHARTS, UMBRELLA, chart_present, overlays
 from charts.manifests import Obj
 
 # Two enabled models (inline token, Secret reference) and one disabled: the global.models contract.

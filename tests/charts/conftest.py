@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from charts import helm as helm_mod
 from charts.helm import HelmBinary, Renderer
-from harness.paths import CHARTS_DIR
 
 HELM_LABELS = tuple(spec.label for spec in helm_mod.HELM_SPECS)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "charts: Helm chart tests (lint, render, schemas, contracts)")
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +24,3 @@ def helm(request: pytest.FixtureRequest) -> HelmBinary:
 @pytest.fixture(scope="session")
 def helm4() -> HelmBinary:
     return helm_mod.binary("helm4")
-
-
-def chart_values(name: str) -> dict:
-    """A chart's own values.yaml (for defaults the tests compare against)."""
-    return yaml.safe_load((CHARTS_DIR / name / "values.yaml").read_text()) or {}

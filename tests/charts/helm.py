@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from charts import requirements
 from harness import tools
 from harness.paths import CHARTS_DIR
+
+from charts import requirements
 
 RELEASE = "ci"
 # Render for the Kubernetes version the objects are validated against. A `go install`ed helm 3
@@ -124,9 +124,7 @@ class Workspace:
 
     def run(self, *args: str) -> Result:
         cmd = (str(self.helm.path), *args)
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=HELM_TIMEOUT_S
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.root, timeout=HELM_TIMEOUT_S)
         return Result(cmd, proc.returncode, proc.stdout, proc.stderr)
 
     def ensure_dependencies(self, name: str) -> Result | None:
@@ -217,7 +215,8 @@ class Renderer:
             ws = self.workspace(helm)
             if failed := ws.ensure_dependencies(chart):
                 return failed
-            return ws.run("lint", "--strict", str(ws.chart(chart)), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION)
+            chart_dir = str(ws.chart(chart))
+            return ws.run("lint", "--strict", chart_dir, "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION)
 
         return self._cached(("lint", helm.label, chart), produce)
 
@@ -241,8 +240,17 @@ class Renderer:
             probe = ws.chart(chart) / "templates" / "zz-ci-rendered-notes.yaml"
             probe.write_text(_NOTES_PROBE.replace("@NOTES@", f"{chart}/templates/NOTES.txt"))
             return ws.run(
-                "template", RELEASE, str(ws.chart(chart)), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
-                "-f", str(self.values_file(values)), "--show-only", "templates/zz-ci-rendered-notes.yaml",
+                "template",
+                RELEASE,
+                str(ws.chart(chart)),
+                "--namespace",
+                NAMESPACE,
+                "--kube-version",
+                KUBE_VERSION,
+                "-f",
+                str(self.values_file(values)),
+                "--show-only",
+                "templates/zz-ci-rendered-notes.yaml",
             )
 
         result = self._cached(key, produce)
@@ -252,13 +260,22 @@ class Renderer:
 
     def install_dry_run_notes(self, helm: HelmBinary, chart: str, values: dict[str, Any]) -> tuple[str, Result]:
         """Helm 4 only: `helm install --dry-run=client -o json` prints the release with its notes."""
+
         def produce() -> Result:
             ws = self.workspace(helm)
             if failed := ws.ensure_dependencies(chart):
                 return failed
             return ws.run(
-                "install", RELEASE, str(ws.chart(chart)), "--namespace", NAMESPACE, "--dry-run=client",
-                "-o", "json", "-f", str(self.values_file(values)),
+                "install",
+                RELEASE,
+                str(ws.chart(chart)),
+                "--namespace",
+                NAMESPACE,
+                "--dry-run=client",
+                "-o",
+                "json",
+                "-f",
+                str(self.values_file(values)),
             )
 
         result = self._cached(("install-notes", helm.label, chart, _canonical(values)), produce)

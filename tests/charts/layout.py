@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from harness.paths import CHARTS_DIR, VALUES_DIR
 
 # The four charts of issue 2; a missing one fails its tests rather than shrinking the suite.

@@ -12,7 +12,15 @@ import yaml
 
 from charts.manifests import Obj, config_map_files, of_kind, ref
 
-UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2592000, "year": 31536000}
+UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+    "month": 2592000,
+    "year": 31536000,
+}
 DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -40,7 +48,10 @@ def duration_seconds(text: str) -> float:
 def values_tiers(tiers: dict[str, Any]) -> Tiers:
     """The limits a `tiers` values block asks for."""
     return {
-        tier: {kind: Limit(int(spec[kind]["limit"]), duration_seconds(spec[kind]["window"])) for kind in ("tokens", "requests")}
+        tier: {
+            kind: Limit(int(spec[kind]["limit"]), duration_seconds(spec[kind]["window"]))
+            for kind in ("tokens", "requests")
+        }
         for tier, spec in tiers.items()
     }
 
@@ -119,7 +130,8 @@ def kuadrant_tiers(docs: list[Obj], tier_names: set[str]) -> Tiers:
     for kind, policy_kind in (("requests", "RateLimitPolicy"), ("tokens", "TokenRateLimitPolicy")):
         for policy in of_kind(docs, policy_kind):
             spec = policy.get("spec") or {}
-            limits = spec.get("limits") or (spec.get("defaults") or {}).get("limits") or (spec.get("overrides") or {}).get("limits") or {}
+            nested = (spec.get("defaults") or {}).get("limits") or (spec.get("overrides") or {}).get("limits")
+            limits = spec.get("limits") or nested or {}
             for name, body in limits.items():
                 tier = _tier_of(name, body, tier_names)
                 rates = body.get("rates") or []

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness import tools
 
 REQUIRE_ENV = "RAG_REQUIRE_TOOLS"

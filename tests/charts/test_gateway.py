@@ -143,7 +143,10 @@ def envoy_validate(envoy: Path, text: str, workdir: Path) -> subprocess.Complete
         path.write_text(text)
         _VALIDATED[digest] = subprocess.run(
             [str(envoy), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-            capture_output=True, text=True, timeout=120, cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=workdir,
         )
     return _VALIDATED[digest]
 

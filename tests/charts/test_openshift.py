@@ -4,12 +4,12 @@ each pointing at a rendered Service and one of its ports. (No fixed runAsUser: t
 from __future__ import annotations
 
 import pytest
+from harness.paths import VALUES_DIR
 
 from charts.cases import render_ok
 from charts.helm import HelmBinary, Renderer
 from charts.layout import UMBRELLA
 from charts.manifests import Obj, of_kind, ref
-from harness.paths import VALUES_DIR
 
 pytestmark = pytest.mark.charts
 
@@ -29,7 +29,8 @@ def test_openshift_overlay_renders_routes(helm: HelmBinary, renderer: Renderer) 
     assert {r["apiVersion"] for r in routes} == {"route.openshift.io/v1"}
     names = {(r.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/name") for r in routes}
     for component in ROUTED_COMPONENTS:
-        assert component in names, f"no Route labelled app.kubernetes.io/name={component}; routes: {[ref(r) for r in routes]}"
+        listed = [ref(r) for r in routes]
+        assert component in names, f"no Route labelled app.kubernetes.io/name={component}; routes: {listed}"
 
 
 def test_routes_point_at_rendered_services(helm: HelmBinary, renderer: Renderer) -> None:
@@ -43,7 +44,8 @@ def test_routes_point_at_rendered_services(helm: HelmBinary, renderer: Renderer)
             problems.append(f"{ref(route)} -> Service {spec['to']['name']} not rendered")
             continue
         target = (spec.get("port") or {}).get("targetPort")
-        ports = {p.get("name") for p in svc["spec"].get("ports", [])} | {p.get("port") for p in svc["spec"].get("ports", [])}
+        declared = svc["spec"].get("ports", [])
+        ports = {p.get("name") for p in declared} | {p.get("port") for p in declared}
         if target is not None and target not in ports:
             problems.append(f"{ref(route)} targetPort {target!r} not a port of {ref(svc)}: {ports}")
     assert not problems, "\n".join(problems)

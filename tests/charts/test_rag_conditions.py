@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from harness.paths import CHARTS_DIR
 
 from charts.cases import render_ok
 from charts.helm import HelmBinary, Renderer
 from charts.layout import UMBRELLA
 from charts.manifests import Obj, ref
-from harness.paths import CHARTS_DIR
 
 pytestmark = pytest.mark.charts
 
@@ -33,9 +33,13 @@ def test_dependency_is_conditional_file_dependency(name: str) -> None:
 
 def owned_by(docs: list[Obj], name: str) -> list[str]:
     return [
-        ref(d) for d in docs
-        if name in (((d.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name"),
-                    ((d.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component"))
+        ref(d)
+        for d in docs
+        if name
+        in (
+            ((d.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name"),
+            ((d.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component"),
+        )
     ]
 
 

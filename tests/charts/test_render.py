@@ -33,16 +33,22 @@ def test_overlay_exists_and_says_when_to_use_it(name: str) -> None:
 def test_vendored_crd_schemas_reject_bad_objects() -> None:
     """The CRD validator is not vacuous: unknown fields, bad enums and missing required fields fail."""
     route = {
-        "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "r"},
+        "apiVersion": "route.openshift.io/v1",
+        "kind": "Route",
+        "metadata": {"name": "r"},
         "spec": {"to": {"name": "svc"}, "tls": {"termination": "edge"}, "port": {"targetPort": "http"}},
     }
     assert validation.validate(route) == []
     bad_route = {**route, "spec": {**route["spec"], "tls": {"termination": "sideways"}, "bogus": 1}}
     assert len(validation.validate(bad_route)) == 2
     policy = {
-        "apiVersion": "kuadrant.io/v1", "kind": "RateLimitPolicy", "metadata": {"name": "p"},
-        "spec": {"targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r"},
-                 "limits": {"free": {"rates": [{"limit": 5, "window": "2m"}]}}},
+        "apiVersion": "kuadrant.io/v1",
+        "kind": "RateLimitPolicy",
+        "metadata": {"name": "p"},
+        "spec": {
+            "targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r"},
+            "limits": {"free": {"rates": [{"limit": 5, "window": "2m"}]}},
+        },
     }
     assert validation.validate(policy) == []
     bad_policy = {**policy, "spec": {"limits": {"free": {"rates": [{"limit": 5, "window": "two minutes"}]}}}}

@@ -49,7 +49,9 @@ REJECTIONS = [
     Rejection("enabled-not-boolean-umbrella", "rag", models(enabled="yes"), models(enabled=True), "enabled"),
     Rejection("unknown-gateway-mode", "maas-gateway", {"mode": "istio"}, {"mode": "kuadrant"}, "mode"),
     Rejection("negative-limit", "maas-gateway", tier_limit(-5), tier_limit(5), "limit"),
-    Rejection("unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"),
+    Rejection(
+        "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
+    ),
 ]
 
 

@@ -68,6 +68,9 @@ def test_pods_run_under_restricted_scc(helm: HelmBinary, renderer: Renderer, cas
 
 def test_checker_flags_a_fixed_uid() -> None:
     """The security checks are not vacuous."""
-    spec = {"securityContext": {"runAsUser": 1000}, "containers": [{"name": "c", "securityContext": {"privileged": True}}]}
+    spec = {
+        "securityContext": {"runAsUser": 1000},
+        "containers": [{"name": "c", "securityContext": {"privileged": True}}],
+    }
     problems = pod_problems("Deployment/x", spec)
     assert any("runAsUser" in p for p in problems) and any("privileged" in p for p in problems)

@@ -36,7 +36,7 @@ def env_value(c: Container, name: str) -> str | None:
 def test_t4_preset_renders_every_workaround(helm: HelmBinary, renderer: Renderer) -> None:
     c = server(render(renderer, helm, mode="gpu", preset="t4"))
     repo, _, tag = c.spec["image"].rpartition(":")
-    assert repo.endswith("vllm-openai") and tag and tag != "latest" or "@sha256:" in c.spec["image"], (
+    assert (repo.endswith("vllm-openai") and tag and tag != "latest") or "@sha256:" in c.spec["image"], (
         f"T4 image must be a pinned vllm-openai tag or digest: {c.spec['image']}"
     )
     assert env_value(c, "VLLM_ATTENTION_BACKEND") == "XFORMERS"
@@ -65,7 +65,9 @@ def test_gpu_preset_requests_and_tolerates_gpu(helm: HelmBinary, renderer: Rende
     owner = next(w for w in workloads(docs) if ref(w) == c.owner)
     tolerations = (pod_spec(owner) or {}).get("tolerations") or []
     assert any(
-        t.get("key") == GPU and (t.get("operator") == "Exists" or t.get("value")) and t.get("effect") in (None, "", "NoSchedule")
+        t.get("key") == GPU
+        and (t.get("operator") == "Exists" or t.get("value"))
+        and t.get("effect") in (None, "", "NoSchedule")
         for t in tolerations
     ), f"{c.owner}: no toleration for the {GPU} taint: {tolerations}"
 
@@ -75,7 +77,8 @@ def test_gpu_preset_probes_allow_slow_model_loads(helm: HelmBinary, renderer: Re
     """Weights download before the server listens: the startup probe must allow at least 10 minutes."""
     c = server(render(renderer, helm, mode="gpu", preset=preset))
     startup = c.spec.get("startupProbe") or {}
-    budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3) + startup.get("initialDelaySeconds", 0)
+    period, failures = startup.get("periodSeconds", 10), startup.get("failureThreshold", 3)
+    budget = period * failures + startup.get("initialDelaySeconds", 0)
     assert startup and budget >= 600, f"startupProbe allows only {budget}s: {startup}"
     assert c.spec.get("readinessProbe"), "no readinessProbe"
 

@@ -47,9 +47,9 @@ def _strict(schema: Any) -> Any:
     if schema.get("x-kubernetes-int-or-string"):
         node.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
     props = schema.get("properties")
-    if isinstance(props, dict) and schema.get("type") == "object":
-        if "additionalProperties" not in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
-            node["additionalProperties"] = False
+    open_object = "additionalProperties" in schema or schema.get("x-kubernetes-preserve-unknown-fields")
+    if isinstance(props, dict) and schema.get("type") == "object" and not open_object:
+        node["additionalProperties"] = False
     if "nullable" in node:
         node.pop("nullable")
     return node
@@ -105,7 +105,8 @@ def validate_crd(obj: Obj) -> list[str]:
     schema = crd_schemas().get(CrdKey(group, version, obj.get("kind", "")))
     if schema is None:
         known = sorted(f"{k.group}/{k.version} {k.kind}" for k in crd_schemas())
-        return [f"no CRD schema vendored under tests/charts/crds for {obj.get('apiVersion')} {obj.get('kind')}; known: {known}"]
+        what = f"{obj.get('apiVersion')} {obj.get('kind')}"
+        return [f"no CRD schema vendored under tests/charts/crds for {what}; known: {known}"]
     obj = copy.deepcopy(obj)
     apply_defaults(schema, obj)
     validator = jsonschema.Draft7Validator(schema)

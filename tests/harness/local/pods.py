@@ -38,6 +38,7 @@ class ContainerSpec:
     env: dict[str, str]
     mounts: list[Mount] = field(default_factory=list)
     probe: Probe | None = None
+    ports: list[int] = field(default_factory=list)  # containerPorts: what it will listen on
 
     @property
     def image_repository(self) -> str:
@@ -70,6 +71,7 @@ def _container_spec(
         env=_env(rendered, container.get("env", [])),
         mounts=[_mount(rendered, m, volumes[m["name"]]) for m in container.get("volumeMounts", [])],
         probe=_probe(container.get("readinessProbe") or container.get("startupProbe"), ports),
+        ports=sorted(set(ports.values())),
     )
 
 

@@ -120,7 +120,8 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def log_tail(log: Path, lines: int = 25) -> str:
+def log_tail(log: Path, lines: int = 15, width: int = 400) -> str:
     if not log.exists():
         return "(no log)"
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(line if len(line) <= width else line[:width] + " ..." for line in tail)

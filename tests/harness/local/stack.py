@@ -118,12 +118,12 @@ def _start(comp: Component, run: RunFolder) -> None:
 
 
 def _refuse_busy_port(comp: Component) -> None:
-    probe = comp.spec.probe
-    if probe and processes.port_in_use(probe.port):
-        raise processes.StartError(
-            f"{comp.spec.component}: port 127.0.0.1:{probe.port} is already in use by another program; "
-            "stop that program or choose other ports (see `python -m harness up --help`)"
-        )
+    for port in comp.spec.ports:
+        if processes.port_in_use(port):
+            raise processes.StartError(
+                f"{comp.spec.component}: port 127.0.0.1:{port} is already in use by another program; "
+                "stop that program or choose other ports (see `python -m harness up --help`)"
+            )
 
 
 def _check(comp: Component, run: RunFolder) -> None:
