@@ -65,10 +65,6 @@ class HarnessState:
         self.secrets.update(v for v in values if v)
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 class KeyPool:
     """Hands each test keys of a tier that no other test has used within a limit window.
 
@@ -78,15 +74,24 @@ class KeyPool:
     """
 
     def __init__(
-        self, keys: dict[str, list[str]], ledger: Path | None = None, window_s: float = LEDGER_WINDOW_S
+        self,
+        keys: dict[str, list[str]],
+        ledger: Path | None = None,
+        window_s: float = LEDGER_WINDOW_S,
+        scope: str = "",
     ) -> None:
         self._ledger = ledger
+        # Entries are digests of scope + key: a restarted stack (new URL, empty counters)
+        # does not inherit the previous one's spent keys, and the file never holds a key.
+        self._scope = scope
         # The last key of a tier is shared by light tests (listing, auth, chat smoke):
         # its budget is large enough for many of them, and fresh takes never get it.
         self._shared = {tier: ks[-1] for tier, ks in keys.items() if ks}
         recent = self._recently_used(window_s)
         # Handed out from the end: targets probe with a tier's first key (status()).
-        self._free = {tier: [k for k in reversed(ks[:-1]) if _digest(k) not in recent] for tier, ks in keys.items()}
+        self._free = {
+            tier: [k for k in reversed(ks[:-1]) if self._digest(k) not in recent] for tier, ks in keys.items()
+        }
         self._total = {tier: len(ks) for tier, ks in keys.items()}
 
     def shared(self, tier: str) -> str:
@@ -120,11 +125,14 @@ class KeyPool:
         used: dict[str, float] = json.loads(self._ledger.read_text() or "{}")
         return {digest for digest, at in used.items() if time.time() - at < window_s}
 
+    def _digest(self, key: str) -> str:
+        return hashlib.sha256(f"{self._scope}\n{key}".encode()).hexdigest()[:16]
+
     def _record(self, keys: list[str]) -> None:
         if self._ledger is None:
             return
         used = json.loads(self._ledger.read_text() or "{}") if self._ledger.is_file() else {}
-        used.update({_digest(k): time.time() for k in keys})
+        used.update({self._digest(k): time.time() for k in keys})
         self._ledger.write_text(json.dumps(used))
 
 
@@ -259,7 +267,7 @@ def openai_llama(llama_stack_url: str) -> Any:
 @pytest.fixture(scope="session")
 def key_pool(endpoints: Endpoints) -> KeyPool:
     ledger = Path(endpoints.run_dir) / "e2e-key-ledger.json" if endpoints.run_dir else None
-    return KeyPool(endpoints.keys, ledger)
+    return KeyPool(endpoints.keys, ledger, scope=endpoints.gateway_url)
 
 
 @pytest.fixture(scope="session")

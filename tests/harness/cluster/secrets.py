@@ -57,13 +57,13 @@ def apply_maas_secret(runner: CommandRunner, api_key: str, namespace: str, conte
 
 
 def maas_model_values(endpoint: str, model: str) -> dict[str, Any]:
-    """The non-secret half of the MaaS model: where it is and which id (kind-maas.yaml leaves them empty)."""
-    entry: dict[str, Any] = {}
+    """The non-secret half of the MaaS model `external` (values/kind-maas.yaml): where it is and which id."""
+    entry: dict[str, Any] = {"enabled": True}
     if endpoint:
         entry["url"] = endpoint.rstrip("/") if endpoint.rstrip("/").endswith("/v1") else endpoint.rstrip("/") + "/v1"
     if model:
         entry["id"] = model
-    return {"global": {"models": {"maas": entry}}} if entry else {}
+    return {"global": {"models": {"external": entry}}} if endpoint else {}
 
 
 # Reading gateway keys back --------------------------------------------------------------------
