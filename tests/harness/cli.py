@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from harness import cluster_cli
+from harness.registration import add_register_parser, register_command
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
 
 
@@ -60,12 +61,6 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_register(args: argparse.Namespace) -> int:
-    from harness.registration import register_command
-
-    return register_command(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,31 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--dest", type=Path, default=Path("diagnostics"), help="folder to write (default diagnostics/)")
     diag.set_defaults(func=cmd_diagnose)
 
-    _register_optional(sub, "harness.registration", "add_register_parser", _add_target_options, cmd_register)
-    _register_optional(sub, "harness.cluster_cli", "register", None, None)
+    register = sub.add_parser("register", help="register MaaS models in llama-stack (idempotent)")
+    _add_target_options(register)
+    add_register_parser(register)
+    register.set_defaults(func=register_command)
+
+    cluster_cli.register(sub)  # install, cleanup, verify
     return parser
-
-
-def _register_optional(
-    sub: argparse._SubParsersAction, module: str, hook: str,
-    add_options: Callable[[argparse.ArgumentParser], None] | None, func: Callable[[argparse.Namespace], int] | None,
-) -> None:
-    """Commands that live in their own modules add their parsers themselves."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return  # TEMP until the module lands
-    if hook == "register":
-        mod.register(sub)
-        return
-    parser = sub.add_parser("register", help="register MaaS models in llama-stack (idempotent)")
-    add_options(parser)  # type: ignore[misc]
-    getattr(mod, hook, lambda p: None)(parser)
-    parser.set_defaults(func=func)
 
 
 def main(argv: list[str] | None = None) -> int:

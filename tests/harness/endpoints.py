@@ -19,7 +19,7 @@ class Endpoints:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "Endpoints":
+    def from_json(cls, text: str) -> Endpoints:
         return cls(**json.loads(text))
 
     def key(self, tier: str, index: int = 0) -> str:

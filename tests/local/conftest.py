@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness.endpoints import Endpoints
 from harness.targets import TargetOptions
 from harness.targets.local import LocalTarget

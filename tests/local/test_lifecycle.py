@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from harness.local import processes
 from harness.local.ports import Ports
 from harness.local.stack import AlreadyRunning

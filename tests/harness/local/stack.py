@@ -109,7 +109,8 @@ def _start(comp: Component, run: RunFolder) -> None:
     say(f"starting {spec.component} ({spec.name}){note}")
     if launch.prepare:
         launch.prepare()
-    proc = processes.start(spec.name, launch.argv, launch.env, run.log(spec.name), run.work_dir(spec.name), launch.run_as)
+    log, cwd = run.log(spec.name), run.work_dir(spec.name)
+    proc = processes.start(spec.name, launch.argv, launch.env, log, cwd, launch.run_as)
     comp.pid, comp.started_at = proc.pid, time.monotonic()
     run.record_pid(spec.name, proc.pid)
     if spec.probe:
