@@ -64,7 +64,7 @@ def test_registration_adds_and_removes_a_model(
 ) -> None:
     keep = reg.base_models(harness_state.target_name, harness_state.options.values)
     desired = {extra_model.key: extra_model}
-    added = reg.register(target, llama_stack_url, desired, keep=keep, timeout=90)
+    added = reg.register(target, llama_stack_url, desired, keep=keep, timeout=30)
     try:
         assert added.ok, added.render()
         assert added.registered == [extra_model.llama_stack_id], added.render()
@@ -75,7 +75,7 @@ def test_registration_adds_and_removes_a_model(
         )
     finally:
         removed = reg.register(
-            target, llama_stack_url, {}, remove={extra_model.key: extra_model}, keep=keep, timeout=90
+            target, llama_stack_url, {}, remove={extra_model.key: extra_model}, keep=keep, timeout=30
         )
     assert removed.ok and removed.removed == [extra_model.llama_stack_id], removed.render()
     listed = llama_stack_ids(llama_stack_url)

@@ -162,7 +162,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--run-name", default=env("RAG_RUN_NAME", "default"), help="local: run folder / stack name (env RAG_RUN_NAME)"
     )
     group.addoption("--maas-endpoint", default=env("MAAS_ENDPOINT", ""), help="real MaaS base URL (env MAAS_ENDPOINT)")
-    group.addoption("--maas-api-key", default=env("MAAS_API_KEY", ""), help="MaaS API key (env MAAS_API_KEY)")
+    # No --maas-api-key option: the key is read from MAAS_API_KEY only, never from a command line.
     group.addoption(
         "--maas-model",
         default=env("MAAS_MODEL", ""),
@@ -181,7 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
         maas=bool(opt("--maas-endpoint")),
         run_name=opt("--run-name"),
     )
-    maas = MaasSettings(opt("--maas-endpoint"), opt("--maas-api-key"), opt("--maas-model"))
+    maas = MaasSettings(opt("--maas-endpoint"), os.environ.get("MAAS_API_KEY", ""), opt("--maas-model"))
     state = HarnessState(opt("--target"), options, maas)
     state.add_secrets(maas.api_key)
     config.stash[_STATE] = state
@@ -281,13 +281,16 @@ def registration(harness_state: HarnessState, target: Any, endpoints: Endpoints)
     settings = harness_state.maas
     if not settings.configured:
         return None
+    wanted = [settings.model] if settings.model else None
     try:
-        ids = [settings.model] if settings.model else reg.discover_models(settings.endpoint, settings.api_key)
+        ids = wanted or reg.discover_models(settings.endpoint, settings.api_key)
     except LookupError as error:
         return reg.Report(method="none", missing={settings.endpoint: str(error)})
-    desired = reg.declared_specs(ids, settings.endpoint, api_token=settings.api_key)
+    served, unserved = reg.split_served(ids, settings.endpoint, settings.api_key)
+    desired = reg.declared_specs(served, settings.endpoint, api_token=settings.api_key)
     keep = reg.base_models(harness_state.target_name, harness_state.options.values)
     report = reg.register(target, endpoints.llama_stack_url, desired, keep=keep)
+    report.missing.update(unserved)
     print("\n" + redact(report.render(), harness_state.secrets))
     return report
 

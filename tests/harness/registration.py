@@ -27,6 +27,10 @@ from harness.redact import redact
 
 DEFAULT_PROVIDER = "vllm"
 LEGACY_BELOW = (0, 7)  # servers below this version still have POST /v1/models
+STALE_REASON = (
+    "still listed after its provider was removed: llama-stack 0.7 keeps registered models in its "
+    "persistent registry (storage.stores.metadata) until that store is pruned or reset"
+)
 _KEY_CHARS = re.compile(r"[^a-z0-9-]+")
 
 
@@ -269,7 +273,7 @@ def register(
     report.registered = sorted((wanted & now) - set(report.already))
     report.removed = sorted(removing - now)
     report.missing = explain_missing(wanted - now, desired, now)
-    report.missing.update({m: "still listed after removal" for m in removing & now})
+    report.missing.update({m: STALE_REASON for m in removing & now})
     return report
 
 
@@ -316,13 +320,13 @@ def explain_missing(missing: set[str], desired: Mapping[str, ModelSpec], listed:
 def register_command(args: Any) -> int:
     """`python -m harness register [--target T] [--discover] [--model ID ...]`.
 
-    Reads MAAS_ENDPOINT / MAAS_API_KEY (or args.maas_endpoint / args.maas_api_key).
+    Reads MAAS_ENDPOINT (or args.maas_endpoint) and MAAS_API_KEY (environment only).
     Prints the report; exit 0 when every desired model is listed, 1 otherwise.
     """
     from harness.targets import TargetOptions, get_target
 
     endpoint = getattr(args, "maas_endpoint", None) or os.environ.get("MAAS_ENDPOINT", "")
-    api_key = getattr(args, "maas_api_key", None) or os.environ.get("MAAS_API_KEY", "")
+    api_key = os.environ.get("MAAS_API_KEY", "")
     ids = list(getattr(args, "model", None) or [])
     target_name = getattr(args, "target", None) or "local"
     overlays = [Path(v) for v in getattr(args, "values", None) or []]
@@ -342,11 +346,24 @@ def register_command(args: Any) -> int:
     if not ids:
         print("nothing to register: give --model ID or --discover", file=sys.stderr)
         return 2
-    desired = declared_specs(dict.fromkeys(ids), endpoint, api_token=api_key)
+    served, unserved = split_served(dict.fromkeys(ids), endpoint, api_key)
+    desired = declared_specs(served, endpoint, api_token=api_key)
     keep = base_models(target_name, overlays)
     report = register(target, endpoints.llama_stack_url, desired, keep=keep)
+    report.missing.update(unserved)
     print(redact(report.render(), [api_key]))
     return 0 if report.ok else 1
+
+
+def split_served(ids: Iterable[str], endpoint: str, api_key: str) -> tuple[list[str], dict[str, str]]:
+    """Declared ids the MaaS serves, and why the others are left out (llama-stack would list
+    a declared model even when the endpoint does not serve it, so check first)."""
+    try:
+        offered = set(discover_models(endpoint, api_key))
+    except LookupError as error:
+        return [], {i: str(error) for i in ids}
+    ids = list(ids)
+    return [i for i in ids if i in offered], {i: f"not served by {v1_url(endpoint)}" for i in ids if i not in offered}
 
 
 def add_register_parser(parser: Any) -> None:
@@ -360,6 +377,5 @@ def add_register_parser(parser: Any) -> None:
         default=os.environ.get("MAAS_ENDPOINT", ""),
         help="MaaS base URL (env MAAS_ENDPOINT; default: the stack's gateway)",
     )
-    parser.add_argument(
-        "--maas-api-key", default=os.environ.get("MAAS_API_KEY", ""), help="MaaS API key (env MAAS_API_KEY)"
-    )
+    # The MaaS API key comes from the environment only (MAAS_API_KEY): a secret on a command
+    # line is visible to every user of the machine through the process list.

@@ -71,5 +71,14 @@ class Rendered:
             values.update(self.secret_data(secret["metadata"]["name"]).values())
         return {v for v in values if v}
 
+    def masked_secrets(self) -> Rendered:
+        """A copy whose Secrets keep their keys but not their values (for files people read)."""
+        objects = []
+        for obj in self.objects:
+            if obj.get("kind") == "Secret":
+                obj = obj | {f: {k: "****" for k in obj[f] or {}} for f in ("data", "stringData") if f in obj}
+            objects.append(obj)
+        return Rendered(objects)
+
     def workloads(self) -> Iterable[dict[str, Any]]:
         return self.of_kind("Deployment", "StatefulSet")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,7 @@ class StartPlan:
 def render(run: RunFolder) -> Rendered:
     say(f"rendering charts/rag with {', '.join(p.name for p in run.values_files())}")
     rendered = Rendered(helm_template(run.chart, run.release, run.values_files()))
-    secrets = rendered.secret_values()
-    run.rendered_file.write_text(redact(_dump(rendered), secrets))
+    run.rendered_file.write_text(redact(_dump(rendered.masked_secrets()), rendered.secret_values()))
     return rendered
 
 
@@ -83,7 +83,10 @@ def up(run: RunFolder) -> Rendered:
     return rendered
 
 
-def _component(spec: ContainerSpec, run: RunFolder) -> Component:
+def _component(spec: ContainerSpec, run: RunFolder, fresh: bool = False) -> Component:
+    if fresh:
+        shutil.rmtree(run.mounts_dir / spec.name, ignore_errors=True)
+        shutil.rmtree(run.work_dir(spec.name), ignore_errors=True)
     spec = materialise(spec, run.mounts_dir)
     work = run.work_dir(spec.name)
     return Component(spec, launch_for(spec, work))
@@ -166,14 +169,14 @@ def down(run: RunFolder) -> list[str]:
 
 def restart(run: RunFolder, component: str) -> None:
     """Re-render and restart one component's containers (others keep running)."""
-    rendered = render(run)
+    specs = [s for s in container_specs(render(run)) if s.component == component]
     pids = run.recorded_pids()
-    plan = StartPlan([_component(s, run) for s in container_specs(rendered) if s.component == component])
-    for comp in plan.components:
-        if comp.spec.name in pids:
-            say(f"restarting {comp.spec.name}")
-            processes.stop(pids[comp.spec.name])
-    _start_all(plan, run)
+    for spec in specs:
+        if spec.name in pids:
+            say(f"restarting {spec.name}")
+            processes.stop(pids[spec.name])
+    # A new pod gets fresh emptyDir volumes: clear them, or llama-stack keeps a removed model.
+    _start_all(StartPlan([_component(spec, run, fresh=True) for spec in specs]), run)
 
 
 def _dump(rendered: Rendered) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +70,12 @@ class LocalTarget:
         return endpoints
 
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
-        """Make global.models exactly `models` (others removed) and restart llama-stack."""
-        current = self.run.get("models_keys") or ["maas"]
-        removed = {key: None for key in current if key not in models}
-        self.run.write_values("models.yaml", {"global": {"models": removed | models}}, secret=True)
-        self.run.put("models_keys", sorted(models))
+        """Render `models` as global.models and restart llama-stack, as `helm upgrade` would roll it.
+
+        `models` is the complete set: entries of the values files are passed as {} (kept) or
+        with enabled: false (removed); entries only ever applied here are simply left out.
+        """
+        self.run.write_values("models.yaml", {"global": {"models": models}}, secret=True)
         stack.restart(self.run, "llama-stack")
 
     def diagnose(self, dest: Path) -> Path:
@@ -84,9 +84,9 @@ class LocalTarget:
         known = set(_all_keys(self.run))
         for log in stack.log_paths(self.run):
             (dest / log.name).write_text(redact(log.read_text(errors="replace"), known))
-        if self.run.rendered_file.exists():
-            shutil.copyfile(self.run.rendered_file, dest / "rendered.yaml")
         (dest / "state.json").write_text(redact(self.run.state_file.read_text(), known))
+        if self.run.rendered_file.exists():  # already redacted structurally; mask known keys too
+            (dest / "rendered.yaml").write_text(redact(self.run.rendered_file.read_text(), known))
         return dest
 
 
@@ -106,7 +106,11 @@ def _all_keys(run: RunFolder) -> list[str]:
 
 
 def _any_key(keys: dict[str, list[str]]) -> str | None:
-    return next((k for tier_keys in keys.values() for k in tier_keys), None)
+    """A key for listing models: the service tier's first, so no user tier's budget is touched."""
+    for tier in ("internal", *sorted(keys, key=lambda t: -len(keys[t]))):
+        if keys.get(tier):
+            return keys[tier][0]
+    return None
 
 
 def _model_ids(url: str, key: str | None) -> list[str]:
