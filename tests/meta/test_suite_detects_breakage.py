@@ -82,7 +82,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
 
 
-def run_suite(paths: list[str], tmp: Path, *extra: str) -> Run:
+def run_suite(paths: list[str], tmp: Path, *extra: str, env_extra: dict[str, str] | None = None) -> Run:
     """Run e2e modules against the broken stack in a fresh pytest process."""
     junit, diagnostics = tmp / "junit.xml", tmp / "diagnostics"
     command = [
@@ -100,7 +100,7 @@ def run_suite(paths: list[str], tmp: Path, *extra: str) -> Run:
         f"--junitxml={junit}",
         *extra,
     ]
-    env = {**_env(), "RAG_DIAGNOSTICS_DIR": str(diagnostics)}
+    env = {**_env(), "RAG_DIAGNOSTICS_DIR": str(diagnostics), **(env_extra or {})}
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     return Run(done.returncode, done.stdout + done.stderr, parse_junit(junit), diagnostics)
 
@@ -186,8 +186,7 @@ def test_model_tests_skip_when_no_model_is_reachable(broken_stack: Endpoints, tm
         tmp_path,
         "--maas-endpoint",
         "http://127.0.0.1:9/v1",
-        "--maas-api-key",
-        "meta-dummy-key",
+        env_extra={"MAAS_API_KEY": "meta-dummy-key"},  # keys travel in the environment, never in argv
     )
     assert run.outcomes, f"nothing ran:\n{run.output[-2000:]}"
     not_skipped = {name: outcome for name, (outcome, _) in run.outcomes.items() if outcome != "skipped"}
