@@ -92,6 +92,7 @@ def test_install_wrapper_names_the_fix_when_the_venv_is_missing(tmp_path: Path) 
     for name in ("install.sh", "cleanup.sh", "verify-install.sh"):
         (tmp_path / "scripts").mkdir(exist_ok=True)
         shutil.copy(REPO_ROOT / "scripts" / name, tmp_path / "scripts" / name)
+        shutil.copy(REPO_ROOT / "scripts" / "lib.sh", tmp_path / "scripts" / "lib.sh")
         proc = subprocess.run([bash, str(tmp_path / "scripts" / name), "--help"], capture_output=True, text=True)
         assert proc.returncode == 2
         assert "make bootstrap" in proc.stderr
