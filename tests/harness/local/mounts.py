@@ -30,11 +30,17 @@ def materialise(spec: ContainerSpec, root: Path) -> ContainerSpec:
 
 
 def rewrite(value: str, mapping: dict[str, Path]) -> str:
-    """Replace a mount path where it starts a path inside value (`/etc/x/y`, `--c=/etc/x`)."""
-    for mount_path in sorted(mapping, key=len, reverse=True):
-        pattern = rf"(^|[=:,\s]){re.escape(mount_path.rstrip('/'))}(?=/|$|[\s,:])"
-        value = re.sub(pattern, lambda m, p=mount_path: m.group(1) + str(mapping[p]), value)
-    return value
+    """Replace a mount path where it starts a path inside value (`/etc/x/y`, `--c=/etc/x`).
+
+    One pass over all mount paths (longest first), so a replacement is never rewritten again
+    (a run folder under /tmp must survive a container that also mounts /tmp).
+    """
+    if not mapping:
+        return value
+    paths = {p.rstrip("/") or "/": local for p, local in mapping.items()}
+    alternatives = "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
+    pattern = rf"(^|[=:,\s])({alternatives})(?=/|$|[\s,:])"
+    return re.sub(pattern, lambda m: m.group(1) + str(paths[m.group(2)]), value)
 
 
 def _write(path: Path, content: bytes) -> None:
