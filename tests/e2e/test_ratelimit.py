@@ -106,9 +106,30 @@ def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
         )
 
 
+def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float = 3.0) -> int | None:
+    """Budget left once the gateway has recorded a charge.
+
+    Usage is charged when the response stream ends, just after the client has it; /v1/models
+    (which costs nothing) reads the budget until the charge shows, bounded by `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    remaining = None
+    while time.monotonic() < deadline:
+        remaining = gateway.models(key).rate.remaining_tokens
+        if remaining is not None and remaining <= expected_remaining:
+            break
+        time.sleep(0.05)
+    return remaining
+
+
 def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("free")
-    replies = [gateway.chat(key, words(n), max_tokens=1) for n in (10, 20, 30)]
+    replies = []
+    for n in (10, 20, 30):
+        reply = gateway.chat(key, words(n), max_tokens=1)
+        replies.append(reply)
+        if reply.status == 200 and reply.rate.remaining_tokens is not None:
+            _charged(gateway, key, reply.rate.remaining_tokens - reply.usage["total_tokens"])
     for reply in replies:
         assert reply.status == 200, reply.describe()
     remaining = [r.rate.remaining_tokens for r in replies]
