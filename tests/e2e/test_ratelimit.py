@@ -31,11 +31,35 @@ def assert_429(reply: Reply) -> None:
     )
 
 
+def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float = 3.0) -> int | None:
+    """Budget left once the gateway has recorded a charge.
+
+    Usage is charged when the response stream ends, just after the client has it; /v1/models
+    (which costs nothing) reads the budget until the charge shows, bounded by `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    remaining = None
+    while time.monotonic() < deadline:
+        remaining = gateway.models(key).rate.remaining_tokens
+        if remaining is not None and remaining <= max(expected_remaining, 0):
+            break
+        time.sleep(0.05)
+    return remaining
+
+
+def chat_settled(gateway: Gateway, key: str, prompt: str, max_tokens: int) -> Reply:
+    """A chat whose token charge the gateway has recorded before this returns."""
+    reply = gateway.chat(key, prompt, max_tokens=max_tokens)
+    if reply.status == 200 and reply.rate.remaining_tokens is not None:
+        _charged(gateway, key, reply.rate.remaining_tokens - reply.usage["total_tokens"])
+    return reply
+
+
 def spend_until_limited(gateway: Gateway, key: str, prompt: str, attempts: int) -> tuple[list[Reply], Reply | None]:
     """Send until a 429 (returned separately) or `attempts` requests passed."""
     passed: list[Reply] = []
     for _ in range(attempts):
-        reply = gateway.chat(key, prompt, max_tokens=1)
+        reply = chat_settled(gateway, key, prompt, max_tokens=1)
         if reply.status == 429:
             return passed, reply
         assert reply.status == 200, reply.describe()
@@ -106,30 +130,9 @@ def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
         )
 
 
-def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float = 3.0) -> int | None:
-    """Budget left once the gateway has recorded a charge.
-
-    Usage is charged when the response stream ends, just after the client has it; /v1/models
-    (which costs nothing) reads the budget until the charge shows, bounded by `timeout`.
-    """
-    deadline = time.monotonic() + timeout
-    remaining = None
-    while time.monotonic() < deadline:
-        remaining = gateway.models(key).rate.remaining_tokens
-        if remaining is not None and remaining <= expected_remaining:
-            break
-        time.sleep(0.05)
-    return remaining
-
-
 def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("free")
-    replies = []
-    for n in (10, 20, 30):
-        reply = gateway.chat(key, words(n), max_tokens=1)
-        replies.append(reply)
-        if reply.status == 200 and reply.rate.remaining_tokens is not None:
-            _charged(gateway, key, reply.rate.remaining_tokens - reply.usage["total_tokens"])
+    replies = [chat_settled(gateway, key, words(n), max_tokens=1) for n in (10, 20, 30)]
     for reply in replies:
         assert reply.status == 200, reply.describe()
     remaining = [r.rate.remaining_tokens for r in replies]
@@ -146,7 +149,7 @@ def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
 
 def test_listing_models_costs_no_tokens(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("premium")
-    first = gateway.chat(key, words(10), max_tokens=1)
+    first = chat_settled(gateway, key, words(10), max_tokens=1)
     for _ in range(5):
         listing = gateway.models(key)
         assert listing.status == 200, listing.describe()
@@ -164,7 +167,7 @@ def test_streamed_responses_are_charged(gateway: Gateway, key_pool) -> None:
     assert streamed.status == 200, streamed.describe()
     charged = streamed.usage.get("total_tokens")
     assert charged, f"no usage in the final chunk: {streamed.chunks[-1:]}"
-    time.sleep(0.3)  # the charge lands when Envoy sees the stream end, just after the client does
+    _charged(gateway, key, budget - charged)  # the charge lands when Envoy sees the stream end
     after = gateway.chat(key, "x", max_tokens=1)
     assert after.status == 200, after.describe()
     own = after.usage["total_tokens"]

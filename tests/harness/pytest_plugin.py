@@ -390,9 +390,30 @@ def mask_secrets(text: str, secrets: set[str]) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    _workflow_summary(terminalreporter)
     state = config.stash.get(_STATE, None)
     if state is None or not state.diagnoses:
         return
     terminalreporter.section("rag diagnostics")
     for nodeid, path in state.diagnoses:
         terminalreporter.write_line(f"{nodeid}: {path}")
+
+
+def _workflow_summary(terminalreporter: Any) -> None:
+    """One line per e2e area (the module name: models, chat, rag, auth, ratelimit)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            path = getattr(report, "nodeid", "").split("::")[0]
+            if not path.startswith("tests/e2e/test_") or getattr(report, "when", "call") == "teardown":
+                continue
+            area = path.removeprefix("tests/e2e/test_").removesuffix(".py")
+            counts.setdefault(area, {}).setdefault(outcome, 0)
+            counts[area][outcome] += 1
+    if not counts:
+        return
+    terminalreporter.section("end-to-end workflows")
+    for area, by_outcome in sorted(counts.items()):
+        verdict = "FAIL" if by_outcome.get("failed") or by_outcome.get("error") else "ok"
+        detail = ", ".join(f"{n} {o}" for o, n in by_outcome.items())
+        terminalreporter.write_line(f"{verdict:>4}  {area:<10} {detail}")
