@@ -32,14 +32,33 @@ CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.t
 class GoTool:
     name: str  # file name under .cache/bin
     package: str  # go install path@version
+    ldflags: str = ""  # what the project's release build sets and `go install` does not
 
     @property
     def stamp(self) -> Path:
         return BIN_DIR / f".{self.name}.version"
 
+    @property
+    def identity(self) -> str:
+        return f"{self.package} {self.ldflags}".strip()
+
 
 GO_TOOLS = (
-    GoTool("helm3", "helm.sh/helm/v3/cmd/helm@v3.19.0"),
+    # Without the release ldflags, helm 3 reports itself as v3 "main" and assumes Kubernetes 1.20.
+    GoTool(
+        "helm3",
+        "helm.sh/helm/v3/cmd/helm@v3.19.0",
+        " ".join(
+            f"-X helm.sh/helm/v3/{var}"
+            for var in (
+                "internal/version.version=v3.19.0",
+                "pkg/chartutil.k8sVersionMajor=1",
+                "pkg/chartutil.k8sVersionMinor=34",
+                "pkg/lint/rules.k8sVersionMajor=1",
+                "pkg/lint/rules.k8sVersionMinor=34",
+            )
+        ),
+    ),
     # The per-descriptor hits_addend the gateway relies on is newer than ratelimit's last tag.
     GoTool("ratelimit", "github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36"),
     GoTool("kind", "sigs.k8s.io/kind@v0.30.0"),
@@ -82,16 +101,16 @@ def install_helm_and_kubectl() -> None:
 
 
 def install_go_tool(tool: GoTool) -> None:
-    if (BIN_DIR / tool.name).is_file() and tool.stamp.is_file() and tool.stamp.read_text() == tool.package:
+    if (BIN_DIR / tool.name).is_file() and tool.stamp.is_file() and tool.stamp.read_text() == tool.identity:
         say(f"{tool.name}: cached")
         return
     say(f"{tool.name}: go install {tool.package} (first time only, about a minute)")
     with tempfile.TemporaryDirectory() as gobin:
         env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0"}
-        run(["go", "install", tool.package], env=env)
+        run(["go", "install", *(["-ldflags", tool.ldflags] if tool.ldflags else []), tool.package], env=env)
         (built,) = Path(gobin).iterdir()
         shutil.move(str(built), BIN_DIR / tool.name)
-    tool.stamp.write_text(tool.package)
+    tool.stamp.write_text(tool.identity)
 
 
 def install_apt_packages() -> None:
