@@ -31,7 +31,7 @@ def assert_429(reply: Reply) -> None:
     )
 
 
-def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float = 3.0) -> int | None:
+def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float = 5.0) -> int | None:
     """Budget left once the gateway has recorded a charge.
 
     Usage is charged when the response stream ends, just after the client has it; /v1/models
@@ -48,10 +48,14 @@ def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float
 
 
 def chat_settled(gateway: Gateway, key: str, prompt: str, max_tokens: int) -> Reply:
-    """A chat whose token charge the gateway has recorded before this returns."""
+    """A chat whose token charge the gateway has recorded before this returns.
+
+    A non-streaming reply's x-ratelimit-remaining-tokens already subtracts its own usage
+    (x-ratelimit-consumed-tokens); the budget the gateway enforces shows it once charged.
+    """
     reply = gateway.chat(key, prompt, max_tokens=max_tokens)
     if reply.status == 200 and reply.rate.remaining_tokens is not None:
-        _charged(gateway, key, reply.rate.remaining_tokens - reply.usage["total_tokens"])
+        _charged(gateway, key, reply.rate.remaining_tokens)
     return reply
 
 
