@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.bootstrap import TIKTOKEN_DIR
@@ -27,7 +27,6 @@ class Launch:
     prepare: Callable[[], None] | None = None  # before start
     after_ready: Callable[[], None] | None = None  # once the probe passes
     stand_in: str = ""  # set when the program is not the image's own program
-    extra_paths: list[Path] = field(default_factory=list)  # folders the program must own
 
 
 def launch_for(spec: ContainerSpec, work_dir: Path) -> Launch:

@@ -64,13 +64,17 @@ def render(run: RunFolder) -> Rendered:
     return rendered
 
 
-def up(run: RunFolder) -> Rendered:
+def refuse_if_running(run: RunFolder) -> None:
     running = run.alive_pids()
     if running:
         raise AlreadyRunning(
             f"a local stack named {run.name!r} is already running (pids {', '.join(map(str, running.values()))}); "
             "use it (`make status`) or stop it first (`make down`)"
         )
+
+
+def up(run: RunFolder) -> Rendered:
+    """Start every rendered container; the caller has checked nothing runs (refuse_if_running)."""
     rendered = render(run)
     plan = StartPlan([_component(spec, run) for spec in container_specs(rendered)])
     try:

@@ -34,11 +34,7 @@ class LocalTarget:
         self.ports = ports or Ports()
 
     def up(self) -> Endpoints:
-        if self.run.alive_pids():
-            raise stack.AlreadyRunning(
-                f"a local stack named {self.run.name!r} is already running; "
-                "use it (`make status`) or stop it first (`make down`)"
-            )
+        stack.refuse_if_running(self.run)  # before reset(), which clears the running stack's state
         self.run.reset(self.options.values)
         ports = self.ports.fill_free()
         self.run.put("ports", ports.as_dict())
