@@ -61,7 +61,7 @@ def main() -> int:
     mode = "reused a running stack" if running else "including stack up and down"
     print(
         f"e2e suite wall time: {elapsed:.1f}s ({mode}); "
-        f"goal < {GOAL_S:.0f}s; {'OK' if elapsed < GOAL_S else 'OVER GOAL'}"
+        f"goal < {GOAL_S:.0f}s; time/goal ratio {elapsed / GOAL_S:.2f}; {'OK' if elapsed < GOAL_S else 'OVER GOAL'}"
     )
     print(f"pytest: {summary} (exit {result.returncode})")
     return 0 if result.returncode == 0 else 1
