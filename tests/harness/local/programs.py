@@ -63,7 +63,8 @@ def _simulator(spec: ContainerSpec, work_dir: Path) -> Launch:
 
 
 def _llama_stack(spec: ContainerSpec, work_dir: Path) -> Launch:
-    executable = {"llama": str(require("llama"))}.get(Path(spec.command[0]).name, sys.executable)
+    # The image runs `llama stack run ...` (or python); both live in the project venv here.
+    executable = str(require("llama")) if Path(spec.command[0]).name == "llama" else sys.executable
     # The image bakes tiktoken's encoding in; here `make bootstrap` cached it (no network at run time).
     env = spec.env | {"HOME": str(work_dir), "TIKTOKEN_CACHE_DIR": str(TIKTOKEN_DIR)}
     return Launch(_swap_executable(spec, executable), env)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from harness.local import processes
 from harness.local.mounts import materialise
 from harness.local.pods import ContainerSpec, container_specs
@@ -184,8 +185,6 @@ def restart(run: RunFolder, component: str) -> None:
 
 
 def _dump(rendered: Rendered) -> str:
-    import yaml
-
     return yaml.safe_dump_all(rendered.objects, sort_keys=False)
 
 

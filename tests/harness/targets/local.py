@@ -7,14 +7,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from harness import gateway_keys
 from harness.endpoints import Endpoints
 from harness.local import stack
 from harness.local.ports import Ports, port_values
 from harness.local.state import RunFolder
 from harness.redact import redact
+from harness.registration import http_json, model_ids
 from harness.render import Rendered
 from harness.targets import TargetOptions
 
@@ -110,10 +109,10 @@ def _any_key(keys: dict[str, list[str]]) -> str | None:
 
 
 def _model_ids(url: str, key: str | None) -> list[str]:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.get(url, headers=headers, timeout=10)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise NotRunning(f"{url.rsplit('/v1', 1)[0]} did not list models: {type(exc).__name__}") from exc
-    return sorted(m["id"] for m in response.json()["data"])
+        status, payload = http_json("GET", url, token=key or "")
+    except OSError as exc:
+        raise NotRunning(f"{url.rsplit('/v1', 1)[0]} did not list models: {exc}") from exc
+    if status != 200:
+        raise NotRunning(f"{url.rsplit('/v1', 1)[0]} did not list models: HTTP {status}")
+    return sorted(model_ids(payload))
