@@ -468,3 +468,28 @@ def _wait_for_port(proc: subprocess.Popen[str]) -> tuple[int, str]:
         if not line and proc.poll() is not None:
             break
     raise AssertionError(f"fake model server did not start (exit code {proc.poll()}): {''.join(seen)}")
+
+
+# --- latency ---------------------------------------------------------------------------------
+
+KEPT_ALIVE_REQUESTS = 50
+KEPT_ALIVE_BUDGET_S = 0.5  # ~1 ms each when writes are not held back; Nagle + delayed ACK made it ~2.2 s
+
+
+def test_kept_alive_connection_does_not_stall(echo_server: fms.FakeModelServer) -> None:
+    """Sequential requests on one connection answer without a per-request stall (Nagle vs. delayed ACK)."""
+    body = json.dumps({"model": MODEL, "messages": [user("quick")], "max_tokens": 1})
+    conn = http.client.HTTPConnection(*echo_server.server_address[:2], timeout=10)
+    try:
+        conn.request("GET", "/v1/models")  # connect and warm up outside the timed loop
+        conn.getresponse().read()
+        started = time.monotonic()
+        for _ in range(KEPT_ALIVE_REQUESTS):
+            conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200
+            response.read()
+        elapsed = time.monotonic() - started
+    finally:
+        conn.close()
+    assert elapsed < KEPT_ALIVE_BUDGET_S, f"{KEPT_ALIVE_REQUESTS} kept-alive requests took {elapsed:.2f}s"
