@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from harness.endpoints import Endpoints
+from harness.paths import RUNS_DIR
 from harness.redact import MASK, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
 
@@ -359,7 +360,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 def _diagnose(state: HarnessState, item: pytest.Item, report: pytest.TestReport) -> None:
     if len(state.diagnoses) >= MAX_DIAGNOSES or state.target is None:
         return
-    root = Path(os.environ.get("RAG_DIAGNOSTICS_DIR") or Path(state.endpoints.run_dir or ".") / "diagnostics")
+    # Never the working directory: a run writes only under its run folder (or .cache/runs).
+    run_dir = Path(state.endpoints.run_dir) if state.endpoints.run_dir else RUNS_DIR
+    root = Path(os.environ.get("RAG_DIAGNOSTICS_DIR") or run_dir / "diagnostics")
     dest = root / re.sub(r"[^\w.-]+", "_", item.nodeid)[-120:]
     try:
         path = state.target.diagnose(dest)

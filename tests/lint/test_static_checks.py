@@ -50,3 +50,19 @@ def test_actionlint_every_workflow():
 def test_ruff():
     result = _run([sys.executable, "-m", "ruff", "check", "tests", "benchmarks"])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Files a run produces (process logs, diagnostics folders, packaged charts): none is tracked.
+RUN_ARTEFACT_SUFFIXES = (".log", ".tgz", ".pid")
+RUN_ARTEFACT_DIRS = ("diagnostics", "runs")
+
+
+def test_no_run_artefacts_are_tracked():
+    listed = _run(["git", "ls-files", "-z"])
+    if listed.returncode != 0:
+        pytest.skip(f"not a git checkout: {listed.stderr.strip()}")
+    tracked = [Path(p) for p in listed.stdout.split("\0") if p]
+    artefacts = [
+        str(p) for p in tracked if p.suffix in RUN_ARTEFACT_SUFFIXES or set(p.parts[:-1]) & set(RUN_ARTEFACT_DIRS)
+    ]
+    assert not artefacts, f"run output is committed (it belongs in .cache/runs/): {artefacts}"
