@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from harness.declared import Declared
 from harness.endpoints import Endpoints
-from harness.paths import RUNS_DIR
+from harness.paths import RUNS_DIR, VALUES_DIR
 from harness.redact import MASK, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
 
@@ -34,7 +35,10 @@ MARKERS = {
     "ratelimit": "gateway token and request rate limits per tier",
     "maas": "needs a real MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY)",
 }
-LEDGER_WINDOW_S = 130.0  # longest limit window (2 min) plus slack
+# The longest default limit window (requests per 2 minutes); shorter windows divide it, so
+# every window of a key has ended at a multiple of it.
+KEY_WINDOW_S = 120.0
+WINDOW_SLACK_S = 2.0  # clock skew between this machine and the gateway's, and charge latency
 MAX_DIAGNOSES = 5  # a broken stack fails many tests; a few folders say it all
 _STATE = pytest.StashKey["HarnessState"]()
 
@@ -67,73 +71,102 @@ class HarnessState:
 
 
 class KeyPool:
-    """Hands each test keys of a tier that no other test has used within a limit window.
+    """Hands each test keys of a tier that no test has used in the current limit window.
 
-    Rate-limit counters are per key, so a fresh key starts with a full budget: no test
-    waits for a window to pass, and tests do not depend on their order. A ledger in the
-    run folder remembers keys used by earlier sessions against the same (reused) stack.
+    Rate-limit counters are per key and per window, and the gateway's windows are aligned to
+    multiples of their length since the epoch (its Lua computes `floor(now / window)`). So a
+    key is fresh again once the window of its last use has ended. A ledger in the run folder
+    remembers when keys were last used, also by earlier sessions against the same (reused)
+    stack; when every key of a tier is spent, `take` waits for the next window boundary
+    (at most KEY_WINDOW_S) instead of skipping, so a second run right after the first passes.
     """
 
     def __init__(
         self,
         keys: dict[str, list[str]],
         ledger: Path | None = None,
-        window_s: float = LEDGER_WINDOW_S,
+        *,
+        window_s: float = KEY_WINDOW_S,
         scope: str = "",
+        clock: Any = time.time,
+        sleep: Any = time.sleep,
     ) -> None:
         self._ledger = ledger
         # Entries are digests of scope + key: a restarted stack (new URL, empty counters)
         # does not inherit the previous one's spent keys, and the file never holds a key.
         self._scope = scope
+        self._window_s = window_s
+        self._clock, self._sleep = clock, sleep
         # The last key of a tier is shared by light tests (listing, auth, chat smoke):
         # its budget is large enough for many of them, and fresh takes never get it.
         self._shared = {tier: ks[-1] for tier, ks in keys.items() if ks}
-        recent = self._recently_used(window_s)
         # Handed out from the end: targets probe with a tier's first key (status()).
-        self._free = {
-            tier: [k for k in reversed(ks[:-1]) if self._digest(k) not in recent] for tier, ks in keys.items()
-        }
-        self._total = {tier: len(ks) for tier, ks in keys.items()}
+        self._pool = {tier: list(reversed(ks[:-1])) for tier, ks in keys.items()}
+        self._taken: list[str] = []  # by this session; their budgets are spent until their window ends
 
     def shared(self, tier: str) -> str:
         """A key for light use (few requests, few tokens), the same for every caller."""
         if tier not in self._shared:
-            pytest.skip(f"target has no {tier!r} key")
+            pytest.skip(f"the target declares no {tier!r} key (its gateway values list none)")
         return self._shared[tier]
 
     def take(self, tier: str, count: int = 1) -> list[str]:
-        left = self._free.get(tier, [])
-        if len(left) < count:
-            pytest.skip(
-                f"no unused {tier!r} key left ({self._total.get(tier, 0)} configured; keys used in the last "
-                f"{LEDGER_WINDOW_S:.0f}s by this or an earlier run still carry spent budgets): "
-                f"add {tier} keys to the gateway values or restart the stack"
+        """`count` keys of `tier` with full budgets; waits for a window boundary if needed.
+
+        Skips when the target declares no key of the tier; fails when it declares fewer than
+        `count` (besides the shared one): no wait can help then.
+        """
+        pool = self._pool.get(tier)
+        if pool is None:
+            pytest.skip(f"the target declares no {tier!r} key (its gateway values list none)")
+        if len(pool) < count:
+            pytest.fail(
+                f"the target declares {len(pool) + 1} {tier!r} key(s); this test needs {count} besides the "
+                f"shared one: add {tier} keys to the gateway values"
             )
-        taken, self._free[tier] = left[:count], left[count:]
-        self._record(taken)
+        self._touch(self._taken)  # earlier tests are done with their keys: their last use is now
+        ready = sorted(pool, key=self._fresh_at)
+        wait = self._fresh_at(ready[count - 1]) - self._clock()
+        if wait > 0:
+            print(
+                f"\n[rag_harness] every {tier!r} key was used in the current rate-limit window (by this or an "
+                f"earlier run); waiting {wait:.0f}s for the window to end so the next test starts with a full budget",
+                flush=True,
+            )
+            self._sleep(wait)
+        taken = ready[:count]
+        self._taken.extend(taken)
+        self._touch(taken)
         return taken
 
     def one(self, tier: str) -> str:
         return self.take(tier)[0]
 
-    def remaining(self, tier: str) -> int:
-        return len(self._free.get(tier, []))
+    def close(self) -> None:
+        """Record the end of this session's use of its keys (their windows count from now)."""
+        self._touch(self._taken)
 
-    def _recently_used(self, window_s: float) -> set[str]:
-        """Digests of keys used less than a window ago (the ledger never holds keys)."""
+    def _fresh_at(self, key: str) -> float:
+        """When `key`'s budgets are full again: the end of the window of its last use (plus slack)."""
+        used_at = self._used().get(self._digest(key))
+        if used_at is None:
+            return 0.0
+        return (used_at // self._window_s + 1) * self._window_s + WINDOW_SLACK_S
+
+    def _used(self) -> dict[str, float]:
+        """Digest -> time of last use (the ledger never holds keys)."""
         if self._ledger is None or not self._ledger.is_file():
-            return set()
-        used: dict[str, float] = json.loads(self._ledger.read_text() or "{}")
-        return {digest for digest, at in used.items() if time.time() - at < window_s}
+            return {}
+        return json.loads(self._ledger.read_text() or "{}")
 
     def _digest(self, key: str) -> str:
         return hashlib.sha256(f"{self._scope}\n{key}".encode()).hexdigest()[:16]
 
-    def _record(self, keys: list[str]) -> None:
-        if self._ledger is None:
+    def _touch(self, keys: list[str]) -> None:
+        if self._ledger is None or not keys:
             return
-        used = json.loads(self._ledger.read_text() or "{}") if self._ledger.is_file() else {}
-        used.update({self._digest(k): time.time() for k in keys})
+        used = self._used()
+        used.update({self._digest(k): self._clock() for k in keys})
         self._ledger.write_text(json.dumps(used))
 
 
@@ -266,9 +299,11 @@ def openai_llama(llama_stack_url: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def key_pool(endpoints: Endpoints) -> KeyPool:
+def key_pool(endpoints: Endpoints) -> Iterator[KeyPool]:
     ledger = Path(endpoints.run_dir) / "e2e-key-ledger.json" if endpoints.run_dir else None
-    return KeyPool(endpoints.keys, ledger, scope=endpoints.gateway_url)
+    pool = KeyPool(endpoints.keys, ledger, scope=endpoints.gateway_url)
+    yield pool
+    pool.close()
 
 
 @pytest.fixture(scope="session")
@@ -330,10 +365,68 @@ def chat_model(chat_models: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway_model(endpoints: Endpoints, gateway_url: str) -> str:
+def declared(harness_state: HarnessState, target: Any) -> Declared:
+    """What the deployed stack's values declare (chart defaults + the target's values files)."""
+    return Declared.from_files(declared_values_files(harness_state, target))
+
+
+def declared_values_files(state: HarnessState, target: Any) -> list[Path]:
+    """The values files the target deploys with, in Helm's order (later wins)."""
+    if state.target_name == "local":
+        from harness.local.state import RunFolder
+
+        return RunFolder.named(state.options.run_name).values_files()
+    from harness.cluster.target import ClusterTarget
+
+    if isinstance(target, ClusterTarget):
+        return target.values()
+    return [VALUES_DIR / f"{state.target_name}.yaml", *state.options.values]
+
+
+@pytest.fixture(scope="session")
+def gateway_model(endpoints: Endpoints, gateway_url: str, declared: Declared) -> str:
+    """The first model the gateway lists; fails when the values declare a served model and it lists none."""
     if not endpoints.gateway_models:
-        pytest.skip(f"the gateway at {gateway_url} lists no model to this target's keys")
+        if declared.served_models:
+            pytest.fail(
+                f"the gateway at {gateway_url} lists no model, but the values ({declared.describe()}) "
+                f"declare the served model(s) {declared.served_models}"
+            )
+        pytest.skip(f"the values ({declared.describe()}) declare no model server and the gateway lists no model")
     return endpoints.gateway_models[0]
+
+
+@dataclass
+class ModelCalls:
+    """What the stack's model server received, one record per model call (the local stand-in
+    writes them: path, headers without credentials, JSON body)."""
+
+    files: list[Path]
+
+    def containing(self, marker: str) -> list[dict[str, Any]]:
+        """Records whose body mentions `marker` (a unique string the test put in its request)."""
+        found = []
+        for path in self.files:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                if marker in json.dumps(record["body"]):
+                    found.append(record)
+        return found
+
+
+@pytest.fixture(scope="session")
+def model_calls(harness_state: HarnessState, endpoints: Endpoints) -> ModelCalls:
+    from harness.local.programs import MODEL_CALLS_FILE
+
+    if harness_state.target_name != "local" or not endpoints.run_dir:
+        pytest.skip(
+            f"the {harness_state.target_name} target's model server does not record the calls it receives "
+            "(only the local stand-in does)"
+        )
+    files = sorted(Path(endpoints.run_dir).glob(f"work/*/{MODEL_CALLS_FILE}"))
+    if not files:
+        pytest.fail(f"the local model server records no calls under {endpoints.run_dir}/work (restart the stack)")
+    return ModelCalls(files)
 
 
 @pytest.fixture(scope="session")
@@ -403,7 +496,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _workflow_summary(terminalreporter: Any) -> None:
-    """One line per e2e area (the module name: models, chat, rag, auth, ratelimit)."""
+    """One line per e2e area (the module name: models, chat, rag, auth, ratelimit).
+
+    FAIL: a test failed; NONE: no test of the area passed (all skipped), so it is not ok.
+    """
     counts: dict[str, dict[str, int]] = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
@@ -417,6 +513,15 @@ def _workflow_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("end-to-end workflows")
     for area, by_outcome in sorted(counts.items()):
-        verdict = "FAIL" if by_outcome.get("failed") or by_outcome.get("error") else "ok"
+        # An area where nothing passed proved nothing: it is not ok, even if nothing failed.
+        if by_outcome.get("failed") or by_outcome.get("error"):
+            verdict = "FAIL"
+        elif not by_outcome.get("passed"):
+            verdict = "NONE"
+        else:
+            verdict = "ok"
         detail = ", ".join(f"{n} {o}" for o, n in by_outcome.items())
         terminalreporter.write_line(f"{verdict:>4}  {area:<10} {detail}")
+    empty = sorted(area for area, by_outcome in counts.items() if not by_outcome.get("passed"))
+    if empty:
+        terminalreporter.write_line(f"not ok: no test passed in {', '.join(empty)} (every one skipped or failed)")

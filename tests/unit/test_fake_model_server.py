@@ -493,3 +493,22 @@ def test_kept_alive_connection_does_not_stall(echo_server: fms.FakeModelServer) 
     finally:
         conn.close()
     assert elapsed < KEPT_ALIVE_BUDGET_S, f"{KEPT_ALIVE_REQUESTS} kept-alive requests took {elapsed:.2f}s"
+
+
+def test_record_writes_body_and_headers_without_credentials(tmp_path: Path) -> None:
+    record = tmp_path / "requests.jsonl"
+    with running(["--model", MODEL, "--mode", "echo", "--record", str(record)]) as server:
+        conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+        body = json.dumps({"model": MODEL, "messages": [user("remember me")]})
+        headers = {"Authorization": "Bearer sk-recorded-never", "X-Maas-User": "u1", "Content-Type": "application/json"}
+        conn.request("POST", "/v1/chat/completions", body=body, headers=headers)
+        assert conn.getresponse().read()
+        conn.request("GET", "/v1/models")  # not a model call: not recorded
+        conn.getresponse().read()
+        conn.close()
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["path"] == "/v1/chat/completions"
+    assert lines[0]["body"]["messages"][0]["content"] == "remember me"
+    assert lines[0]["headers"]["x-maas-user"] == "u1"
+    assert "sk-recorded-never" not in record.read_text()

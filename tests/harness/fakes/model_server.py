@@ -36,7 +36,9 @@ Flags: ``--model``, ``--served-model-name`` (space-separated list, as the simula
 ``--port``, ``--mode``, ``--time-to-first-token`` and ``--inter-token-latency`` (ms, slept as
 the simulator does), ``--max-model-len`` (only when given: rejects prompt + max_tokens
 above it with 400, as the simulator does), ``--config`` (the simulator's YAML file; CLI
-wins), plus fake-only ``--host`` (default 127.0.0.1). Every other flag (``--seed``,
+wins), plus fake-only ``--host`` (default 127.0.0.1) and ``--record FILE`` (append one JSON
+line per model call: path, headers without credentials, body; tests read it to see what
+reached the model). Every other flag (``--seed``,
 ``--max-num-seqs``, ``--enable-kvcache``, ...) is accepted, ignored and logged once.
 
 Run: ``python -m harness.fakes.model_server --model simulated-model --port 8000 --mode echo``
@@ -69,6 +71,7 @@ LOREM = (
 )
 MODES = ("echo", "random")
 SHUTDOWN_GRACE_S = 5.0
+UNRECORDED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 
 # ---------------------------------------------------------------------------------------
 # Configuration (command line + the simulator's --config YAML file)
@@ -86,6 +89,7 @@ class ServerConfig:
     inter_token_latency_ms: int = 0
     max_model_len: int | None = None
     force_include_usage: bool = False
+    record: str | None = None  # fake-only: append what each model call received to this file
     ignored: tuple[str, ...] = ()
 
 
@@ -116,6 +120,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int)
     p.add_argument("--config", help="the simulator's YAML config file; CLI values win")
     p.add_argument("--enable-force-include-usage", action="store_true", default=None)
+    p.add_argument("--record", metavar="FILE", help="fake-only: append each model call's body and headers to FILE")
     return p
 
 
@@ -178,6 +183,7 @@ def parse_args(argv: Sequence[str]) -> ServerConfig:
         force_include_usage=bool(
             _pick(args.enable_force_include_usage, from_file.get("enable_force_include_usage"), False)
         ),
+        record=args.record,
         ignored=tuple(unknown + ignored_keys),
     )
 
@@ -502,6 +508,7 @@ class FakeModelServer(ThreadingHTTPServer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.inflight = InFlight()
+        self.record_lock = threading.Lock()
         super().__init__((config.host, config.port), Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -644,6 +651,7 @@ class Handler(BaseHTTPRequestHandler):
         entry.model = str(model)
         if model not in self.server.config.served_model_names:
             raise ApiError(404, f"The model `{model}` does not exist.", param="model", code="model_not_found")
+        self._record(path, body)
         builder = chat_reply if kinds[path] == "chat" else completion_reply
         reply = builder(self.server.config, body)
         entry.usage = reply.usage()
@@ -653,6 +661,16 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._sleep_generation(reply.completion_tokens)
             self._send_json(200, full_response(env, reply), entry)
+
+    def _record(self, path: str, body: dict[str, Any]) -> None:
+        """One JSON line per model call, so tests can read what reached the model (tool
+        results, prompts, forwarded headers). Credentials are never written."""
+        if not self.server.config.record:
+            return
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in UNRECORDED_HEADERS}
+        line = json.dumps({"path": path, "headers": headers, "body": body}) + "\n"
+        with self.server.record_lock, open(self.server.config.record, "a", encoding="utf-8") as out:
+            out.write(line)
 
     def _include_usage(self, body: dict[str, Any]) -> bool:
         options = body.get("stream_options")

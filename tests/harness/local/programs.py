@@ -18,6 +18,8 @@ from harness.local import postgres
 from harness.local.pods import ContainerSpec
 from harness.tools import require
 
+MODEL_CALLS_FILE = "model-calls.jsonl"  # in the model server's work folder
+
 
 @dataclass
 class Launch:
@@ -58,7 +60,9 @@ def _redis(spec: ContainerSpec, work_dir: Path) -> Launch:
 
 
 def _simulator(spec: ContainerSpec, work_dir: Path) -> Launch:
-    argv = [sys.executable, "-m", "harness.fakes.model_server", *spec.args]
+    # The fake records what each model call received, so tests can see what reached the model.
+    record = ["--record", str(work_dir / MODEL_CALLS_FILE)]
+    argv = [sys.executable, "-m", "harness.fakes.model_server", *spec.args, *record]
     return Launch(argv, spec.env, stand_in="harness.fakes.model_server (fake of llm-d-inference-sim)")
 
 

@@ -1,0 +1,103 @@
+"""What a stack's values declare, read the way Helm reads them: the rag chart's defaults (each
+subchart's own defaults under its name), then the values files in order, later ones winning.
+
+Tests compare what a deployed stack does with this, never with the stack itself: a model the
+values declare must be served, an embedding model the values enable must be registered, a
+tier whose keys the values list must have keys. A test may skip only for what is not declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import paths
+
+SUBCHARTS = ("llama-stack", "maas-gateway", "vllm-gpu")
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's values merge: maps merge key by key, anything else (lists included) is replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: values must be a mapping at the top level")
+    return document
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The merged values of the rag chart for one deployment (shape: Helm's `.Values`)."""
+
+    values: dict[str, Any]
+    sources: tuple[str, ...]  # values files applied, for messages
+
+    @classmethod
+    def from_files(cls, files: Iterable[Path]) -> Declared:
+        values: dict[str, Any] = {}
+        for name in SUBCHARTS:
+            values[name] = _load(paths.chart(name) / "values.yaml")
+        values = merge(values, _load(paths.chart("rag") / "values.yaml"))
+        applied = [p for p in files if Path(p).is_file()]
+        for path in applied:
+            values = merge(values, _load(Path(path)))
+        return cls(values, tuple(Path(p).name for p in applied))
+
+    def _section(self, name: str) -> dict[str, Any]:
+        section = self.values.get(name) or {}
+        return section if section.get("enabled", True) else {}
+
+    def describe(self) -> str:
+        return "the rag chart's defaults + " + (", ".join(self.sources) or "no values file")
+
+    @property
+    def served_models(self) -> list[str]:
+        """Model names the chart's model server answers to (vllm-gpu's `servedName` helper)."""
+        vllm = self._section("vllm-gpu")
+        if not vllm:
+            return []
+        if vllm.get("mode") == "simulator":
+            name = (vllm.get("simulator") or {}).get("model")
+        else:
+            model = vllm.get("model") or {}
+            name = model.get("servedName") or model.get("name")
+        return [str(name)] if name else []
+
+    @property
+    def gateway_enabled(self) -> bool:
+        return bool(self._section("maas-gateway"))
+
+    @property
+    def embedding_model(self) -> str:
+        """The embedding model llama-stack registers, or "" when the values enable none."""
+        embeddings = self._section("llama-stack").get("embeddings") or {}
+        return str(embeddings.get("model") or "") if embeddings.get("enabled", False) else ""
+
+    @property
+    def embedding_dimension(self) -> int:
+        embeddings = self._section("llama-stack").get("embeddings") or {}
+        return int(embeddings.get("dimension") or 0)
+
+    @property
+    def vector_store_provider(self) -> str:
+        return str((self._section("llama-stack").get("vectorStore") or {}).get("provider") or "")
+
+    def key_counts(self) -> dict[str, int]:
+        """Tier -> number of keys the values list (dev keys only; an existingSecret is opaque)."""
+        counts: dict[str, int] = {}
+        for entry in (self._section("maas-gateway").get("apiKeys") or {}).get("keys") or []:
+            counts[str(entry.get("tier"))] = counts.get(str(entry.get("tier")), 0) + 1
+        return counts
