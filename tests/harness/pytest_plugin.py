@@ -403,15 +403,13 @@ class ModelCalls:
 
     files: list[Path]
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every recorded call, oldest first (slice from an earlier len() to see new ones)."""
+        return [json.loads(line) for path in self.files for line in path.read_text(encoding="utf-8").splitlines()]
+
     def containing(self, marker: str) -> list[dict[str, Any]]:
         """Records whose body mentions `marker` (a unique string the test put in its request)."""
-        found = []
-        for path in self.files:
-            for line in path.read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                if marker in json.dumps(record["body"]):
-                    found.append(record)
-        return found
+        return [record for record in self.records() if marker in json.dumps(record["body"])]
 
 
 @pytest.fixture(scope="session")
@@ -427,6 +425,24 @@ def model_calls(harness_state: HarnessState, endpoints: Endpoints) -> ModelCalls
     if not files:
         pytest.fail(f"the local model server records no calls under {endpoints.run_dir}/work (restart the stack)")
     return ModelCalls(files)
+
+
+@pytest.fixture(scope="session")
+def pgvector_rows(harness_state: HarnessState, endpoints: Endpoints, declared: Declared) -> Any:
+    """A function store id -> Rows read from the stack's PostgreSQL (see harness.vector_rows)."""
+    from harness.local.state import RunFolder
+    from harness.vector_rows import Dsn, read_rows
+
+    if declared.vector_store_provider != "pgvector":
+        pytest.skip(f"the values ({declared.describe()}) declare the vector store {declared.vector_store_provider!r}")
+    if harness_state.target_name != "local" or not endpoints.run_dir:
+        pytest.skip(f"the {harness_state.target_name} target exposes no PostgreSQL connection to the tests")
+    run = RunFolder.named(harness_state.options.run_name)
+    password = json.loads((run.values_dir / "secrets.yaml").read_text())["pgvector"]["auth"]["password"]
+    harness_state.add_secrets(password)
+    database = declared.values.get("pgvector") or {}
+    dsn = Dsn("127.0.0.1", int(run.get("ports")["pgvector"]), database["user"], password, database["database"])
+    return lambda store_id: read_rows(dsn, store_id)
 
 
 @pytest.fixture(scope="session")

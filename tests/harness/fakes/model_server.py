@@ -509,6 +509,8 @@ class FakeModelServer(ThreadingHTTPServer):
         self.config = config
         self.inflight = InFlight()
         self.record_lock = threading.Lock()
+        if config.record:
+            Path(config.record).touch()  # present from the start: readers can tell "no calls" from "not recording"
         super().__init__((config.host, config.port), Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
