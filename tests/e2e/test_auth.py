@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from .support import TIER_TOKENS, Gateway, Reply
@@ -61,3 +63,14 @@ def test_identity_headers_from_client_change_nothing(gateway: Gateway, key_pool)
     )
     # Identity headers alone are no credential either.
     assert_401_json(gateway.chat(None, "spoof check", headers=SPOOFED))
+
+
+def test_spoofed_identity_headers_never_reach_the_model_server(gateway: Gateway, key_pool, model_calls) -> None:
+    marker = f"spoof-forward-check-{uuid.uuid4().hex[:12]}"
+    reply = gateway.chat(key_pool.shared("free"), marker, max_tokens=4, headers=SPOOFED)
+    assert reply.status == 200, reply.describe()
+    received = model_calls.containing(marker)
+    assert len(received) == 1, f"the model server received the request {len(received)} times"
+    headers = received[0]["headers"]
+    forwarded = {name: headers[name] for name, value in SPOOFED.items() if headers.get(name) == value}
+    assert not forwarded, f"client-sent identity headers reached the model server unchanged: {forwarded}"
