@@ -67,7 +67,7 @@ def test_identity_headers_from_client_change_nothing(gateway: Gateway, key_pool)
 
 def test_spoofed_identity_headers_never_reach_the_model_server(gateway: Gateway, key_pool, model_calls) -> None:
     marker = f"spoof-forward-check-{uuid.uuid4().hex[:12]}"
-    reply = gateway.chat(key_pool.shared("free"), marker, max_tokens=4, headers=SPOOFED)
+    reply = gateway.chat(key_pool.shared("premium"), marker, max_tokens=4, headers=SPOOFED)
     assert reply.status == 200, reply.describe()
     received = model_calls.containing(marker)
     assert len(received) == 1, f"the model server received the request {len(received)} times"

@@ -177,6 +177,9 @@ def test_one_result_is_the_answer_chunk(openai_llama, ingested: Ingested, questi
     assert question.fact in text_of(top), (
         f"{question.text!r}: the top chunk lacks {question.fact!r}: {describe(results)}"
     )
+    # First by a margin, not by a tie broken in its favour.
+    pair = search(openai_llama, ingested, question, results=2)
+    assert pair[0].score > pair[1].score, f"{question.text!r}: the answer ties the runner-up: {describe(pair)}"
 
 
 @pytest.mark.parametrize("question", QUESTIONS, ids=lambda q: q.document.removesuffix(".txt"))
@@ -195,6 +198,7 @@ def test_long_document_answer_chunk_outranks_its_other_chunks(openai_llama, inge
     own = [r for r in results if r.file_id == long_id]
     assert len(own) >= 2, f"fewer than two chunks of {LONG_DOCUMENT} among the results: {describe(results)}"
     assert LONG_QUESTION.fact in text_of(own[0]), f"the chess chunk is not the almanac's first: {describe(own)}"
+    assert own[0].score > own[1].score, f"the chess chunk ties the almanac's next chunk: {describe(own)}"
     assert all(LONG_QUESTION.fact not in text_of(r) for r in own[1:]), f"the fact is in several chunks: {describe(own)}"
 
 
@@ -217,6 +221,9 @@ def test_responses_file_search_passes_the_answer_to_the_model(
     results = [r for call in calls for r in (call.results or [])]
     assert results, "the file_search call returned no results"
     first = results[0]
+    assert len(results) >= 2 and first.score > results[1].score, (
+        f"the first result does not outscore the next: {[(r.filename, r.score) for r in results]}"
+    )
     assert first.file_id == ingested.file_ids[question.document], (
         f"first file_search result {first.filename or first.file_id}, expected {question.document}: "
         f"{[(r.filename, r.score) for r in results]}"
@@ -249,15 +256,15 @@ def context_prompt(context: str, question: str) -> str:
 def test_client_side_rag_puts_the_retrieved_chunk_in_the_model_prompt(
     openai_llama, chat_model: str, ingested: Ingested, model_calls
 ) -> None:
-    """Retrieval then chat through llama-stack: the prompt the model server receives carries the fact.
+    """Retrieval then chat through llama-stack: the prompt the model server receives carries the chunk.
 
     What the model makes of it is a model property, checked only against a real model
     (test_real_model_answers_from_retrieved_context).
     """
     question = LONG_QUESTION
     hits = search(openai_llama, ingested, question, results=1)
-    context = text_of(hits[0])
-    assert question.fact in context, f"retrieval missed the fact {question.fact!r}: {describe(hits)}"
+    assert hits, "the search returned nothing"
+    context = text_of(hits[0])  # whatever ranks first: ranking is the ranking tests' claim
     marker = f"[request {uuid.uuid4().hex[:12]}]"
     answer = openai_llama.chat.completions.create(
         model=chat_model,
@@ -268,7 +275,7 @@ def test_client_side_rag_puts_the_retrieved_chunk_in_the_model_prompt(
     received = model_calls.containing(marker)
     assert received, f"the model server never received the request marked {marker}"
     prompt = " ".join(str(m.get("content")) for m in received[-1]["body"]["messages"])
-    assert question.fact in prompt, f"the prompt the model received lacks {question.fact!r}"
+    assert context in prompt, f"the prompt the model received lacks the retrieved chunk {context[:80]!r}"
 
 
 @pytest.mark.maas

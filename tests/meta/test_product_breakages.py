@@ -1,0 +1,232 @@
+"""Tests of the suite against a broken PRODUCT, not broken values: each case breaks one
+mechanism and shows that exactly the e2e tests that claim it fail.
+
+One local stack (run name `meta-product`) runs from a copy of the charts. Per case:
+  * gateway: one edit to the copy's rendered Envoy config or Lua step (key check, charge at
+    end of stream, user in the counter descriptor, identity header stripping), then the
+    gateway alone is restarted and the gateway e2e modules run; counters are cleared
+    between cases so that each starts from full budgets;
+  * embedder: the embeddings server is replaced by one that returns a constant vector;
+  * registration: a registration that leaves out one of the models it was asked to add.
+A case with nothing broken runs first: the same modules pass, so the failures are the
+breakage's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from harness.local import processes, stack
+from harness.paths import CHARTS_DIR, REPO_ROOT
+from harness.targets import TargetOptions, get_target
+from harness.targets.local import LocalTarget
+
+from .runs import Run, run_suite
+
+pytestmark = pytest.mark.meta
+
+RUN_NAME = "meta-product"
+GATEWAY_MODULES = ["tests/e2e/test_auth.py", "tests/e2e/test_ratelimit.py", "tests/e2e/test_chat.py"]
+LEDGER = "e2e-key-ledger.json"  # the key pool's ledger in the run folder (harness.pytest_plugin)
+EMBEDDER_READY_S = 10
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace `old` (which must occur exactly `count` times) in charts/<path>."""
+
+    path: str
+    old: str
+    new: str
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Breakage:
+    edits: tuple[Edit, ...]
+    fail: frozenset[str]  # "module::test" of the tests that claim the mechanism
+
+
+LUA = "maas-gateway/files/gateway.lua"
+ENVOY = "maas-gateway/templates/envoy-configmap.yaml"
+RATELIMIT_TOKENS = {
+    "test_ratelimit::test_free_tier_is_limited_at_its_token_budget",
+    "test_ratelimit::test_keys_and_tiers_are_isolated",
+    "test_ratelimit::test_remaining_tokens_decrease_with_use",
+    "test_ratelimit::test_listing_models_costs_no_tokens",
+    "test_ratelimit::test_streamed_responses_are_charged",
+}
+GATEWAY_BREAKAGES = {
+    "nothing broken": Breakage((), frozenset()),
+    "key check accepts any key": Breakage(
+        (
+            Edit(
+                LUA,
+                "if key ~= nil then id = key_table(handle)[key] end",
+                'if key ~= nil then id = key_table(handle)[key] or {user = "anyone", tier = "enterprise"} end',
+            ),
+        ),
+        frozenset(
+            {
+                "test_auth::test_bad_key_is_rejected_with_json_401[Bearer]",
+                "test_auth::test_bad_key_is_rejected_with_json_401[APIKEY]",
+            }
+        ),
+    ),
+    "no charge at end of stream": Breakage(
+        (Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false"),),
+        frozenset(RATELIMIT_TOKENS),
+    ),
+    "one counter for every user of a tier": Breakage(
+        (
+            Edit(
+                ENVOY,
+                "- metadata: {descriptor_key: user, metadata_key: {key: maas, path: [{key: user}]}}",
+                "- generic_key: {descriptor_key: user, descriptor_value: everyone}",
+                count=2,
+            ),
+        ),
+        frozenset({"test_ratelimit::test_keys_and_tiers_are_isolated"}),
+    ),
+    "identity headers not stripped": Breakage(
+        (Edit(LUA, "\n  strip_identity_headers(headers)\n", "\n"),),
+        frozenset({"test_auth::test_spoofed_identity_headers_never_reach_the_model_server"}),
+    ),
+}
+RANKING = frozenset(
+    {
+        *(
+            f"test_rag::test_{name}[{doc}]"
+            for name in ("one_result_is_the_answer_chunk", "scores_descend_from_the_answer_chunk")
+            for doc in ("zephyr-lighthouse", "quillfeather-bakery", "marrowind-glacier", "karvo-almanac")
+        ),
+        "test_rag::test_long_document_answer_chunk_outranks_its_other_chunks",
+        "test_rag::test_responses_file_search_passes_the_answer_to_the_model",
+    }
+)
+REGISTRATION = frozenset({"test_models::test_registration_adds_and_removes_a_model"})
+
+
+@dataclass
+class ProductStack:
+    target: LocalTarget
+    charts: Path  # the copy the stack renders from
+
+
+def copy_charts(dest: Path) -> Path:
+    # The umbrella's subcharts are relative symlinks: copying them as links keeps them pointing into the copy.
+    shutil.copytree(CHARTS_DIR, dest, symlinks=True)
+    return dest
+
+
+def apply_edits(charts: Path, edits: tuple[Edit, ...]) -> None:
+    for edit in edits:
+        path = charts / edit.path
+        text = path.read_text()
+        found = text.count(edit.old)
+        assert found == edit.count, (
+            f"breakage no longer applies: {edit.path} has {found} occurrence(s) of {edit.old!r}, expected "
+            f"{edit.count}; update the edit to break the same mechanism in the changed chart"
+        )
+        path.write_text(text.replace(edit.old, edit.new))
+
+
+def restore(charts: Path, edits: tuple[Edit, ...]) -> None:
+    for edit in edits:
+        shutil.copyfile(CHARTS_DIR / edit.path, charts / edit.path)
+
+
+def reset_counters(target: LocalTarget) -> None:
+    """Empty Redis (every rate-limit counter) and the key pool's ledger: full budgets again."""
+    port = int(target.run.get("ports")["redis"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
+        reply = conn.recv(64)
+    assert reply.startswith(b"+OK"), f"redis FLUSHALL answered {reply!r}"
+    (target.run.root / LEDGER).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def product_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductStack]:
+    charts = copy_charts(tmp_path_factory.mktemp("product") / "charts")
+    target = get_target("local", TargetOptions(run_name=RUN_NAME))
+    assert isinstance(target, LocalTarget)
+    try:
+        target.status()
+        target.down()  # a leftover from an earlier run may carry other charts or spent keys
+    except Exception:  # status() raises when nothing runs: nothing to clean up
+        pass
+    target.run.chart = charts / "rag"
+    target.up()
+    yield ProductStack(target, charts)
+    target.down()
+
+
+def assert_exactly(run: Run, expected: frozenset[str], what: str) -> None:
+    assert run.outcomes, f"{what}: nothing ran:\n{run.output[-3000:]}"
+    unexpected, missing = run.failed() - expected, expected - run.failed()
+    assert not unexpected and not missing, (
+        f"{what}: unexpected failures {sorted(unexpected)}; tests that should have failed but did not "
+        f"{sorted(missing)}\n" + "\n".join(f"--- {name}: {run.message(name)[:600]}" for name in sorted(unexpected))
+    )
+
+
+@pytest.mark.parametrize("name", list(GATEWAY_BREAKAGES))
+def test_gateway_breakage_fails_exactly_its_tests(product_stack: ProductStack, name: str, tmp_path: Path) -> None:
+    breakage = GATEWAY_BREAKAGES[name]
+    target, charts = product_stack.target, product_stack.charts
+    apply_edits(charts, breakage.edits)
+    try:
+        stack.restart(target.run, "gateway")
+        reset_counters(target)
+        run = run_suite(GATEWAY_MODULES, tmp_path, run_name=RUN_NAME)
+    finally:
+        restore(charts, breakage.edits)
+    assert_exactly(run, breakage.fail, name)
+    if breakage.fail:
+        assert run.returncode == 1, f"{name}: pytest exited {run.returncode}"
+
+
+def _stop_component(target: LocalTarget, component: str) -> None:
+    for name, pid in target.run.recorded_pids().items():
+        if name.endswith(f"-{component}"):
+            processes.stop(pid)
+
+
+def wait_listening(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not processes.port_in_use(port):
+        assert time.monotonic() < deadline, f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f}s"
+        time.sleep(0.1)
+
+
+def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: ProductStack, tmp_path: Path) -> None:
+    target = product_stack.target
+    port = int(target.run.get("ports")["embeddings"])
+    _stop_component(target, "embeddings")
+    command = [sys.executable, "-m", "meta.constant_embedder", "--port", str(port), "--model", "broken"]
+    env = {"PYTHONPATH": str(REPO_ROOT / "tests"), "PATH": "/usr/bin:/bin"}
+    embedder = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, EMBEDDER_READY_S)
+        run = run_suite(["tests/e2e/test_rag.py"], tmp_path, run_name=RUN_NAME)
+    finally:
+        embedder.terminate()
+        embedder.wait(timeout=10)
+        stack.restart(target.run, "embeddings")
+    assert_exactly(run, RANKING, "constant embedder")
+
+
+def test_registration_skipping_a_model_fails_exactly_the_registration_test(
+    product_stack: ProductStack, tmp_path: Path
+) -> None:
+    run = run_suite(["tests/e2e/test_models.py"], tmp_path, run_name=RUN_NAME, extra=("-p", "meta.skip_one_model"))
+    assert_exactly(run, REGISTRATION, "registration skipping one model")
