@@ -53,6 +53,9 @@ class Edit:
 class Breakage:
     edits: tuple[Edit, ...]
     fail: frozenset[str]  # "module::test" of the tests that claim the mechanism
+    # Tests whose premise the breakage removes, so they may fail too, depending on what ran
+    # before them in the same window (a shared counter spent by an earlier test).
+    may_fail: frozenset[str] = frozenset()
 
 
 LUA = "maas-gateway/files/gateway.lua"
@@ -64,6 +67,19 @@ RATELIMIT_TOKENS = {
     "test_ratelimit::test_listing_models_costs_no_tokens",
     "test_ratelimit::test_streamed_responses_are_charged",
 }
+# Tests that take a fresh key and rely on it starting with a full budget (per-key counters).
+FRESH_KEY_TESTS = frozenset(
+    {
+        "test_auth::test_identity_headers_from_client_change_nothing",
+        "test_ratelimit::test_free_tier_is_limited_at_its_token_budget",
+        "test_ratelimit::test_paid_tiers_pass_a_burst[premium-10]",
+        "test_ratelimit::test_paid_tiers_pass_a_burst[enterprise-20]",
+        "test_ratelimit::test_free_request_count_limit",
+        "test_ratelimit::test_remaining_tokens_decrease_with_use",
+        "test_ratelimit::test_listing_models_costs_no_tokens",
+        "test_ratelimit::test_streamed_responses_are_charged",
+    }
+)
 GATEWAY_BREAKAGES = {
     "nothing broken": Breakage((), frozenset()),
     "key check accepts any key": Breakage(
@@ -95,6 +111,7 @@ GATEWAY_BREAKAGES = {
             ),
         ),
         frozenset({"test_ratelimit::test_keys_and_tiers_are_isolated"}),
+        FRESH_KEY_TESTS,
     ),
     "identity headers not stripped": Breakage(
         (Edit(LUA, "\n  strip_identity_headers(headers)\n", "\n"),),
@@ -170,9 +187,9 @@ def product_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductS
     target.down()
 
 
-def assert_exactly(run: Run, expected: frozenset[str], what: str) -> None:
+def assert_exactly(run: Run, expected: frozenset[str], what: str, may_fail: frozenset[str] = frozenset()) -> None:
     assert run.outcomes, f"{what}: nothing ran:\n{run.output[-3000:]}"
-    unexpected, missing = run.failed() - expected, expected - run.failed()
+    unexpected, missing = run.failed() - expected - may_fail, expected - run.failed()
     assert not unexpected and not missing, (
         f"{what}: unexpected failures {sorted(unexpected)}; tests that should have failed but did not "
         f"{sorted(missing)}\n" + "\n".join(f"--- {name}: {run.message(name)[:600]}" for name in sorted(unexpected))
@@ -190,7 +207,7 @@ def test_gateway_breakage_fails_exactly_its_tests(product_stack: ProductStack, n
         run = run_suite(GATEWAY_MODULES, tmp_path, run_name=RUN_NAME)
     finally:
         restore(charts, breakage.edits)
-    assert_exactly(run, breakage.fail, name)
+    assert_exactly(run, breakage.fail, name, breakage.may_fail)
     if breakage.fail:
         assert run.returncode == 1, f"{name}: pytest exited {run.returncode}"
 
