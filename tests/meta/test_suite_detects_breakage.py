@@ -6,7 +6,8 @@ One extra local stack (run name `meta-broken`) is started from the charts with a
 that breaks three independent behaviours:
   1. the free tier's token budget is 0          -> free-tier rate-limit tests fail
   2. enterprise allows 5 requests per window    -> the enterprise burst test fails
-  3. the model answers fixed text, not the prompt -> the client-side RAG test fails
+  3. the model answers fixed text, not the prompt -> the MaaS-lane test that a model answers
+     from retrieved context fails (run with the broken stack's own gateway as the MaaS)
 The e2e modules run against it in a subprocess pytest, exactly as a user runs them.
 """
 
@@ -54,18 +55,17 @@ BREAKAGES = {
         {"test_ratelimit::test_paid_tiers_pass_a_burst[enterprise-20]"},
         "limit_requests=5",
     ),
-    "model ignores the prompt": (
-        {"test_rag::test_client_side_rag_sends_retrieved_text_to_the_model"},
-        "does not carry the retrieved fact",
-    ),
 }
+# Checked by its own run (test_model_ignoring_its_context_fails_the_maas_lane_claim).
+MODEL_IGNORES_PROMPT = "test_rag::test_real_model_answers_from_retrieved_context"
 # Tests the breakages do not touch: they must still pass, so the failures above are specific.
 UNAFFECTED = {
     "test_ratelimit::test_paid_tiers_pass_a_burst[premium-10]",
     "test_ratelimit::test_listing_models_costs_no_tokens",
     "test_ratelimit::test_streamed_responses_are_charged",
     "test_auth::test_both_header_forms_are_accepted[Bearer]",
-    "test_rag::test_responses_file_search_finds_the_document",
+    "test_rag::test_responses_file_search_passes_the_answer_to_the_model",
+    "test_rag::test_client_side_rag_puts_the_retrieved_chunk_in_the_model_prompt",
 }
 
 
@@ -194,3 +194,17 @@ def test_model_tests_skip_when_no_model_is_reachable(broken_stack: Endpoints, tm
     reasons = {message for _, message in run.outcomes.values()}
     assert all("no MaaS model reachable" in r and "127.0.0.1:9" in r for r in reasons), reasons
     assert "meta-dummy-key" not in run.output, "the MaaS key appeared in the output"
+
+
+def test_model_ignoring_its_context_fails_the_maas_lane_claim(broken_stack: Endpoints, tmp_path: Path) -> None:
+    # The broken stack's gateway plays the MaaS: its model answers fixed text whatever the prompt.
+    run = run_suite(
+        ["tests/e2e/test_rag.py", "-k", "real_model"],
+        tmp_path,
+        "--maas-endpoint",
+        broken_stack.gateway_url + "/v1",
+        env_extra={"MAAS_API_KEY": broken_stack.keys["enterprise"][-1]},  # never in argv
+    )
+    outcome, message = run.outcomes.get(MODEL_IGNORES_PROMPT, ("not run", ""))
+    assert outcome == "failed", f"{MODEL_IGNORES_PROMPT}: {outcome}\n{run.output[-2000:]}"
+    assert "does not carry the retrieved fact" in message, message[:1000]
