@@ -270,9 +270,11 @@ def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
 
 
 @pytest.fixture(scope="session")
-def gateway_url(endpoints: Endpoints) -> str:
+def gateway_url(endpoints: Endpoints, declared: Declared) -> str:
     if not endpoints.gateway_url:
-        pytest.skip("target exposes no gateway URL (gateway disabled or external MaaS only)")
+        if declared.gateway_enabled:
+            pytest.fail(f"the values ({declared.describe()}) enable the gateway, but the target exposes no gateway URL")
+        pytest.skip(f"the values ({declared.describe()}) disable the gateway (maas-gateway.enabled)")
     return endpoints.gateway_url.rstrip("/")
 
 
