@@ -90,13 +90,14 @@ class KeyPool:
         scope: str = "",
         clock: Any = time.time,
         sleep: Any = time.sleep,
+        notify: Any = print,
     ) -> None:
         self._ledger = ledger
         # Entries are digests of scope + key: a restarted stack (new URL, empty counters)
         # does not inherit the previous one's spent keys, and the file never holds a key.
         self._scope = scope
         self._window_s = window_s
-        self._clock, self._sleep = clock, sleep
+        self._clock, self._sleep, self._notify = clock, sleep, notify
         # The last key of a tier is shared by light tests (listing, auth, chat smoke):
         # its budget is large enough for many of them, and fresh takes never get it.
         self._shared = {tier: ks[-1] for tier, ks in keys.items() if ks}
@@ -128,10 +129,9 @@ class KeyPool:
         ready = sorted(pool, key=self._fresh_at)
         wait = self._fresh_at(ready[count - 1]) - self._clock()
         if wait > 0:
-            print(
+            self._notify(
                 f"\n[rag_harness] every {tier!r} key was used in the current rate-limit window (by this or an "
-                f"earlier run); waiting {wait:.0f}s for the window to end so the next test starts with a full budget",
-                flush=True,
+                f"earlier run); waiting {wait:.0f}s for the window to end so the next test starts with a full budget"
             )
             self._sleep(wait)
         taken = ready[:count]
@@ -301,11 +301,25 @@ def openai_llama(llama_stack_url: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def key_pool(endpoints: Endpoints) -> Iterator[KeyPool]:
+def key_pool(endpoints: Endpoints, pytestconfig: pytest.Config) -> Iterator[KeyPool]:
     ledger = Path(endpoints.run_dir) / "e2e-key-ledger.json" if endpoints.run_dir else None
-    pool = KeyPool(endpoints.keys, ledger, scope=endpoints.gateway_url)
+    pool = KeyPool(endpoints.keys, ledger, scope=endpoints.gateway_url, notify=_uncaptured(pytestconfig))
     yield pool
     pool.close()
+
+
+def _uncaptured(config: pytest.Config) -> Any:
+    """A print that reaches the terminal while a test runs (pytest captures test output)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(message: str) -> None:
+        if capture is None:
+            print(message, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            print(message, flush=True)
+
+    return say
 
 
 @pytest.fixture(scope="session")
