@@ -232,6 +232,13 @@ def test_chunking_is_published_where_clients_read_it(helm: HelmBinary, renderer:
     assert (ingestion["default_chunk_size_tokens"], ingestion["default_chunk_overlap_tokens"]) == (300, 60)
 
 
+def test_notes_show_the_chunking_to_pass(helm: HelmBinary, renderer: Renderer) -> None:
+    values = vector_store(chunkSizeTokens=300, chunkOverlapTokens=60)
+    notes, result = renderer.notes(helm, "llama-stack", values)
+    assert result.ok, result.describe()
+    assert '"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 60' in notes, notes
+
+
 # --- pgvector password ----------------------------------------------------------------------------
 
 
@@ -258,6 +265,16 @@ def test_existing_secret_renders_stable_and_wired(helm: HelmBinary, renderer: Re
     )  # fmt: skip
     assert again.ok, again.describe()
     assert again.docs() == first, "two renders with existingSecret differ: a GitOps sync would change objects"
+
+
+@pytest.mark.parametrize(("auth", "hint"), [({}, True), ({"existingSecret": "pg-credentials"}, False)])
+def test_notes_point_gitops_users_to_existing_secret(
+    helm: HelmBinary, renderer: Renderer, auth: dict[str, str], hint: bool
+) -> None:
+    values = {"pgvector": {"auth": auth}, "llama-stack": {"enabled": False}}
+    notes, result = renderer.notes(helm, "rag", values)
+    assert result.ok, result.describe()
+    assert ("pgvector.auth.existingSecret" in notes) == hint, notes
 
 
 def test_generated_secret_outlives_uninstall(helm: HelmBinary, renderer: Renderer) -> None:
