@@ -17,10 +17,12 @@
 local NS = "maas"
 local USAGE_NS = "maas.usage"
 
--- Headers a client could use to claim an identity; removed before anything else.
+-- Headers a client could use to claim an identity; removed before anything else (kept equal to
+-- maas-gateway.strippedHeaders, which kuadrant mode uses).
 local STRIP_PREFIX = "x-maas-"
 local STRIP_EXACT = {
-  ["x-user"] = true, ["x-user-id"] = true, ["x-tier"] = true, ["x-api-tier"] = true,
+  ["x-user"] = true, ["x-user-id"] = true, ["x-tier"] = true, ["x-api-tier"] = true, ["x-user-tier"] = true,
+  ["x-api-key-user"] = true,
   ["x-auth-request-user"] = true, ["x-auth-request-email"] = true, ["x-forwarded-user"] = true,
   ["x-remote-user"] = true, ["x-authenticated-userid"] = true, ["x-consumer-username"] = true,
 }

@@ -63,6 +63,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- tpl .Values.upstream.host . }}
 {{- end }}
 
+{{/* Request headers the model server never receives (kuadrant mode; standalone: files/gateway.lua). */}}
+{{- define "maas-gateway.strippedHeaders" -}}
+["authorization","x-maas-user","x-maas-tier","x-user","x-user-id","x-tier","x-api-tier","x-user-tier","x-api-key-user","x-auth-request-user","x-auth-request-email","x-forwarded-user","x-remote-user","x-authenticated-userid","x-consumer-username"]
+{{- end }}
+
 {{/* Name of the Secret that holds the key file (standalone mode). */}}
 {{- define "maas-gateway.apiKeysSecret" -}}
 {{- default (printf "%s-api-keys" (include "maas-gateway.fullname" .)) .Values.apiKeys.existingSecret }}
