@@ -315,6 +315,13 @@ function envoy_on_response(handle)
     end
   end
 
+  -- failureMode open: the rate limit filters let the call through without an answer (no
+  -- X-RateLimit-* headers came back). Say so, or unchecked calls would go unnoticed.
+  if next(rl) == nil and status >= 200 and status < 400 then
+    handle:logWarn(string.format("maas: rate limit service did not answer; %s call of user %s passed unchecked (failureMode open)",
+      md["route"], md["user"]))
+  end
+
   -- Our own 429 (not one from the model server): tell the client when to come back.
   if headers:get(":status") == "429" and headers:get("x-envoy-ratelimited") ~= nil then
     local wait = 0
