@@ -63,6 +63,11 @@ STREAM_SHAPES = {
     "no stream_options": lambda body: {**body, "stream": True},
     "include_usage false": lambda body: {**body, "stream": True, "stream_options": {"include_usage": False}},
     "stream_options null": lambda body: {**body, "stream": True, "stream_options": None},
+    "stream first, other options": lambda body: {
+        "stream": True,
+        "stream_options": {"continuous_usage_stats": False},
+        **body,
+    },
 }
 
 
@@ -105,6 +110,11 @@ INVALID_BODIES = {
     "stream as a string": b'{"stream": "true", "messages": [{"role": "user", "content": "x"}]}',
     "trailing data": b'{"messages": []} {"stream": true}',
     "empty": b"",
+    "byte-order mark": b'\xef\xbb\xbf{"stream": true, "messages": []}',
+    "NaN": b'{"stream": true, "temperature": NaN, "messages": []}',
+    "lone surrogate": b'{"stream": true, "messages": [{"role": "user", "content": "\\ud800"}]}',
+    "include_usage as a number": b'{"stream": true, "stream_options": {"include_usage": 0}, "messages": []}',
+    "nested too deep": b'{"messages": ' + b"[" * 300 + b"]" * 300 + b"}",
 }
 
 

@@ -79,7 +79,7 @@ local function decode_object(s, i, depth)
     if s:sub(i, i) ~= '"' then json_error(i, "expected a string key") end
     local key
     key, i = decode_string(s, i)
-    if seen[key] then json_error(i, "duplicate key \"" .. key .. "\"") end
+    if seen[key] then json_error(i, "duplicate key \"" .. key:gsub("[^%w%p ]", "?") .. "\"") end
     seen[key] = true
     i = skip_ws(s, i)
     if s:sub(i, i) ~= ":" then json_error(i, "expected ':'") end
@@ -145,7 +145,8 @@ decode_value = function(s, i, depth)
     return LITERALS[word], i + #word
   end
   if not c:match("[-%d]") then
-    json_error(i, c == "" and "unexpected end of input" or "unexpected character '" .. c .. "'")
+    if c == "" then json_error(i, "unexpected end of input") end
+    json_error(i, string.format("unexpected byte 0x%02X", c:byte()))
   end
   return scan_number(s, i)
 end
