@@ -32,7 +32,11 @@ LUA = "maas-gateway/files/gateway.lua"
 ENVOY = "maas-gateway/templates/envoy-configmap.yaml"
 # (file, text the product has, what the broken copy has instead)
 PATCHES = {
-    "no include_usage": (LUA, 'if doc["stream"] ~= true then return false end', "do return false end"),
+    "no include_usage": (
+        LUA,
+        'local USAGE_OPT_IN = { ["/v1/chat/completions"] = true, ["/v1/completions"] = true }',
+        "local USAGE_OPT_IN = {}",
+    ),
     "estimate 0": (LUA, "return body_bytes + completion * choices", "return 0"),
     "key forwarded": (LUA, '  headers:remove("authorization")\n\n', "\n"),
     "fails open": (ENVOY, "failure_mode_deny: {{ and $deny $f.enforced }}", "failure_mode_deny: false"),

@@ -138,10 +138,14 @@ local function parse_model_call(raw)
   return doc
 end
 
+-- The OpenAI endpoints whose streams report usage only when asked (stream_options); the
+-- Responses API always ends its stream with usage, other calls fall back to the estimate.
+local USAGE_OPT_IN = { ["/v1/chat/completions"] = true, ["/v1/completions"] = true }
+
 -- Make a streaming call report usage in its final chunk (OpenAI stream_options); returns
 -- whether the document changed.
-local function force_include_usage(doc)
-  if doc["stream"] ~= true then return false end
+local function force_include_usage(doc, path)
+  if not USAGE_OPT_IN[path:match("^[^?]*")] or doc["stream"] ~= true then return false end
   local options = doc["stream_options"]
   if options == nil or options == json.NULL then
     options = json.object()
@@ -239,7 +243,7 @@ function envoy_on_request(handle)
   -- Charged at end of stream unless the response's usage replaces it (see charge_estimate).
   handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", charge_estimate(doc, #raw))
   headers = handle:headers()
-  if force_include_usage(doc) then
+  if force_include_usage(doc, path) then
     local changed = json.encode(doc)
     body:setBytes(changed)
     headers:replace("content-length", tostring(#changed))
