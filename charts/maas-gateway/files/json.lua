@@ -159,7 +159,8 @@ local function json_decode(s)
   end)
   if not ok then
     if type(value) == "table" and value.json then return nil, value.json end
-    error(value, 0)
+    -- A fault in this decoder must refuse the body, never let it pass unparsed.
+    return nil, "the gateway could not parse it: " .. tostring(value)
   end
   if i <= #s then return nil, "at byte " .. i .. ": unexpected data after the document" end
   return value
