@@ -177,7 +177,7 @@ local function reject(handle, status, body, extra)
   handle:respond(h, body)
 end
 
-function envoy_on_request(handle)
+local function on_request(handle)
   local headers = handle:headers()
   strip_identity_headers(headers)
 
@@ -250,6 +250,15 @@ function envoy_on_request(handle)
   end
   -- Understood as JSON whatever the client called it: say so to the model server.
   headers:replace("content-type", "application/json")
+end
+
+-- Envoy lets a request through when its Lua step raises: fail closed instead.
+function envoy_on_request(handle)
+  local ok, err = pcall(on_request, handle)
+  if not ok then
+    handle:logErr("maas: request step failed: " .. tostring(err))
+    reject(handle, 500, error_json("The gateway could not process the request.", "server_error", "gateway_error"))
+  end
 end
 
 -- Values of one X-RateLimit-* header per rate limit filter, keyed by the limit name
