@@ -61,3 +61,24 @@ def test_identity_headers_from_client_change_nothing(gateway: Gateway, key_pool)
     )
     # Identity headers alone are no credential either.
     assert_401_json(gateway.chat(None, "spoof check", headers=SPOOFED))
+
+
+# What the model server must never receive: the gateway key and every identity header a client
+# could send (the gateway's strip list, charts/maas-gateway).
+NEVER_FORWARDED = {"authorization", *SPOOFED}
+
+
+def test_model_server_never_receives_the_key_or_client_identity(gateway: Gateway, key_pool) -> None:
+    key = key_pool.shared("premium")  # three requests: the chat and two reads of the record
+    before = gateway.received_headers(key)
+    if before is None:
+        pytest.skip("the model server does not report received header names (only the local stand-in does)")
+    reply = gateway.chat(key, "strip check", max_tokens=2, headers=SPOOFED)
+    assert reply.status == 200, reply.describe()
+    after = gateway.received_headers(key)
+    assert after is not None and after["count"] > before["count"], f"the chat never reached the model server: {after}"
+    chat = [r for r in after["requests"] if r["seq"] > before["count"] and r["path"] == "/v1/chat/completions"]
+    assert chat, f"no chat among the requests the model server received: {after['requests'][-5:]}"
+    received = {(r["method"], r["path"], name) for r in after["requests"] for name in r["names"]}
+    leaked = {entry for entry in received if entry[2] in NEVER_FORWARDED}
+    assert not leaked, f"the model server received {sorted(leaked)}"

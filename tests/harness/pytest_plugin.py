@@ -31,6 +31,7 @@ MARKERS = {
     "rag": "files, vector stores, search and Responses file_search",
     "auth": "gateway API-key authentication",
     "ratelimit": "gateway token and request rate limits per tier",
+    "faults": "gateway behaviour while a component is stopped (stops and restarts real processes)",
     "maas": "needs a real MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY)",
 }
 LEDGER_WINDOW_S = 130.0  # longest limit window (2 min) plus slack

@@ -10,6 +10,8 @@ It is the one fake in the local stack; everything else is the real program.
 What it does, deterministically:
 
 * ``GET /health``, ``GET /ready`` -> 200; ``GET /v1/models`` -> the served model names.
+* Fake-only ``GET /fake/received-headers``: the header *names* (never values: they may carry
+  keys) of the last requests it received, so tests can prove what a gateway forwards.
 * ``POST /v1/chat/completions`` and ``POST /v1/completions``, plain or streamed (SSE
   ``data: {...}`` events, then ``data: [DONE]``). With ``stream_options.include_usage``
   (or the vLLM flag ``--enable-force-include-usage``) a last chunk has ``choices: []`` and
@@ -53,6 +55,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +72,7 @@ LOREM = (
 )
 MODES = ("echo", "random")
 SHUTDOWN_GRACE_S = 5.0
+RECEIVED_HEADERS_PATH = "/fake/received-headers"
 
 # ---------------------------------------------------------------------------------------
 # Configuration (command line + the simulator's --config YAML file)
@@ -494,6 +498,24 @@ class InFlight:
             return self._cond.wait_for(lambda: self._count == 0, timeout)
 
 
+class HeaderNames:
+    """Header names of the last requests (newest last), numbered from 1. Names only: values may be keys."""
+
+    def __init__(self, keep: int = 512) -> None:
+        self._seen: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def record(self, method: str, path: str, names: list[str]) -> None:
+        with self._lock:
+            self._count += 1
+            self._seen.append({"seq": self._count, "method": method, "path": path, "names": sorted(set(names))})
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"count": self._count, "requests": list(self._seen)}
+
+
 class FakeModelServer(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must not block shutdown
     allow_reuse_address = True
@@ -502,6 +524,7 @@ class FakeModelServer(ThreadingHTTPServer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.inflight = InFlight()
+        self.header_names = HeaderNames()
         super().__init__((config.host, config.port), Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -557,6 +580,8 @@ class Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         entry = RequestLog()
         path = self.path.split("?", 1)[0]
+        if path != RECEIVED_HEADERS_PATH:
+            self.server.header_names.record(self.command, path, [k.lower() for k in self.headers])
         with self.server.inflight:
             try:
                 action(path, entry)
@@ -617,6 +642,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"status": "ok"}, entry)
         elif path == "/v1/models":
             self._send_json(200, self._models(), entry)
+        elif path == RECEIVED_HEADERS_PATH:
+            self._send_json(200, self.server.header_names.snapshot(), entry)
         else:
             raise ApiError(404, f"no route GET {path}")
 
