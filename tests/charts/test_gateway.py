@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,96 @@ def test_envoy_validate_rejects_a_broken_config(tmp_path: Path) -> None:
         "    filter_chains: [{filters: [{name: bogus, typed_config: {'@type': type.googleapis.com/nope.Nope}}]}]\n"
     )
     assert envoy_validate(requirements.envoy(), broken, tmp_path).returncode != 0
+
+
+# --- windows: every accepted window resets exactly at its bounds -------------------------------
+
+WINDOW_SCHEMA = Path(__file__).resolve().parents[2] / "charts" / CHART / "values.schema.json"
+UNIT_SUFFIX = {"s": 1, "m": 60, "h": 3600}
+
+
+def accepted_windows() -> dict[str, int]:
+    """Every `<n>s|m|h` window (n up to 1440) that values.schema.json accepts, in seconds."""
+    pattern = json.loads(WINDOW_SCHEMA.read_text())["definitions"]["budget"]["properties"]["window"]["pattern"]
+    return {
+        f"{n}{suffix}": n * seconds
+        for suffix, seconds in UNIT_SUFFIX.items()
+        for n in range(1, 1441)
+        if re.fullmatch(pattern, f"{n}{suffix}")
+    }
+
+
+def test_every_accepted_window_gets_counters_that_reset_on_its_bounds(helm: HelmBinary, renderer: Renderer) -> None:
+    """The gateway keys a counter by (window index, ratelimit unit bucket); both are epoch-aligned, so
+    the counter resets exactly on the window's bounds iff the unit is a multiple of the window."""
+    windows = accepted_windows()
+    assert {"1m", "2m", "1h", "24h"} <= set(windows), f"the schema refuses ordinary windows: {sorted(windows)}"
+    tiers = {
+        f"w{name}": {"tokens": {"limit": 9, "window": name}, "requests": {"limit": 3, "window": name}}
+        for name in windows
+    }
+    config, envoy = standalone_configs(renderer, helm, {"tiers": tiers})
+    lua = limits.lua_windows(envoy)
+    leaves = {(t, k): rate for t, k, rate in limits.ratelimit_leaves(config, set(tiers))}
+    problems = []
+    for name, seconds in windows.items():
+        tier = f"w{name}"
+        for kind in ("tokens", "requests"):
+            unit = limits.bucket_seconds(leaves[(tier, kind)])
+            if lua.get(tier, {}).get(kind) != seconds:
+                problems.append(f"{name} {kind}: the gateway buckets by {lua.get(tier, {}).get(kind)}s")
+            if unit % seconds:
+                problems.append(f"{name} {kind}: ratelimit unit {unit}s splits the window")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("window", ["7s", "45s", "90s", "13m", "90m", "5h", "48h"])
+@pytest.mark.parametrize("mode", ["standalone", "kuadrant"])
+def test_windows_that_straddle_counter_units_are_refused(
+    helm: HelmBinary, renderer: Renderer, window: str, mode: str
+) -> None:
+    values = {"mode": mode, "tiers": {"free": {"tokens": {"limit": 5, "window": window}}}}
+    result = renderer.template(helm, CHART, values=values)
+    assert not result.ok, f"a {window} window was accepted in {mode} mode"
+    assert "window" in result.stderr, f"the error does not name the field:\n{result.stderr}"
+    allowed = ("1", "2", "3", "4", "5", "6", "10", "12", "15", "20", "30", "60")
+    assert all(n in result.stderr for n in allowed), f"the error does not list the allowed values:\n{result.stderr}"
+
+
+# --- usage is reported, identity never reaches the model server --------------------------------
+
+
+@pytest.mark.parametrize("preset", ["none", "t4", "a100", "h100"])
+def test_vllm_forces_usage_in_streams(helm: HelmBinary, renderer: Renderer, preset: str) -> None:
+    docs = render_ok(renderer, helm, "vllm-gpu", values={"mode": "gpu", "preset": preset})
+    args = [
+        a
+        for d in of_kind(docs, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for a in c.get("args", [])
+    ]
+    assert "--enable-force-include-usage" in args, f"preset {preset}: vLLM args {args}"
+
+
+LUA_STRIP = re.compile(r'\["(x-[a-z0-9-]+)"\]\s*=\s*true')
+
+
+def test_both_modes_strip_the_same_identity_headers(helm: HelmBinary, renderer: Renderer) -> None:
+    _, envoy = standalone_configs(renderer, helm, {})
+    standalone_names = set(LUA_STRIP.findall(envoy))
+    docs = render_ok(renderer, helm, CHART, values={"mode": "kuadrant"})
+    (route,) = of_kind(docs, "HTTPRoute")
+    removed = {
+        name.lower()
+        for rule in route["spec"]["rules"]
+        for f in rule.get("filters", [])
+        if f["type"] == "RequestHeaderModifier"
+        for name in f["requestHeaderModifier"].get("remove", [])
+    }
+    assert "authorization" in removed, f"kuadrant forwards the gateway key to the model server: {removed}"
+    assert {"x-maas-user", "x-maas-tier"} <= removed, removed
+    assert standalone_names and standalone_names <= removed, f"only standalone strips {standalone_names - removed}"
+    (policy,) = of_kind(docs, "AuthPolicy")
+    assert not policy["spec"]["rules"].get("response", {}).get("success", {}).get("headers"), (
+        "the AuthPolicy forwards caller identity headers to the model server"
+    )

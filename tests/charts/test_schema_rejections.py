@@ -50,6 +50,23 @@ REJECTIONS = [
     Rejection("unknown-gateway-mode", "maas-gateway", {"mode": "istio"}, {"mode": "kuadrant"}, "mode"),
     Rejection("negative-limit", "maas-gateway", tier_limit(-5), tier_limit(5), "limit"),
     Rejection(
+        "tls-verify-relative-ca-path",
+        "llama-stack",
+        models(provider="openai", tlsVerify="certs/ca.pem"),
+        models(provider="openai", tlsVerify="/etc/pki/maas/ca.pem"),
+        "tlsVerify",
+    ),
+    Rejection(
+        "unknown-tei-pooling", "rag", {"embeddings": {"pooling": "max"}}, {"embeddings": {"pooling": "mean"}}, "pooling"
+    ),
+    Rejection(
+        "chunk-size-over-llama-stack-limit",
+        "llama-stack",
+        {"vectorStore": {"chunkSizeTokens": 4097}, "embeddings": {"enabled": False}},
+        {"vectorStore": {"chunkSizeTokens": 4096}, "embeddings": {"enabled": False}},
+        "chunkSizeTokens",
+    ),
+    Rejection(
         "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
     ),
 ]

@@ -39,8 +39,11 @@ def test_t4_preset_renders_every_workaround(helm: HelmBinary, renderer: Renderer
     assert (repo.endswith("vllm-openai") and tag and tag != "latest") or "@sha256:" in c.spec["image"], (
         f"T4 image must be a pinned vllm-openai tag or digest: {c.spec['image']}"
     )
+    # What selects attention on NVIDIA: the V0 engine with xFormers (vllm/platforms/cuda.py).
+    assert env_value(c, "VLLM_USE_V1") == "0", "T4 needs the V0 engine"
     assert env_value(c, "VLLM_ATTENTION_BACKEND") == "XFORMERS"
-    assert env_value(c, "VLLM_USE_TRITON_FLASH_ATTN") in ("0", "false", "False"), "Triton flash-attn not off"
+    # Only vLLM's ROCm backends read this variable; on NVIDIA it would only mislead.
+    assert env_value(c, "VLLM_USE_TRITON_FLASH_ATTN") is None, "T4 preset sets the ROCm-only VLLM_USE_TRITON_FLASH_ATTN"
     flags = parse_flags(c.argv)
     for flag, value in T4_FLAGS.items():
         assert flag in flags, f"--{flag} missing from {c.argv}"

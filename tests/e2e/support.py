@@ -4,6 +4,7 @@ rate-limit header parsing, and the tier budgets the contract promises."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class RateHeaders:
     consumed_tokens: int | None
     limit_requests: int | None
     remaining_requests: int | None
+    reset_tokens: int | None = None  # seconds until the token window ends
+    reset_requests: int | None = None
 
     @classmethod
     def of(cls, headers: httpx.Headers) -> RateHeaders:
@@ -39,6 +42,8 @@ class RateHeaders:
             num("consumed-tokens"),
             num("limit-requests"),
             num("remaining-requests"),
+            num("reset-tokens"),
+            num("reset-requests"),
         )
 
 
@@ -114,6 +119,24 @@ class Gateway:
             chunks = parse_sse(response.iter_lines())
             return Reply(response.status_code, response.headers, None, chunks)
 
+    def received_headers(self, key: str) -> dict[str, Any] | None:
+        """What the model server reports about the header names it received (the local stand-in's
+        /fake/received-headers, reached through the gateway); None when it does not report them."""
+        response = self.http.get("/fake/received-headers", headers=auth_header(key))
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, f"HTTP {response.status_code} {response.text[:300]}"
+        return response.json()
+
+    def post_raw(self, key: str, body: bytes, *, content_type: str | None = "application/json") -> Reply:
+        """POST exact bytes to /v1/chat/completions; SSE replies are parsed into chunks."""
+        headers = self._headers(key, "Bearer", {"Content-Type": content_type} if content_type else None)
+        with self.http.stream("POST", "/v1/chat/completions", content=body, headers=headers) as response:
+            response.read()
+            if response.status_code == 200 and "text/event-stream" in response.headers.get("content-type", ""):
+                return Reply(200, response.headers, None, parse_sse(response.iter_lines()))
+            return Reply(response.status_code, response.headers, _json(response))
+
     def _body(self, text: str, max_tokens: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": text}]}
         if max_tokens is not None:
@@ -152,3 +175,47 @@ def assert_usage_arithmetic(usage: Any) -> None:
     assert None not in (prompt, completion, total), f"usage incomplete: {usage}"
     assert prompt + completion == total, f"usage does not add up: {usage}"
     assert total > 0, f"usage is zero: {usage}"
+
+
+# A rate-limit test checks counters that reset at window bounds (epoch-aligned): it needs the
+# whole test inside one window. The gateway tells how much is left (x-ratelimit-reset-*).
+WINDOW_MARGIN_S = 1.0
+
+
+def await_window(gateway: Gateway, key: str, need_s: float) -> None:
+    """Return once at least `need_s` seconds are left in the key's token and request windows,
+    sleeping into the next window when too little is left. Reads the budget through /v1/models,
+    which costs nothing. Raises when the gateway sends no reset headers."""
+    for _ in range(3):  # the token and the request window may each need one wait
+        rate = gateway.models(key).rate
+        resets = [r for r in (rate.reset_tokens, rate.reset_requests) if r is not None]
+        assert resets, "the gateway sent no x-ratelimit-reset-* headers on /v1/models"
+        short = [r for r in resets if r < need_s + WINDOW_MARGIN_S]
+        if not short:
+            return
+        time.sleep(max(short) + WINDOW_MARGIN_S / 2)
+    raise AssertionError(f"could not find {need_s}s left in the windows of this key after three waits")
+
+
+def wait_for_charge(gateway: Gateway, key: str, expected_remaining: int, *, timeout_s: float = 5.0) -> int:
+    """The key's remaining tokens once they have dropped to `expected_remaining` (or below: the
+    charge is at least what was expected). Usage is charged when the response stream ends, just
+    after the client has it. Fails loudly, with what it saw, when the charge never comes."""
+    deadline = time.monotonic() + timeout_s
+    seen: list[int | None] = []
+    while time.monotonic() < deadline:
+        remaining = gateway.models(key).rate.remaining_tokens
+        if not seen or seen[-1] != remaining:
+            seen.append(remaining)
+        if remaining is not None and remaining <= max(expected_remaining, 0):
+            return remaining
+        time.sleep(0.05)
+    raise AssertionError(
+        f"the charge never came: remaining tokens stayed {seen} for {timeout_s}s, expected <= {expected_remaining}"
+    )
+
+
+def remaining_tokens(gateway: Gateway, key: str) -> int:
+    remaining = gateway.models(key).rate.remaining_tokens
+    assert remaining is not None, "the gateway sent no x-ratelimit-remaining-tokens on /v1/models"
+    return remaining

@@ -1,18 +1,18 @@
 """Tier rate limits at the gateway: tokens per minute and requests per 2 minutes, per key.
 
-Every test takes its own unused keys from `key_pool`, so each starts with a full budget
-and no test waits for a window to pass. Token counts are exact on the local stack (its
-model server counts whitespace tokens); the assertions use only the usage the gateway
-reports, so they hold for any model.
+Every test takes its own unused keys from `key_pool`, so each starts with a full budget.
+Windows are epoch-aligned: a test first makes sure enough of the window is left for it to
+finish (`await_window` reads x-ratelimit-reset-* and waits for the next window otherwise), so
+no boundary can fall in its middle. Token counts are exact on the local stack (its model
+server counts whitespace tokens); the assertions use only the usage the gateway reports, so
+they hold for any model.
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from .support import TIER_REQUESTS, TIER_TOKENS, Gateway, Reply, words
+from .support import TIER_REQUESTS, TIER_TOKENS, Gateway, Reply, await_window, wait_for_charge, words
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
@@ -31,20 +31,8 @@ def assert_429(reply: Reply) -> None:
     )
 
 
-def _charged(gateway: Gateway, key: str, expected_remaining: int, timeout: float = 5.0) -> int | None:
-    """Budget left once the gateway has recorded a charge.
-
-    Usage is charged when the response stream ends, just after the client has it; /v1/models
-    (which costs nothing) reads the budget until the charge shows, bounded by `timeout`.
-    """
-    deadline = time.monotonic() + timeout
-    remaining = None
-    while time.monotonic() < deadline:
-        remaining = gateway.models(key).rate.remaining_tokens
-        if remaining is not None and remaining <= max(expected_remaining, 0):
-            break
-        time.sleep(0.05)
-    return remaining
+# Time one test needs inside a single window (a few dozen requests on a shared 2-core machine).
+TEST_SPAN_S = 20.0
 
 
 def chat_settled(gateway: Gateway, key: str, prompt: str, max_tokens: int) -> Reply:
@@ -54,8 +42,9 @@ def chat_settled(gateway: Gateway, key: str, prompt: str, max_tokens: int) -> Re
     (x-ratelimit-consumed-tokens); the budget the gateway enforces shows it once charged.
     """
     reply = gateway.chat(key, prompt, max_tokens=max_tokens)
-    if reply.status == 200 and reply.rate.remaining_tokens is not None:
-        _charged(gateway, key, reply.rate.remaining_tokens)
+    if reply.status == 200:
+        assert reply.rate.remaining_tokens is not None, f"no x-ratelimit-remaining-tokens: {reply.describe()}"
+        wait_for_charge(gateway, key, reply.rate.remaining_tokens)
     return reply
 
 
@@ -73,6 +62,7 @@ def spend_until_limited(gateway: Gateway, key: str, prompt: str, attempts: int) 
 
 def test_free_tier_is_limited_at_its_token_budget(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("free")
+    await_window(gateway, key, TEST_SPAN_S)
     budget = TIER_TOKENS["free"]
     passed, limited = spend_until_limited(gateway, key, BIG_PROMPT, attempts=TIER_REQUESTS["free"] - 1)
     assert passed, f"the first request of a fresh free key was refused: {limited and limited.describe()}"
@@ -98,6 +88,7 @@ def test_free_tier_is_limited_at_its_token_budget(gateway: Gateway, key_pool) ->
 @pytest.mark.parametrize(("tier", "count"), [("premium", 10), ("enterprise", 20)])
 def test_paid_tiers_pass_a_burst(gateway: Gateway, key_pool, tier: str, count: int) -> None:
     key = key_pool.one(tier)
+    await_window(gateway, key, TEST_SPAN_S)
     for i in range(count):
         reply = gateway.chat(key, words(20, stem=f"r{i}-"), max_tokens=20)
         assert reply.status == 200, f"{tier} request {i + 1}/{count} refused: {reply.describe()}"
@@ -107,6 +98,7 @@ def test_paid_tiers_pass_a_burst(gateway: Gateway, key_pool, tier: str, count: i
 
 def test_free_request_count_limit(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("free")
+    await_window(gateway, key, TEST_SPAN_S)
     limit = TIER_REQUESTS["free"]
     for i in range(limit):
         reply = gateway.chat(key, "tiny", max_tokens=1)
@@ -123,6 +115,7 @@ def test_free_request_count_limit(gateway: Gateway, key_pool) -> None:
 def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
     spent_key, other_free = key_pool.take("free", 2)
     premium = key_pool.one("premium")
+    await_window(gateway, spent_key, TEST_SPAN_S)
     _, limited = spend_until_limited(gateway, spent_key, BIG_PROMPT, attempts=TIER_REQUESTS["free"] - 1)
     assert limited is not None, "could not exhaust a free key"
     assert_429(limited)
@@ -136,6 +129,7 @@ def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
 
 def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("free")
+    await_window(gateway, key, TEST_SPAN_S)
     replies = [chat_settled(gateway, key, words(n), max_tokens=1) for n in (10, 20, 30)]
     for reply in replies:
         assert reply.status == 200, reply.describe()
@@ -153,6 +147,7 @@ def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
 
 def test_listing_models_costs_no_tokens(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("premium")
+    await_window(gateway, key, TEST_SPAN_S)
     first = chat_settled(gateway, key, words(10), max_tokens=1)
     for _ in range(5):
         listing = gateway.models(key)
@@ -166,12 +161,13 @@ def test_listing_models_costs_no_tokens(gateway: Gateway, key_pool) -> None:
 
 def test_streamed_responses_are_charged(gateway: Gateway, key_pool) -> None:
     key = key_pool.one("enterprise")
+    await_window(gateway, key, TEST_SPAN_S)
     budget = TIER_TOKENS["enterprise"]
     streamed = gateway.stream(key, words(50), max_tokens=50)
     assert streamed.status == 200, streamed.describe()
     charged = streamed.usage.get("total_tokens")
     assert charged, f"no usage in the final chunk: {streamed.chunks[-1:]}"
-    _charged(gateway, key, budget - charged)  # the charge lands when Envoy sees the stream end
+    wait_for_charge(gateway, key, budget - charged)  # the charge lands when Envoy sees the stream end
     after = gateway.chat(key, "x", max_tokens=1)
     assert after.status == 200, after.describe()
     own = after.usage["total_tokens"]
@@ -179,3 +175,23 @@ def test_streamed_responses_are_charged(gateway: Gateway, key_pool) -> None:
     assert after.rate.remaining_tokens in expected, (
         f"remaining {after.rate.remaining_tokens}, expected one of {expected}: the stream was not charged {charged}"
     )
+
+
+# Prompts that cross each paid budget in a handful of requests (max_tokens=1).
+PAID_PROMPT_WORDS = {"premium": 300, "enterprise": 1200}
+
+
+@pytest.mark.parametrize("tier", ["premium", "enterprise"])
+def test_paid_tiers_are_limited_at_their_token_budget(gateway: Gateway, key_pool, tier: str) -> None:
+    key = key_pool.one(tier)
+    await_window(gateway, key, TEST_SPAN_S)
+    budget = TIER_TOKENS[tier]
+    prompt = words(PAID_PROMPT_WORDS[tier])
+    passed, limited = spend_until_limited(gateway, key, prompt, attempts=TIER_REQUESTS[tier] - 1)
+    spent = [r.usage["total_tokens"] for r in passed]
+    assert limited is not None, f"{len(passed)} requests worth {sum(spent)} tokens passed a {budget}-token budget"
+    assert passed, f"the first request of a fresh {tier} key was refused: {limited.describe()}"
+    assert sum(spent[:-1]) < budget, f"requests passed after the budget was spent: {spent}; budget {budget}"
+    assert sum(spent) + spent[-1] > budget, f"refused early, after {spent} of {budget} tokens"
+    assert_429(limited)
+    assert limited.rate.limit_tokens == budget and limited.rate.remaining_tokens == 0, limited.describe()

@@ -33,6 +33,7 @@ MARKERS = {
     "rag": "files, vector stores, search and Responses file_search",
     "auth": "gateway API-key authentication",
     "ratelimit": "gateway token and request rate limits per tier",
+    "faults": "gateway behaviour while a component is stopped (stops and restarts real processes)",
     "maas": "needs a real MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY)",
 }
 # The longest default limit window (requests per 2 minutes); shorter windows divide it, so

@@ -58,9 +58,46 @@ Enabled models as a JSON object <key> -> entry. An entry without `enabled` count
 {{- toJson $out }}
 {{- end }}
 
-{{/* Env var carrying a model's token: MODEL_TOKEN_<KEY>, upper-cased, non-alphanumerics as "_". */}}
+{{/*
+Env var carrying a model's token: MODEL_TOKEN_<KEY>_<first 8 hex of sha256(key)>, the key
+upper-cased with non-alphanumerics as "_". The readable part alone would give `team-a`, `team_a`
+and `Team-A` one variable, so one provider would call with another's token; the hash suffix keeps
+every key's variable distinct.
+Usage: {{ include "llama-stack.tokenEnv" "team-a" }}
+*/}}
 {{- define "llama-stack.tokenEnv" -}}
-{{- printf "MODEL_TOKEN_%s" (regexReplaceAll "[^A-Za-z0-9]" . "_" | upper) }}
+{{- printf "MODEL_TOKEN_%s_%s" (regexReplaceAll "[^A-Za-z0-9]" . "_" | upper) (sha256sum . | trunc 8 | upper) }}
+{{- end }}
+
+{{/*
+Values that pass the schema but break at run time. Collects every problem, then fails once with
+an ERROR: message giving each path, value and fix. Renders nothing.
+Usage: {{ include "llama-stack.validate" . }}
+*/}}
+{{- define "llama-stack.validate" -}}
+{{- $errors := list }}
+{{- range $key, $m := (include "llama-stack.enabledModels" . | fromJson) }}
+{{- $url := tpl $m.url $ }}
+{{- $path := regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*" ($url | trimSuffix "/") "" }}
+{{- if not (hasSuffix "/v1" $path) }}
+{{- $errors = append $errors (printf "global.models.%s.url is %q, whose path does not end in /v1: llama-stack appends /chat/completions and /models to it, so every call would answer 404. Use the server's OpenAI-compatible base URL, e.g. %q." $key $url (printf "%s/v1" ($url | trimSuffix "/"))) }}
+{{- end }}
+{{- end }}
+{{- $vs := .Values.vectorStore }}
+{{- if ge (int $vs.chunkOverlapTokens) (int $vs.chunkSizeTokens) }}
+{{- $errors = append $errors (printf "vectorStore.chunkOverlapTokens (%d) must be smaller than vectorStore.chunkSizeTokens (%d): llama-stack accepts the file, then fails to chunk it. Use an overlap of about a quarter of the chunk size, e.g. %d." (int $vs.chunkOverlapTokens) (int $vs.chunkSizeTokens) (div (int $vs.chunkSizeTokens) 4)) }}
+{{- end }}
+{{- if .Values.embeddings.enabled }}
+{{- $e := .Values.embeddings }}
+{{- $need := add (int (ceil (mulf (int $vs.chunkSizeTokens) (float64 $e.tokenRatio)))) 8 }}
+{{- if gt $need (int $e.maxInputTokens) }}
+{{- $fit := int (floor (divf (sub (int $e.maxInputTokens) 8) (float64 $e.tokenRatio))) }}
+{{- $errors = append $errors (printf "vectorStore.chunkSizeTokens (%d) does not fit embeddings.maxInputTokens (%d): a chunk needs about %d x %s + 8 = %d tokens of the embedding model, which drops the rest of every chunk from its vector. Set vectorStore.chunkSizeTokens to at most %d (or raise embeddings.maxInputTokens for a model that reads more)." (int $vs.chunkSizeTokens) (int $e.maxInputTokens) (int $vs.chunkSizeTokens) (toString $e.tokenRatio) $need $fit) }}
+{{- end }}
+{{- end }}
+{{- if $errors }}
+{{- fail (printf "\nERROR: %s" (join "\nERROR: " $errors)) }}
+{{- end }}
 {{- end }}
 
 {{- define "llama-stack.tokenSecretName" -}}

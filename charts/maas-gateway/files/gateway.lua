@@ -1,20 +1,24 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
--- The chart prepends a generated table: TIERS, KEYS_FILE_ENV, RELOAD_SECONDS.
+-- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, RELOAD_SECONDS, DEFAULT_MAX_TOKENS)
+-- and files/json.lua (the `json` decoder/encoder).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
 -- Secret; path from an env var, never inline), set the identity as dynamic metadata (read by
--- the rate limit descriptors, so a client cannot spoof it), add window buckets, and add
--- stream_options.include_usage to streaming requests so their usage can be charged.
+-- the rate limit descriptors, so a client cannot spoof it), add window buckets. A model call's
+-- body is parsed as JSON (whatever its Content-Type) or refused with 400/415; streaming calls
+-- get stream_options.include_usage=true so their usage can be charged, and every call starts
+-- with a conservative charge estimate that the response's real usage replaces.
 -- Response: turn the two rate limit filters' X-RateLimit-* headers into
 -- x-ratelimit-{limit,remaining,reset}-{requests,tokens}, add x-ratelimit-consumed-tokens to
--- JSON responses and Retry-After to the gateway's own 429s.
+-- JSON responses and Retry-After to the gateway's own 429s; a failed call is charged 0.
 -- Lua state is per worker: the key table is loaded once per worker (and re-read every
 -- RELOAD_SECONDS); counters never live here, they live in the rate limit service.
 
 local NS = "maas"
 local USAGE_NS = "maas.usage"
 
--- Headers a client could use to claim an identity; removed before anything else.
+-- Headers a client could use to claim an identity; removed before anything else (kept equal to
+-- maas-gateway.strippedHeaders, which kuadrant mode uses).
 local STRIP_PREFIX = "x-maas-"
 local STRIP_EXACT = {
   ["x-user"] = true, ["x-user-id"] = true, ["x-tier"] = true, ["x-api-tier"] = true, ["x-user-tier"] = true,
@@ -112,20 +116,59 @@ local function is_models_path(path)
   return p == "/v1/models" or p:sub(1, 11) == "/v1/models/"
 end
 
--- Make a streaming request report usage in its final chunk (OpenAI stream_options).
-local function with_include_usage(body)
-  if not body:find('"stream"%s*:%s*true') then return body end
-  if body:find('"include_usage"%s*:%s*true') then return body end
-  local out, n = body:gsub('"include_usage"%s*:%s*false', '"include_usage":true', 1)
-  if n > 0 then return out end
-  out, n = body:gsub('"stream_options"%s*:%s*null', '"stream_options":{"include_usage":true}', 1)
-  if n > 0 then return out end
-  out, n = body:gsub('"stream_options"%s*:%s*{%s*}', '"stream_options":{"include_usage":true}', 1)
-  if n > 0 then return out end
-  out, n = body:gsub('"stream_options"%s*:%s*{', '"stream_options":{"include_usage":true,', 1)
-  if n > 0 then return out end
-  out, n = body:gsub('^%s*{', '{"stream_options":{"include_usage":true},', 1)
-  return out
+-- A model call's body, parsed: the document, or nil and why it is refused.
+local function parse_model_call(raw)
+  if raw == "" then return nil, "The request body is empty; a JSON object is expected." end
+  local doc, why = json.decode(raw)
+  if doc == nil then return nil, "The request body is not valid JSON (" .. why .. ")." end
+  if getmetatable(doc) ~= json.OBJECT then return nil, "The request body must be a JSON object." end
+  -- Model servers coerce "true" or 1 to true: only real booleans are unambiguous.
+  local stream = doc["stream"]
+  if stream ~= nil and stream ~= json.NULL and type(stream) ~= "boolean" then
+    return nil, "'stream' must be true or false."
+  end
+  local options = doc["stream_options"]
+  if options ~= nil and options ~= json.NULL then
+    if getmetatable(options) ~= json.OBJECT then return nil, "'stream_options' must be an object." end
+    local usage = options["include_usage"]
+    if usage ~= nil and usage ~= json.NULL and type(usage) ~= "boolean" then
+      return nil, "'stream_options.include_usage' must be true or false."
+    end
+  end
+  return doc
+end
+
+-- The OpenAI endpoints whose streams report usage only when asked (stream_options); the
+-- Responses API always ends its stream with usage, other calls fall back to the estimate.
+local USAGE_OPT_IN = { ["/v1/chat/completions"] = true, ["/v1/completions"] = true }
+
+-- Make a streaming call report usage in its final chunk (OpenAI stream_options); returns
+-- whether the document changed.
+local function force_include_usage(doc, path)
+  if not USAGE_OPT_IN[path:match("^[^?]*")] or doc["stream"] ~= true then return false end
+  local options = doc["stream_options"]
+  if options == nil or options == json.NULL then
+    options = json.object()
+    doc["stream_options"] = options
+  end
+  if options["include_usage"] == true then return false end
+  options["include_usage"] = true
+  return true
+end
+
+-- Tokens charged when no usage arrives (the client aborted the stream, or the model server
+-- sent none): every byte of the request counted as a prompt token (an upper bound for
+-- byte-level BPE tokenizers) plus the completion the call allows (max_completion_tokens,
+-- else max_tokens, else DEFAULT_MAX_TOKENS) for each of its n choices.
+local function charge_estimate(doc, body_bytes)
+  local function count(key)
+    local n = json.number(doc[key])
+    if n ~= nil and n >= 0 then return math.floor(n) end
+    return nil
+  end
+  local completion = count("max_completion_tokens") or count("max_tokens") or DEFAULT_MAX_TOKENS
+  local choices = math.max(count("n") or 1, 1)
+  return body_bytes + completion * choices
 end
 
 local function reject(handle, status, body, extra)
@@ -134,7 +177,7 @@ local function reject(handle, status, body, extra)
   handle:respond(h, body)
 end
 
-function envoy_on_request(handle)
+local function on_request(handle)
   local headers = handle:headers()
   strip_identity_headers(headers)
 
@@ -178,23 +221,43 @@ function envoy_on_request(handle)
   md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
   md:set(NS, "started", tostring(now))
 
-  -- The model server sees who is calling, but never the gateway key.
+  -- The model server sees neither the gateway key nor who is calling.
   headers:remove("authorization")
-  headers:replace("x-maas-user", id.user)
-  headers:replace("x-maas-tier", id.tier)
 
-  local ctype = headers:get("content-type") or ""
-  if not models and headers:get(":method") == "POST" and ctype:find("json", 1, true) then
-    -- body() suspends the stream; header handles taken before it are invalid afterwards.
-    local body = handle:body()
-    if body ~= nil and body:length() > 0 then
-      local raw = body:getBytes(0, body:length())
-      local changed = with_include_usage(raw)
-      if changed ~= raw then
-        body:setBytes(changed)
-        handle:headers():replace("content-length", tostring(#changed))
-      end
-    end
+  if models or headers:get(":method") ~= "POST" then return end
+  local encoding = headers:get("content-encoding")
+  if encoding ~= nil and string.lower(encoding) ~= "identity" then
+    reject(handle, 415, error_json("Content-Encoding '" .. encoding .. "' is not accepted; send the JSON body uncompressed.",
+      "invalid_request_error", "unsupported_content_encoding"))
+    return
+  end
+  -- body() suspends the stream; header handles taken before it are invalid afterwards.
+  local body = handle:body()
+  local raw = ""
+  if body ~= nil and body:length() > 0 then raw = body:getBytes(0, body:length()) end
+  local doc, why = parse_model_call(raw)
+  if doc == nil then
+    reject(handle, 400, error_json(why, "invalid_request_error", "invalid_request_body"))
+    return
+  end
+  -- Charged at end of stream unless the response's usage replaces it (see charge_estimate).
+  handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", charge_estimate(doc, #raw))
+  headers = handle:headers()
+  if force_include_usage(doc, path) then
+    local changed = json.encode(doc)
+    body:setBytes(changed)
+    headers:replace("content-length", tostring(#changed))
+  end
+  -- Understood as JSON whatever the client called it: say so to the model server.
+  headers:replace("content-type", "application/json")
+end
+
+-- Envoy lets a request through when its Lua step raises: fail closed instead.
+function envoy_on_request(handle)
+  local ok, err = pcall(on_request, handle)
+  if not ok then
+    handle:logErr("maas: request step failed: " .. tostring(err))
+    reject(handle, 500, error_json("The gateway could not process the request.", "server_error", "gateway_error"))
   end
 end
 
@@ -235,6 +298,12 @@ function envoy_on_response(handle)
     tokens = seconds_to_reset(tier.tokens_window, now),
   }
 
+  -- A call that failed produced nothing: drop the estimate set on the request.
+  local status = tonumber(headers:get(":status")) or 0
+  if md["route"] == "model" and (status < 200 or status >= 300) then
+    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)
+  end
+
   local consumed = nil
   local ctype = headers:get("content-type") or ""
   if md["route"] == "model" and headers:get(":status") == "200" and ctype:find("application/json", 1, true) then
@@ -257,6 +326,13 @@ function envoy_on_response(handle)
       if kind == "tokens" and consumed ~= nil then remaining = math.max(0, remaining - consumed) end
       headers:replace("x-ratelimit-remaining-" .. kind, tostring(remaining))
     end
+  end
+
+  -- failureMode open: the rate limit filters let the call through without an answer (no
+  -- X-RateLimit-* headers came back). Say so, or unchecked calls would go unnoticed.
+  if next(rl) == nil and status >= 200 and status < 400 then
+    handle:logWarn(string.format("maas: rate limit service did not answer; %s call of user %s passed unchecked (failureMode open)",
+      md["route"], md["user"]))
   end
 
   -- Our own 429 (not one from the model server): tell the client when to come back.

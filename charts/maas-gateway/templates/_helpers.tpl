@@ -63,6 +63,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- tpl .Values.upstream.host . }}
 {{- end }}
 
+{{/* Request headers the model server never receives (kuadrant mode; standalone: files/gateway.lua). */}}
+{{- define "maas-gateway.strippedHeaders" -}}
+["authorization","x-maas-user","x-maas-tier","x-user","x-user-id","x-tier","x-api-tier","x-user-tier","x-api-key-user","x-auth-request-user","x-auth-request-email","x-forwarded-user","x-remote-user","x-authenticated-userid","x-consumer-username"]
+{{- end }}
+
 {{/* Name of the Secret that holds the key file (standalone mode). */}}
 {{- define "maas-gateway.apiKeysSecret" -}}
 {{- default (printf "%s-api-keys" (include "maas-gateway.fullname" .)) .Values.apiKeys.existingSecret }}
@@ -70,32 +75,33 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "maas-gateway.apiKeysMountPath" -}}/etc/maas/api-keys{{- end }}
 
+{{/* Windows whose counters reset exactly at their bounds (values.schema.json allows the same). */}}
+{{- define "maas-gateway.windowPattern" -}}
+^((1|2|3|4|5|6|10|12|15|20|30|60)(s|m)|(1|2|3|4|6|8|12|24)h)$
+{{- end }}
+
 {{/* Window string ("2m") to seconds. */}}
 {{- define "maas-gateway.windowSeconds" -}}
-{{- $m := regexFindAll "^([0-9]+)(s|m|h)$" . 1 }}
-{{- if not $m }}{{ fail (printf "invalid window %q: use <n>s, <n>m or <n>h" .) }}{{ end }}
+{{- if not (regexMatch (include "maas-gateway.windowPattern" "") .) }}{{ fail (printf "invalid window %q: allowed are <n>s or <n>m with n dividing 60, <n>h with n dividing 24" .) }}{{ end }}
 {{- $n := int (trimSuffix "s" (trimSuffix "m" (trimSuffix "h" .))) }}
 {{- if hasSuffix "h" . }}{{ mul $n 3600 }}{{ else if hasSuffix "m" . }}{{ mul $n 60 }}{{ else }}{{ $n }}{{ end }}
 {{- end }}
 
 {{/*
-envoyproxy/ratelimit only knows fixed units. The gateway adds a window-bucket entry
-(floor(now / window)) to every descriptor, so the counter resets each window; the unit only
-has to be a multiple of the window (first unit that divides evenly, else the first longer one).
+envoyproxy/ratelimit only knows fixed, epoch-aligned units (second, minute, hour, day; no unit
+multiplier at the pinned commit). The gateway adds a window-bucket entry (floor(now / window)) to
+every descriptor, so the counter changes at each window bound; the unit is the smallest one that
+the window divides, so the unit's own bounds are window bounds too and never split a window.
 */}}
 {{- define "maas-gateway.rlsUnit" -}}
 {{- $w := int . }}
 {{- $unit := "" }}
-{{- range $u := list (list "second" 1) (list "minute" 60) (list "hour" 3600) (list "day" 86400) (list "month" 2592000) (list "year" 31536000) }}
+{{- range $u := list (list "second" 1) (list "minute" 60) (list "hour" 3600) (list "day" 86400) }}
 {{- $s := int (index $u 1) }}
 {{- if and (not $unit) (ge $s $w) (eq (mod $s $w) 0) }}{{ $unit = index $u 0 }}{{ end }}
 {{- end }}
-{{- if not $unit }}
-{{- range $u := list (list "second" 1) (list "minute" 60) (list "hour" 3600) (list "day" 86400) (list "month" 2592000) (list "year" 31536000) }}
-{{- if and (not $unit) (ge (int (index $u 1)) $w) }}{{ $unit = index $u 0 }}{{ end }}
-{{- end }}
-{{- end }}
-{{- default "year" $unit }}
+{{- if not $unit }}{{ fail (printf "a window of %ds divides none of the rate limit service's units" $w) }}{{ end }}
+{{- $unit }}
 {{- end }}
 
 {{/* Duration "500ms" / "2s" to the protobuf JSON form Envoy wants ("0.500s"). */}}
@@ -114,6 +120,14 @@ has to be a multiple of the window (first unit that divides evenly, else the fir
 {{- end }}
 {{- end }}
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
+{{- range $name, $t := .Values.tiers }}
+{{- range $kind := list "tokens" "requests" }}
+{{- $w := (index $t $kind).window }}
+{{- if not (regexMatch (include "maas-gateway.windowPattern" "") $w) }}
+{{- fail (printf "tiers.%s.%s.window: %q is not allowed; use 1s 2s 3s 4s 5s 6s 10s 12s 15s 20s 30s 60s, the same in m, or 1h 2h 3h 4h 6h 8h 12h 24h (windows that divide a minute, hour or day, so counters reset exactly at window bounds)" $name $kind $w) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "maas-gateway.podSecurityContext" -}}

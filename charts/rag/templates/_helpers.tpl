@@ -31,3 +31,44 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- define "rag.pgvectorSecretName" -}}
 {{- default (include "rag.componentName" (dict "root" . "component" "pgvector")) .Values.pgvector.auth.existingSecret }}
 {{- end }}
+
+{{/*
+Values that pass the schema but break at run time. Collects every problem, then fails once with
+an ERROR: message giving each path, value and fix. Renders nothing.
+Usage: {{ include "rag.validate" . }}
+*/}}
+{{- define "rag.validate" -}}
+{{- $errors := list }}
+{{- $ls := index .Values "llama-stack" }}
+{{- if and .Values.pgvector.enabled $ls.enabled (eq $ls.vectorStore.provider "pgvector") }}
+{{- $ref := $ls.vectorStore.pgvector.passwordSecretRef }}
+{{- $want := include "rag.pgvectorSecretName" . }}
+{{- if or (ne (tpl $ref.name .) $want) (ne $ref.key .Values.pgvector.auth.secretKey) }}
+{{- $errors = append $errors (printf "llama-stack.vectorStore.pgvector.passwordSecretRef is {name: %q, key: %q}, but pgvector reads its password from {name: %q, key: %q} (pgvector.auth.existingSecret / pgvector.auth.secretKey): llama-stack could not log in. Set llama-stack.vectorStore.pgvector.passwordSecretRef to {name: %q, key: %q}." (tpl $ref.name .) $ref.key $want .Values.pgvector.auth.secretKey $want .Values.pgvector.auth.secretKey) }}
+{{- end }}
+{{- end }}
+{{- if $errors }}
+{{- fail (printf "\nERROR: %s" (join "\nERROR: " $errors)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses a pgvector.persistence.size that differs from the live StatefulSet's claim template:
+Kubernetes forbids changing volumeClaimTemplates, and helm's own error does not say what to do.
+`live` is the StatefulSet from lookup (empty under `helm template` and on first install).
+Usage: {{ include "rag.checkClaimSize" (dict "context" . "live" (lookup "apps/v1" "StatefulSet" .Release.Namespace "ci-pgvector")) }}
+*/}}
+{{- define "rag.checkClaimSize" -}}
+{{- $ctx := .context }}
+{{- $want := toString $ctx.Values.pgvector.persistence.size }}
+{{- $name := include "rag.componentName" (dict "root" $ctx "component" "pgvector") }}
+{{- range ((.live | default dict).spec | default dict).volumeClaimTemplates }}
+{{- if eq .metadata.name "data" }}
+{{- $have := toString .spec.resources.requests.storage }}
+{{- if ne $have $want }}
+{{- $ns := $ctx.Release.Namespace }}
+{{- fail (printf "\nERROR: pgvector.persistence.size is %s, but StatefulSet %s was created with %s, and Kubernetes forbids changing a StatefulSet's volumeClaimTemplates. To keep the volume, set pgvector.persistence.size back to %s. To grow it (its StorageClass must allow expansion):\n  kubectl -n %s patch pvc data-%s-0 -p '{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"%s\"}}}}'\n  kubectl -n %s delete statefulset %s --cascade=orphan\nthen run helm upgrade again: the pod and its data stay, and the StatefulSet is recreated with the new size." $want $name $have $have $ns $name $want $ns $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

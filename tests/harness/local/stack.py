@@ -184,6 +184,25 @@ def restart(run: RunFolder, component: str) -> None:
     _start_all(StartPlan([_component(spec, run, fresh=True) for spec in specs]), run)
 
 
+def stop_component(run: RunFolder, component: str) -> list[str]:
+    """Stop one component's processes, as a crash or a deleted pod would; the rest keep running."""
+    specs = [s for s in container_specs(render(run)) if s.component == component]
+    if not specs:
+        raise LookupError(f"no rendered container has component {component!r}")
+    pids = run.recorded_pids()
+    for spec in specs:
+        if spec.name in pids:
+            say(f"stopping {spec.name} (pid {pids[spec.name]}) to inject a fault")
+            processes.stop(pids[spec.name])
+    return [s.name for s in specs]
+
+
+def start_component(run: RunFolder, component: str) -> None:
+    """Start one stopped component again (fresh volumes, as a new pod) and wait until it is healthy."""
+    specs = [s for s in container_specs(render(run)) if s.component == component]
+    _start_all(StartPlan([_component(spec, run, fresh=True) for spec in specs]), run)
+
+
 def _dump(rendered: Rendered) -> str:
     return yaml.safe_dump_all(rendered.objects, sort_keys=False)
 

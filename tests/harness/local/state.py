@@ -11,6 +11,9 @@ from pathlib import Path
 from harness import paths
 from harness.local import processes
 
+# Values a test applies for a while (e.g. another failureMode); the last values file.
+OVERRIDES_FILE = "overrides.yaml"
+
 
 @dataclass
 class RunFolder:
@@ -54,7 +57,8 @@ class RunFolder:
 
     # Values, applied in this order (later wins) ----------------------------
     def values_files(self) -> list[Path]:
-        generated = [self.values_dir / n for n in ("ports.yaml", "secrets.yaml", "models.yaml")]
+        names = ("ports.yaml", "secrets.yaml", "models.yaml", OVERRIDES_FILE)
+        generated = [self.values_dir / n for n in names]
         return [paths.values_file("local"), *self.overlays(), *(p for p in generated if p.exists())]
 
     def overlays(self) -> list[Path]:

@@ -10,8 +10,9 @@ from typing import Any
 from harness import gateway_keys
 from harness.endpoints import Endpoints
 from harness.local import stack
+from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
-from harness.local.state import RunFolder
+from harness.local.state import OVERRIDES_FILE, RunFolder
 from harness.redact import redact
 from harness.registration import http_json, model_ids
 from harness.render import Rendered
@@ -72,6 +73,31 @@ class LocalTarget:
         """
         self.run.write_values("models.yaml", {"global": {"models": models}}, secret=True)
         stack.restart(self.run, "llama-stack")
+
+    # Faults: stop and start the real processes of one component (app.kubernetes.io/component).
+    def stop_component(self, component: str) -> None:
+        stack.stop_component(self.run, component)
+
+    def start_component(self, component: str) -> None:
+        stack.start_component(self.run, component)
+
+    def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
+        """Render with `values` on top of everything else (None removes them) and restart `restart`."""
+        path = self.run.values_dir / OVERRIDES_FILE
+        if values is None:
+            path.unlink(missing_ok=True)
+        else:
+            self.run.write_values(OVERRIDES_FILE, values)
+        stack.restart(self.run, restart)
+
+    def component_log(self, component: str) -> str:
+        """The logs of one component's processes (may hold keys: callers must not print them whole)."""
+        specs = [s for s in container_specs(stack.render(self.run)) if s.component == component]
+        return "".join(self.run.log(s.name).read_text(errors="replace") for s in specs if self.run.log(s.name).exists())
+
+    def rendered_objects(self) -> list[dict[str, Any]]:
+        """The objects the running stack's values render to (Secrets masked)."""
+        return stack.render(self.run).masked_secrets().objects
 
     def diagnose(self, dest: Path) -> Path:
         """Logs and the redacted render; never the mounts (they hold the key file)."""

@@ -1,0 +1,92 @@
+"""What the fault tests need from a target and from the gateway's rendered config.
+
+A target supports faults when it can stop and start one component's real processes (local:
+the processes; a cluster target: its pods). The gateway's fault settings are read from the
+Envoy config the chart rendered for the running stack, so the tests check the configured
+values, whatever overlay set them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+
+from .support import Reply
+
+FAULT_METHODS = ("stop_component", "start_component", "override_values", "component_log", "rendered_objects")
+RATELIMIT_FILTER = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit"
+# A component counts as recovered when a request succeeds within this long of its return.
+RECOVERY_S = 5.0
+# Slack over the rate limit timeout for the 503 (the contract's +100 ms).
+TIMEOUT_SLACK_S = 0.1
+
+
+def fault_target(target: Any) -> Any:
+    missing = [m for m in FAULT_METHODS if not hasattr(target, m)]
+    if missing:
+        pytest.skip(f"target {target.name!r} cannot stop and start components (no {', '.join(missing)})")
+    return target
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    fail_closed: bool
+    rate_limit_timeout_s: float
+    route_timeout_s: float
+
+
+def _seconds(text: str) -> float:
+    return float(str(text).removesuffix("s"))
+
+
+def gateway_settings(objects: list[dict[str, Any]]) -> GatewaySettings:
+    """failureMode, rate limit timeout and route timeout of the rendered Envoy config."""
+    for obj in objects:
+        text = (obj.get("data") or {}).get("envoy.yaml") if obj.get("kind") == "ConfigMap" else None
+        if not text:
+            continue
+        manager = yaml.safe_load(text)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        config = manager["typed_config"]
+        enforced = [
+            f["typed_config"]
+            for f in config["http_filters"]
+            if f["typed_config"].get("@type") == RATELIMIT_FILTER and "filter_enforced" not in f["typed_config"]
+        ]
+        routes = config["route_config"]["virtual_hosts"][0]["routes"]
+        return GatewaySettings(
+            fail_closed=all(f.get("failure_mode_deny") for f in enforced),
+            rate_limit_timeout_s=max(_seconds(f["timeout"]) for f in enforced),
+            route_timeout_s=_seconds(routes[-1]["route"]["timeout"]),
+        )
+    raise LookupError("the rendered stack has no ConfigMap with an envoy.yaml")
+
+
+def timed(call: Callable[[], Reply]) -> tuple[Reply, float]:
+    started = time.monotonic()
+    reply = call()
+    return reply, time.monotonic() - started
+
+
+def assert_503_json(reply: Reply, code: str) -> None:
+    assert reply.status == 503, f"expected 503, got {reply.describe()}"
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    assert isinstance(error, dict) and error.get("code") == code and error.get("message"), (
+        f"503 without the OpenAI-style error {code!r}: {reply.describe()}"
+    )
+
+
+def recovery_time(call: Callable[[], Reply], ok: Callable[[Reply], bool]) -> float:
+    """Seconds until `call` answers `ok`; fails when that takes longer than RECOVERY_S."""
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < RECOVERY_S:
+        last = call()
+        if ok(last):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"not recovered {RECOVERY_S}s after the process returned: {last and last.describe()}")

@@ -1,0 +1,167 @@
+"""No unaccounted model call: whatever shape a call's body has, the gateway either charges it
+exactly its usage or refuses it with a 4xx OpenAI-style error, and an aborted stream costs more
+than 0.
+
+Each test reads the key's budget through /v1/models (which costs nothing) before and after, so
+the charge is measured on the counter the gateway enforces, not taken from a header.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from .support import Gateway, Reply, await_window, remaining_tokens, wait_for_charge, words
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
+
+TEST_SPAN_S = 15.0
+ABORT_READ_BYTES = 300
+# After the charge shows, how long a larger (wrong) charge would take to show too.
+SETTLE_S = 0.5
+MIN_BUDGET = 500
+# What the gateway may answer for a body it cannot account for (never 429: that is a budget).
+REFUSALS = (400, 413, 415)
+
+
+def chat_body(gateway: Gateway, prompt: str, **extra: object) -> dict[str, object]:
+    return {"model": gateway.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, **extra}
+
+
+def assert_charged_exactly(gateway: Gateway, key: str, before: int, reply: Reply) -> None:
+    """A 200 must carry usage and cost exactly that; a 4xx must be an OpenAI-style error and cost 0."""
+    if reply.status in REFUSALS:
+        error = reply.body.get("error") if isinstance(reply.body, dict) else None
+        assert isinstance(error, dict) and error.get("message"), f"refused without a JSON error: {reply.describe()}"
+        assert remaining_tokens(gateway, key) == before, "a refused call was charged"
+        return
+    assert reply.status == 200, reply.describe()
+    total = reply.usage.get("total_tokens")
+    assert total, f"a model call passed without usage for the gateway to charge: {reply.chunks[-2:] or reply.body}"
+    wait_for_charge(gateway, key, before - total)
+    time.sleep(SETTLE_S)
+    after = remaining_tokens(gateway, key)
+    assert after == before - total, f"charged {before - after} tokens for a usage of {total}"
+
+
+def budgeted(gateway: Gateway, key_pool) -> tuple[str, int]:
+    """The shared enterprise key (these calls cost a few dozen tokens) with a whole test's time
+    left in its window, and its budget before the test."""
+    key = key_pool.shared("enterprise")
+    await_window(gateway, key, TEST_SPAN_S)
+    before = remaining_tokens(gateway, key)
+    assert before >= MIN_BUDGET, f"the shared enterprise key has only {before} tokens left in this window"
+    return key, before
+
+
+STREAM_SHAPES = {
+    "no stream_options": lambda body: {**body, "stream": True},
+    "include_usage false": lambda body: {**body, "stream": True, "stream_options": {"include_usage": False}},
+    "stream_options null": lambda body: {**body, "stream": True, "stream_options": None},
+    "stream first, other options": lambda body: {
+        "stream": True,
+        "stream_options": {"continuous_usage_stats": False},
+        **body,
+    },
+}
+
+
+@pytest.mark.parametrize("shape", list(STREAM_SHAPES))
+def test_streams_are_charged_whatever_the_client_asks(gateway: Gateway, key_pool, shape: str) -> None:
+    key, before = budgeted(gateway, key_pool)
+    body = STREAM_SHAPES[shape](chat_body(gateway, words(12)))
+    reply = gateway.post_raw(key, json.dumps(body).encode())
+    assert reply.status != 200 or reply.chunks, f"{shape}: a 200 without a stream: {reply.describe()}"
+    assert_charged_exactly(gateway, key, before, reply)
+
+
+def escaped_stream_body(gateway: Gateway) -> bytes:
+    """Valid JSON whose keys are written with escapes and odd whitespace: the parsed document is a
+    plain streaming chat."""
+    body = json.dumps(chat_body(gateway, words(9)), indent=3)
+    return body.replace('"max_tokens"', '"\\u006dax_tokens"', 1)[:-1].rstrip() + ',\n\t"\\u0073tream" :\r\n true }'
+
+
+def test_escaped_key_stream_is_charged(gateway: Gateway, key_pool) -> None:
+    key, before = budgeted(gateway, key_pool)
+    raw = escaped_stream_body(gateway)
+    assert json.loads(raw)["stream"] is True  # the test's own premise
+    reply = gateway.post_raw(key, raw)
+    assert reply.status != 200 or reply.chunks, f"the escaped 'stream' key was not understood: {reply.describe()}"
+    assert_charged_exactly(gateway, key, before, reply)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_non_json_content_type_is_charged_or_refused(gateway: Gateway, key_pool, content_type: str | None) -> None:
+    key, before = budgeted(gateway, key_pool)
+    raw = json.dumps(chat_body(gateway, words(7), stream=True)).encode()
+    reply = gateway.post_raw(key, raw, content_type=content_type)
+    assert_charged_exactly(gateway, key, before, reply)
+
+
+INVALID_BODIES = {
+    "not json": b"stream=true&model=x",
+    "duplicate stream key": b'{"stream": false, "stream": true, "messages": []}',
+    "stream as a string": b'{"stream": "true", "messages": [{"role": "user", "content": "x"}]}',
+    "trailing data": b'{"messages": []} {"stream": true}',
+    "empty": b"",
+    "byte-order mark": b'\xef\xbb\xbf{"stream": true, "messages": []}',
+    "NaN": b'{"stream": true, "temperature": NaN, "messages": []}',
+    "lone surrogate": b'{"stream": true, "messages": [{"role": "user", "content": "\\ud800"}]}',
+    "include_usage as a number": b'{"stream": true, "stream_options": {"include_usage": 0}, "messages": []}',
+    "nested too deep": b'{"messages": ' + b"[" * 300 + b"]" * 300 + b"}",
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_BODIES))
+def test_bodies_the_gateway_cannot_account_for_are_refused(gateway: Gateway, key_pool, case: str) -> None:
+    key = key_pool.shared("enterprise")
+    before = remaining_tokens(gateway, key)
+    reply = gateway.post_raw(key, INVALID_BODIES[case])
+    assert reply.status == 400, f"{case}: {reply.describe()}"
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    assert isinstance(error, dict) and error.get("type") == "invalid_request_error" and error.get("message"), (
+        reply.describe()
+    )
+    assert remaining_tokens(gateway, key) == before, f"{case}: a refused call was charged"
+
+
+def aborted_stream(url: str, key: str, body: bytes) -> bytes:
+    """Send a streaming chat, read ABORT_READ_BYTES of the reply, then reset the connection (RST)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=30) as sock:
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        received = b""
+        while len(received) < ABORT_READ_BYTES:
+            data = sock.recv(ABORT_READ_BYTES - len(received))
+            if not data:
+                break
+            received += data
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    return received
+
+
+def test_aborted_stream_is_charged(gateway: Gateway, key_pool) -> None:
+    """Policy (charts/maas-gateway README): usage if the model server's final chunk reached the
+    gateway, else the request's bytes plus max_tokens for each choice; never 0."""
+    key = key_pool.one("enterprise")  # the estimate can be large: a key of its own
+    await_window(gateway, key, TEST_SPAN_S)
+    before = remaining_tokens(gateway, key)
+    max_tokens = 1000
+    body = json.dumps(chat_body(gateway, words(300), stream=True, max_tokens=max_tokens)).encode()
+    received = aborted_stream(str(gateway.http.base_url), key, body)
+    assert received.startswith(b"HTTP/1.1 200"), f"the stream did not start: {received[:200]!r}"
+    estimate = len(body) + max_tokens
+    wait_for_charge(gateway, key, before - 1)  # fails loudly if the abort cost nothing
+    time.sleep(SETTLE_S)
+    charged = before - remaining_tokens(gateway, key)
+    assert 0 < charged <= estimate, f"charged {charged} for an aborted stream; the documented estimate is {estimate}"

@@ -1,0 +1,111 @@
+"""Faults have defined outcomes: each test stops a real component, checks what the gateway
+answers and how fast, starts it again and checks the gateway recovers within RECOVERY_S.
+
+- rate limit service or Redis down, failureMode closed: 503 JSON within the rate limit timeout
+  (+100 ms); failureMode open: the call passes and the gateway logs that it went unchecked;
+- model server down: 503 JSON;
+- no request outlives the route timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .faults import (
+    TIMEOUT_SLACK_S,
+    GatewaySettings,
+    assert_503_json,
+    fault_target,
+    gateway_settings,
+    recovery_time,
+    timed,
+)
+from .support import Gateway, Reply
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+CALLS_WHILE_DOWN = 3
+UNCHECKED_LOG = "passed unchecked (failureMode open)"
+
+
+@pytest.fixture(scope="module")
+def faults(target: Any, endpoints: Any) -> Any:
+    return fault_target(target)
+
+
+@pytest.fixture(scope="module")
+def settings(faults: Any) -> GatewaySettings:
+    return gateway_settings(faults.rendered_objects())
+
+
+def chat(gateway: Gateway, key: str) -> Reply:
+    return gateway.chat(key, "fault check", max_tokens=2)
+
+
+def test_model_server_down_answers_503_json(gateway: Gateway, key_pool, faults: Any, settings: GatewaySettings) -> None:
+    key = key_pool.shared("enterprise")
+    faults.stop_component("model-server")
+    try:
+        for _ in range(CALLS_WHILE_DOWN):
+            reply, took = timed(lambda: chat(gateway, key))
+            assert_503_json(reply, "upstream_unavailable")
+            assert took < settings.route_timeout_s, f"took {took:.1f}s, past the route timeout"
+    finally:
+        faults.start_component("model-server")
+    took = recovery_time(lambda: chat(gateway, key), lambda r: r.status == 200)
+    print(f"model server: gateway recovered {took:.2f}s after it returned")
+
+
+@pytest.mark.parametrize("component", ["ratelimit", "redis"])
+def test_limiter_down_fails_closed_fast(
+    gateway: Gateway, key_pool, faults: Any, settings: GatewaySettings, component: str
+) -> None:
+    if not settings.fail_closed:
+        pytest.skip("the running gateway is configured failureMode: open")
+    key = key_pool.shared("enterprise")
+    faults.stop_component(component)
+    try:
+        for _ in range(CALLS_WHILE_DOWN):
+            reply, took = timed(lambda: chat(gateway, key))
+            assert_503_json(reply, "rate_limit_service_unavailable")
+            bound = settings.rate_limit_timeout_s + TIMEOUT_SLACK_S
+            assert took <= bound, f"{component} down: answered after {took:.3f}s, more than {bound:.3f}s"
+    finally:
+        faults.start_component(component)
+    took = recovery_time(lambda: chat(gateway, key), lambda r: r.status == 200)
+    print(f"{component}: gateway recovered {took:.2f}s after it returned")
+
+
+@pytest.fixture(scope="module")
+def open_gateway(faults: Any, settings: GatewaySettings) -> Iterator[None]:
+    """The same stack with failureMode: open for a while (the gateway restarts twice)."""
+    faults.override_values({"maas-gateway": {"failureMode": "open"}}, restart="gateway")
+    try:
+        assert not gateway_settings(faults.rendered_objects()).fail_closed, "failureMode: open did not render"
+        yield
+    finally:
+        faults.override_values(None, restart="gateway")
+
+
+@pytest.mark.parametrize("component", ["ratelimit", "redis"])
+def test_limiter_down_fails_open_and_logs(
+    gateway: Gateway, key_pool, faults: Any, open_gateway: None, settings: GatewaySettings, component: str
+) -> None:
+    key = key_pool.shared("enterprise")
+    logged_before = faults.component_log("gateway").count(UNCHECKED_LOG)
+    faults.stop_component(component)
+    try:
+        for _ in range(CALLS_WHILE_DOWN):
+            reply, took = timed(lambda: chat(gateway, key))
+            assert reply.status == 200, f"failureMode open refused a call with {component} down: {reply.describe()}"
+            assert took <= settings.rate_limit_timeout_s * 2 + TIMEOUT_SLACK_S, f"took {took:.3f}s"
+    finally:
+        faults.start_component(component)
+    logged = faults.component_log("gateway").count(UNCHECKED_LOG) - logged_before
+    assert logged >= CALLS_WHILE_DOWN, f"{CALLS_WHILE_DOWN} unchecked calls, {logged} logged"
+    # Recovered: the limiter answers again (its budget headers are back).
+    took = recovery_time(lambda: chat(gateway, key), lambda r: r.status == 200 and r.rate.remaining_tokens is not None)
+    print(f"{component}: limiter answering {took:.2f}s after it returned")

@@ -1,0 +1,114 @@
+"""Tests of the chart render-check tests: each chart mechanism is broken in a copy of charts/, and
+the tests that claim it must fail against that copy (and pass against the real charts)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from charts.helm import HelmBinary, Renderer
+from harness.paths import CHARTS_DIR
+
+from charts import helm as helm_mod
+from charts import test_render_checks as checks
+
+pytestmark = [pytest.mark.meta, pytest.mark.charts]
+
+
+@dataclass(frozen=True)
+class Break:
+    file: str  # under charts/
+    old: str
+    new: str
+    tests: tuple[Callable[[HelmBinary, Renderer], Any], ...]
+
+
+def refusal(case_id: str) -> Callable[[HelmBinary, Renderer], Any]:
+    case = next(r for r in checks.REFUSALS if r.id == case_id)
+    return lambda helm, renderer: checks.test_render_check_refuses_with_field_and_fix(helm, renderer, case)
+
+
+BREAKS = {
+    "llama-stack checks not run": Break(
+        "llama-stack/templates/configmap.yaml",
+        '{{- include "llama-stack.validate" . }}\n',
+        "",
+        (refusal("url-without-v1"), refusal("overlap-equals-size"), refusal("chunk-over-embedding-input")),
+    ),
+    "token env names without the key hash": Break(
+        "llama-stack/templates/_helpers.tpl",
+        "(sha256sum . | trunc 8 | upper)",
+        '""',
+        (lambda helm, r: checks.test_keys_differing_by_punctuation_get_their_own_token(helm, r, "llama-stack"),),
+    ),
+    "openai provider drops tlsVerify": Break(
+        "llama-stack/templates/configmap.yaml",
+        '{{- if hasKey $m "tlsVerify" }}\n            # remote::openai',
+        "{{- if false }}\n            # remote::openai",
+        (lambda helm, r: checks.test_tls_verify_reaches_openai_provider(helm, r, False, False),),
+    ),
+    "file processor without the chunking": Break(
+        "llama-stack/templates/configmap.yaml",
+        "default_chunk_size_tokens: {{ .Values.vectorStore.chunkSizeTokens | int }}\n            default_chunk",
+        "default_chunk_size_tokens: 800\n            default_chunk",
+        (lambda helm, r: checks.test_chunking_is_published_where_clients_read_it(helm, r, "llama-stack"),),
+    ),
+    "pgvector Secret wiring not checked": Break(
+        "rag/templates/pgvector-statefulset.yaml",
+        '{{- include "rag.validate" . }}\n',
+        "",
+        (refusal("pgvector-existing-secret-not-wired"),),
+    ),
+    "upgrade generates a new pgvector password": Break(
+        "rag/templates/pgvector-secret.yaml",
+        "{{- else if .Release.IsUpgrade }}",
+        "{{- else if false }}",
+        (lambda helm, r: checks.test_upgrade_without_the_secret_refuses_a_new_password(helm, r, {}, False),),
+    ),
+    "kuadrant helm test calls the standalone Service": Break(
+        "rag/templates/tests/test-stack.yaml",
+        '{{- if eq ($gw.mode | default "standalone") "standalone" }}',
+        "{{- if true }}",
+        (
+            lambda helm, r: checks.test_umbrella_helm_test_calls_a_gateway_that_is_rendered(
+                helm, r, {"mode": "kuadrant"}, ""
+            ),
+        ),
+    ),
+    "TEI prompt not rendered": Break(
+        "rag/templates/embeddings.yaml",
+        '- {{ printf "--default-prompt=%s" . | quote }}',
+        "- --hostname=0.0.0.0",
+        (checks.test_tei_pooling_and_prompt_come_from_values,),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def helm4() -> HelmBinary:
+    return helm_mod.binary("helm4")
+
+
+def broken_renderer(tmp: Path, brk: Break) -> Renderer:
+    source = tmp / "charts"
+    shutil.copytree(CHARTS_DIR, source, symlinks=True)
+    path = source / brk.file
+    text = path.read_text()
+    assert brk.old in text, f"{brk.file} no longer contains {brk.old!r}: update this meta test"
+    path.write_text(text.replace(brk.old, brk.new))
+    return Renderer(tmp / "renders", source=source)
+
+
+@pytest.mark.parametrize("name", list(BREAKS))
+def test_broken_mechanism_fails_its_tests(helm4: HelmBinary, tmp_path: Path, name: str) -> None:
+    brk = BREAKS[name]
+    real = Renderer(tmp_path / "real")
+    broken = broken_renderer(tmp_path / "broken", brk)
+    for test in brk.tests:
+        test(helm4, real)  # passes against the real charts
+        with pytest.raises((AssertionError, pytest.fail.Exception)):
+            test(helm4, broken)
