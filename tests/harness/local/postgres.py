@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
 SERVICE_USER = "nobody"
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
+STARTING_UP_S = 20.0  # recovery of a fresh cluster on a loaded 2-core machine takes seconds
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,18 @@ def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
             _initdb(layout, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], run_as)
 
     def after_ready() -> None:
-        _create_database(int(port), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+        import psycopg2  # from the `local` extra
+
+        # The port opens before PostgreSQL accepts logins ("the database system is starting up").
+        starting_up = Retrying(
+            retry=retry_if_exception_type(psycopg2.OperationalError),
+            stop=stop_after_delay(STARTING_UP_S),
+            wait=wait_fixed(0.2),
+            reraise=True,
+        )
+        for attempt in starting_up:
+            with attempt:
+                _create_database(int(port), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
 
     return launch_cls(argv, {}, run_as=run_as, prepare=prepare, after_ready=after_ready)
 
