@@ -86,6 +86,16 @@ def stored_chunks(llama_stack_url: str, store_id: str, file_id: str) -> list[str
     return [item["text"] for item in payload["data"] if item.get("type") == "text"]
 
 
+def in_document_order(text: str, chunking: Chunking, chunks: list[str]) -> list[str]:
+    """The stored chunks sorted by where their token window starts: llama-stack lists a file's
+    chunks in no particular order. Chunks matching no window sort last (and fail the size checks)."""
+    encoding = cl100k()
+    tokens = encoding.encode(text)
+    step = max(chunking.size_tokens - chunking.overlap_tokens, 1)
+    starts = {encoding.decode(tokens[s : s + chunking.size_tokens]): s for s in range(0, len(tokens), step)}
+    return sorted(chunks, key=lambda chunk: starts.get(chunk, len(tokens)))
+
+
 @pytest.fixture(scope="module")
 def attached(openai_llama: Any, llama_stack_url: str) -> Iterator[Attached]:
     chunking = published_chunking(llama_stack_url)
@@ -100,7 +110,7 @@ def attached(openai_llama: Any, llama_stack_url: str) -> Iterator[Attached]:
             vector_store_id=store.id, file_id=upload.id, chunking_strategy=chunking.strategy()
         )
         wait_completed(openai_llama, store.id, upload.id)
-        chunks = stored_chunks(llama_stack_url, store.id, upload.id)
+        chunks = in_document_order(text, chunking, stored_chunks(llama_stack_url, store.id, upload.id))
         yield Attached(chunking, len(cl100k().encode(text)), chunks)
     finally:
         openai_llama.vector_stores.delete(store.id)
