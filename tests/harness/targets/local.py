@@ -9,6 +9,7 @@ from typing import Any
 
 from harness import gateway_keys
 from harness.endpoints import Endpoints
+from harness.errors import HarnessError
 from harness.local import stack
 from harness.local.ports import Ports, port_values
 from harness.local.state import RunFolder
@@ -20,7 +21,7 @@ from harness.targets import TargetOptions
 KEYS_FILE = "keys.json"
 
 
-class NotRunning(RuntimeError):
+class NotRunning(HarnessError):
     pass
 
 
@@ -59,6 +60,7 @@ class LocalTarget:
             llama_stack_url=f"http://127.0.0.1:{ports.llama_stack}",
             keys=keys,
             run_dir=str(self.run.root),
+            values=self.run.overlay_fingerprints(),
         )
         endpoints.gateway_models = _model_ids(f"{endpoints.gateway_url}/v1/models", _any_key(keys))
         endpoints.llama_stack_models = _model_ids(f"{endpoints.llama_stack_url}/v1/models", None)
