@@ -41,8 +41,9 @@ def helm_template(
 
 
 def _without_info(stderr: str) -> str:
-    # Helm 4 logs an INFO line per symlinked subchart; keep only what explains the failure.
-    return "\n".join(line for line in stderr.splitlines() if not line.startswith("level=INFO")).strip()
+    # Helm logs a line per symlinked subchart (4: level=INFO, 3: walk.go); keep only what explains the failure.
+    noise = ("level=INFO", "walk.go:", "Use --debug flag")
+    return "\n".join(line for line in stderr.splitlines() if line.strip() and not line.startswith(noise))
 
 
 @dataclass

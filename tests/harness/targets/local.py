@@ -14,7 +14,7 @@ from harness.local import stack
 from harness.local.ports import Ports, port_values
 from harness.local.state import RunFolder
 from harness.redact import redact
-from harness.registration import http_json, model_ids
+from harness.registration import base_models, http_json, model_ids
 from harness.render import Rendered
 from harness.targets import TargetOptions
 
@@ -38,7 +38,8 @@ class LocalTarget:
         self.run.reset(self.options.values)
         ports = self.ports.fill_free()
         self.run.put("ports", ports.as_dict())
-        self.run.write_values("ports.yaml", port_values(ports))
+        models = base_models("local", self.run.overlays())
+        self.run.write_values("ports.yaml", port_values(ports, models))
         # A fresh database password per run; it reaches the chart through a 0600 values file.
         db_password = {"pgvector": {"auth": {"password": secrets.token_urlsafe(24)}}}
         self.run.write_values("secrets.yaml", db_password, secret=True)
