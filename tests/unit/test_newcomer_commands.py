@@ -151,3 +151,17 @@ def test_help_offers_only_meaningful_options(runs_dir: Path, command: list[str],
 def test_bootstrap_help_describes_the_command(runs_dir: Path) -> None:
     result = harness("bootstrap", "--help", runs_dir=runs_dir)
     assert "Install the pinned non-Python tools" in result.stdout
+
+
+# --- long installs show progress ------------------------------------------------------------------
+
+
+def test_python_install_prints_pips_progress(runs_dir: Path) -> None:
+    """The venv install is the longest bootstrap step: its output must not be silenced."""
+    venv = Path(sys.executable).parents[1]
+    result = run(["scripts/bootstrap-python.sh", str(venv)], runs_dir)
+    assert result.returncode == 0, result.stderr
+    progress = [
+        line for line in result.stdout.splitlines() if line.startswith(("Obtaining", "Requirement", "Collecting"))
+    ]
+    assert len(progress) > 10, result.stdout
