@@ -10,6 +10,8 @@ import re
 from typing import Any
 
 import pytest
+import yaml
+from harness.paths import chart
 
 from charts.helm import HelmBinary, Renderer
 from charts.layout import chart_present
@@ -51,4 +53,15 @@ def test_the_chart_reads_every_key_it_accepts(helm: HelmBinary, renderer: Render
     """Control: the chart's own values.yaml keys are all known (the check does not reject its defaults)."""
     chart_present("rag")
     result = renderer.template(helm, "rag", values={})
+    assert result.ok, result.describe()
+
+
+DEPENDENCIES = [d["name"] for d in yaml.safe_load((chart("rag") / "Chart.yaml").read_text())["dependencies"]]
+
+
+@pytest.mark.parametrize("dependency", DEPENDENCIES)
+def test_a_disabled_dependency_keeps_its_key_known(helm: HelmBinary, renderer: Renderer, dependency: str) -> None:
+    """Helm drops a disabled dependency from .Chart.Dependencies, not its values: the check must still know it."""
+    chart_present("rag")
+    result = renderer.template(helm, "rag", values={dependency: {"enabled": False}})
     assert result.ok, result.describe()

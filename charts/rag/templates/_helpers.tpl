@@ -33,12 +33,13 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 
 {{/*
-Top-level keys this chart reads: its own, Helm's `global` and `tags`, and one per dependency.
-A misspelt top-level key (`maas-gatway:`) would otherwise be ignored silently, so every
-unknown key fails the render, naming the key and the known key nearest to it.
+Top-level keys this chart reads: its own, Helm's `global` and `tags`, and one per dependency
+in Chart.yaml (listed here: Helm drops a disabled dependency from .Chart.Dependencies but
+keeps its values key). A misspelt top-level key (`maas-gatway:`) would otherwise be ignored
+silently, so every unknown key fails the render, naming the key and the nearest known one.
 */}}
-{{- define "rag.ownTopLevelKeys" -}}
-global tags nameOverride pgvector embeddings tests podSecurityContext containerSecurityContext
+{{- define "rag.topLevelKeys" -}}
+global tags nameOverride llama-stack maas-gateway vllm-gpu pgvector embeddings tests podSecurityContext containerSecurityContext
 {{- end }}
 
 {{/*
@@ -61,8 +62,7 @@ Sprig has no Levenshtein). Usage: include "rag.nearestKey" (dict "key" "maas-gat
 
 {{/* Fail once, listing every unknown top-level key. Usage: include "rag.validateTopLevel" . */}}
 {{- define "rag.validateTopLevel" -}}
-{{- $known := splitList " " (include "rag.ownTopLevelKeys" .) }}
-{{- range .Chart.Dependencies }}{{ $known = append $known .Name }}{{ end }}
+{{- $known := splitList " " (include "rag.topLevelKeys" .) }}
 {{- $errors := list }}
 {{- range $key, $_ := .Values }}
 {{- if not (has $key $known) }}

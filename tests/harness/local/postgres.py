@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 SERVICE_USER = "nobody"
+STARTING_UP_TIMEOUT_S = 30.0  # recovery/start-up on a loaded 2-core machine takes seconds, not minutes
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
 
 
@@ -125,11 +127,24 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
         raise HarnessError("pgvector: initdb failed: see its output above", detail=result.stderr[-2000:])
 
 
-def _create_database(port: int, user: str, password: str, database: str) -> None:
+def _connect_when_up(**params: Any) -> Any:
+    """Connect, waiting while PostgreSQL says "the database system is starting up": the
+    readinessProbe (a TCP connect) passes as soon as it listens, before it accepts logins."""
     import psycopg2  # from the `local` extra
 
+    def starting_up(error: BaseException) -> bool:
+        return isinstance(error, psycopg2.OperationalError) and "starting up" in str(error)
+
+    retrying = Retrying(
+        retry=retry_if_exception(starting_up), stop=stop_after_delay(STARTING_UP_TIMEOUT_S), wait=wait_fixed(0.2),
+        reraise=True,
+    )  # fmt: skip
+    return retrying(psycopg2.connect, host="127.0.0.1", **params)
+
+
+def _create_database(port: int, user: str, password: str, database: str) -> None:
     # CREATE DATABASE refuses transactions: autocommit, and no `with conn` (it opens one).
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
+    conn = _connect_when_up(port=port, user=user, password=password, dbname="postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -138,7 +153,7 @@ def _create_database(port: int, user: str, password: str, database: str) -> None
                 cur.execute(f'CREATE DATABASE "{database}"')
     finally:
         conn.close()
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname=database)
+    conn = _connect_when_up(port=port, user=user, password=password, dbname=database)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
