@@ -186,7 +186,10 @@ def register_via_api(llama_stack_url: str, spec: ModelSpec) -> None:
     }
     status, payload = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body=body)
     if status >= 300:
-        raise RuntimeError(f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}")
+        raise HarnessError(
+            f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}; "
+            "check the llama-stack log"
+        )
 
 
 # --- planning and applying ------------------------------------------------------------
