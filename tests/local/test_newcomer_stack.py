@@ -2,15 +2,18 @@
 
 One stack, started by `make up VALUES=...` in its own runs folder, serves the tests in file
 order; the last test takes it down with `make down` and `make clean` and checks that nothing
-of the run is left, in the repository or under the system temp directory.
+of the run is left, in the repository or under the system temp directory (the commands get a
+temp directory of their own through TMPDIR, so other programs' files do not count).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,7 @@ class Stack:
     env: dict[str, str]
     runs_dir: Path
     overlay: Path
+    tmpdir: Path  # the commands' TMPDIR
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -67,15 +71,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("newcomer")
     overlay = root / "newcomer.yaml"
     overlay.write_text(yaml.safe_dump(OVERLAY))
+    # Not under pytest's 0700 basetemp: as root, PostgreSQL runs as `nobody` and must reach it.
+    tmpdir = Path(tempfile.mkdtemp(prefix="rag-newcomer-tmp-"))
+    tmpdir.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "PYTEST_"))}
-    env |= {"RAG_RUNS_DIR": str(root / "runs"), "RAG_RUN_NAME": RUN_NAME}
-    started = Stack(env, root / "runs", overlay)
-    result = started.run("make", "up", f"VALUES={overlay}")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    env |= {"RAG_RUNS_DIR": str(root / "runs"), "RAG_RUN_NAME": RUN_NAME, "TMPDIR": str(tmpdir)}
+    started = Stack(env, root / "runs", overlay, tmpdir)
     try:
+        result = started.run("make", "up", f"VALUES={overlay}")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         yield started
     finally:
         started.run("make", "down")
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def test_make_up_applies_the_values_overlay(stack: Stack) -> None:
@@ -141,9 +149,9 @@ def test_register_puts_llama_stack_traffic_on_the_service_key(stack: Stack) -> N
 
 
 def test_down_and_clean_leave_nothing_of_the_run(stack: Stack) -> None:
-    staging = postgres.staging_dir(stack.runs_dir / RUN_NAME)
+    staging = stack.tmpdir / postgres.staging_dir(stack.runs_dir / RUN_NAME).relative_to(tempfile.gettempdir())
     if os.geteuid() == 0:  # only root stages PostgreSQL under the temp dir (it runs as nobody)
-        assert staging.is_dir(), "the running stack's PostgreSQL staging folder was expected"
+        assert staging.is_dir(), f"the running stack's PostgreSQL staging folder {staging} was expected"
     down = stack.run("make", "down")
     assert down.returncode == 0, down.stderr
     assert not staging.exists(), f"make down left {staging}"
@@ -151,4 +159,6 @@ def test_down_and_clean_leave_nothing_of_the_run(stack: Stack) -> None:
     assert clean.returncode == 0, clean.stderr
     assert "kept" not in clean.stdout + clean.stderr
     assert not stack.runs_dir.exists()
-    assert not staging.exists()
+    # pytest-of-*: the basetemp of the nested `make e2e` runs above, not the stack's.
+    left = [p.name for p in stack.tmpdir.iterdir() if not p.name.startswith("pytest-of-")]
+    assert left == [], f"left under the temp dir: {left}"
