@@ -69,9 +69,11 @@ def render(run: RunFolder) -> Rendered:
 def refuse_if_running(run: RunFolder) -> None:
     running = run.alive_pids()
     if running:
+        values = ", ".join(p.name for p in run.overlays()) or "no extra values"
         raise AlreadyRunning(
-            f"a local stack named {run.name!r} is already running (pids {', '.join(map(str, running.values()))}); "
-            "use it (`make status`) or stop it first (`make down`)"
+            f"a local stack named {run.name!r} is already running ({values}; pids "
+            f"{', '.join(map(str, running.values()))}): use it (`make status`), stop it first (`make down`), "
+            "or start another one with RAG_RUN_NAME=NAME"
         )
 
 
