@@ -14,6 +14,9 @@ class Endpoints:
     gateway_models: list[str] = field(default_factory=list)
     llama_stack_models: list[str] = field(default_factory=list)
     run_dir: str = ""
+    # The extra values overlays the stack was started with, as "path sha256:<12 hex>";
+    # None when the target does not record them (then reuse cannot be checked).
+    values: list[str] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from harness.declared import Declared
 from harness.endpoints import Endpoints
+from harness.errors import HarnessError
 from harness.paths import RUNS_DIR, VALUES_DIR
 from harness.redact import MASK, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
@@ -248,7 +250,11 @@ def target(harness_state: HarnessState) -> Any:
 
 @pytest.fixture(scope="session")
 def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
-    """Reuse a running stack, or deploy one (and remove it at the end unless --keep)."""
+    """Reuse a running stack started with the same values, or deploy one (removed at the end unless --keep).
+
+    Every e2e test needs this stack, so a failure here ends the session once, with one
+    message, instead of repeating the same error in every test's setup.
+    """
     started = False
     try:
         found = target.status()
@@ -257,17 +263,50 @@ def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
         t0 = time.monotonic()
         try:
             found = target.up()
-        except BaseException:
+        except Exception as up_error:
             if not harness_state.options.keep:
                 target.down()  # leave no half-started stack behind
-            raise
+            _end_session(f"the {harness_state.target_name} stack did not start", up_error)
         started = True
         print(f"[rag_harness] {harness_state.target_name} stack up in {time.monotonic() - t0:.1f}s")
+    else:
+        _refuse_other_values(harness_state, found)
     harness_state.endpoints = found
     harness_state.add_secrets(*(k for keys in found.keys.values() for k in keys))
     yield found
     if started and not harness_state.options.keep:
         target.down()
+
+
+def _end_session(what: str, error: Exception) -> None:
+    """Stop the whole session with one message: the error's detail, then what failed and what to do.
+
+    An error that is not a HarnessError is a harness bug: its traceback is part of the message.
+    """
+    if isinstance(error, HarnessError):
+        detail, summary = error.detail, error.summary
+    else:
+        detail, summary = "".join(traceback.format_exception(error)).strip(), f"{type(error).__name__}: {error}"
+    pytest.exit(f"{detail}\n{what}: {summary}" if detail else f"{what}: {summary}", returncode=1)
+
+
+def _refuse_other_values(state: HarnessState, found: Endpoints) -> None:
+    """A running stack started with other overlays would prove a configuration nobody asked for."""
+    if found.values is None:
+        return  # the target does not record its overlays
+    from harness.local.state import fingerprints
+
+    wanted = fingerprints(state.options.values)
+    if found.values != wanted:
+        running = ", ".join(found.values) or "no extra values"
+        asked = ", ".join(wanted) or "no extra values"
+        _end_session(
+            f"the running {state.target_name} stack does not match this run",
+            HarnessError(
+                f"it was started with {running}; this run asks for {asked}. "
+                f"Stop it (`make down`) and re-run, or use another stack name (RAG_RUN_NAME=NAME)"
+            ),
+        )
 
 
 @pytest.fixture(scope="session")

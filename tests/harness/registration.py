@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import yaml
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from harness.errors import HarnessError
 from harness.paths import VALUES_DIR
 from harness.redact import redact
 
@@ -185,7 +186,10 @@ def register_via_api(llama_stack_url: str, spec: ModelSpec) -> None:
     }
     status, payload = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body=body)
     if status >= 300:
-        raise RuntimeError(f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}")
+        raise HarnessError(
+            f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}; "
+            "check the llama-stack log"
+        )
 
 
 # --- planning and applying ------------------------------------------------------------
@@ -334,9 +338,10 @@ def register_command(args: Any) -> int:
     target = get_target(target_name, options)
     endpoints = target.status()
     if not endpoint:
-        # No external MaaS: the stack's own gateway plays it.
+        # No external MaaS: the stack's own gateway plays it, and llama-stack's traffic goes on
+        # the service key (the `internal` tier), so no user's budget pays for it.
         endpoint = endpoints.gateway_url
-        api_key = api_key or (endpoints.keys.get("enterprise") or [""])[-1]
+        api_key = api_key or service_key(endpoints.keys)
     if getattr(args, "discover", False):
         try:
             ids += discover_models(endpoint, api_key)
@@ -353,6 +358,20 @@ def register_command(args: Any) -> int:
     report.missing.update(unserved)
     print(redact(report.render(), [api_key]))
     return 0 if report.ok else 1
+
+
+SERVICE_TIER = "internal"  # the gateway tier of llama-stack's own key (values/local.yaml)
+
+
+def service_key(keys: Mapping[str, list[str]]) -> str:
+    """The stack's service key: the first key of the `internal` tier."""
+    found = keys.get(SERVICE_TIER) or []
+    if not found:
+        raise HarnessError(
+            f"the stack's gateway has no {SERVICE_TIER!r} tier key for llama-stack's traffic: "
+            "add one to maas-gateway.apiKeys, or export MAAS_API_KEY"
+        )
+    return found[0]
 
 
 def split_served(ids: Iterable[str], endpoint: str, api_key: str) -> tuple[list[str], dict[str, str]]:

@@ -148,6 +148,11 @@ def copy_charts(dest: Path) -> Path:
     return dest
 
 
+def charts_env(charts: Path) -> dict[str, str]:
+    """The e2e run renders from the copy too, when it restarts a component (registration)."""
+    return {"RAG_CHARTS_DIR": str(charts)}
+
+
 def apply_edits(charts: Path, edits: tuple[Edit, ...]) -> None:
     for edit in edits:
         path = charts / edit.path
@@ -208,7 +213,7 @@ def test_gateway_breakage_fails_exactly_its_tests(product_stack: ProductStack, n
     try:
         stack.restart(target.run, "gateway")
         reset_counters(target)
-        run = run_suite(GATEWAY_MODULES, tmp_path, run_name=RUN_NAME)
+        run = run_suite(GATEWAY_MODULES, tmp_path, run_name=RUN_NAME, env=charts_env(charts))
     finally:
         restore(charts, breakage.edits)
     assert_exactly(run, breakage.fail, name, breakage.may_fail)
@@ -238,7 +243,7 @@ def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: Produc
     embedder = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, EMBEDDER_READY_S)
-        run = run_suite(["tests/e2e/test_rag.py"], tmp_path, run_name=RUN_NAME)
+        run = run_suite(["tests/e2e/test_rag.py"], tmp_path, run_name=RUN_NAME, env=charts_env(product_stack.charts))
     finally:
         embedder.terminate()
         embedder.wait(timeout=10)
@@ -249,5 +254,11 @@ def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: Produc
 def test_registration_skipping_a_model_fails_exactly_the_registration_test(
     product_stack: ProductStack, tmp_path: Path
 ) -> None:
-    run = run_suite(["tests/e2e/test_models.py"], tmp_path, run_name=RUN_NAME, extra=("-p", "meta.skip_one_model"))
+    run = run_suite(
+        ["tests/e2e/test_models.py"],
+        tmp_path,
+        run_name=RUN_NAME,
+        extra=("-p", "meta.skip_one_model"),
+        env=charts_env(product_stack.charts),
+    )
     assert_exactly(run, REGISTRATION, "registration skipping one model")

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.paths import values_file
 
 GPU_PRESETS = ("t4", "a100", "h100")
+
+
+class BadInstallOption(HarnessError, ValueError):
+    pass
 
 
 @dataclass
@@ -51,12 +56,12 @@ class InstallProfile:
 
     def validate(self) -> None:
         if self.simulator and self.qwen3:
-            raise ValueError("--simulator and --qwen3 both choose the model server; pick one")
+            raise BadInstallOption("--simulator and --qwen3 both choose the model server; pick one")
         if self.gpu_preset not in GPU_PRESETS:
-            raise ValueError(f"unknown GPU preset {self.gpu_preset!r}; choose one of {', '.join(GPU_PRESETS)}")
+            raise BadInstallOption(f"unknown GPU preset {self.gpu_preset!r}; choose one of {', '.join(GPU_PRESETS)}")
         for tier, limit in self.token_rate_limits.items():
             if limit < 0:
-                raise ValueError(f"token rate limit for {tier} must be >= 0, got {limit}")
+                raise BadInstallOption(f"token rate limit for {tier} must be >= 0, got {limit}")
 
     def overlay_files(self) -> list[Path]:
         return [values_file(f"gpu-{self.gpu_preset}")] if self.qwen3 else []

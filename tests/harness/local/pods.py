@@ -11,7 +11,12 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.render import Rendered
+
+
+class MissingReference(HarnessError, LookupError):
+    pass
 
 
 @dataclass
@@ -98,7 +103,10 @@ def _lookup(getter: Any, ref: dict[str, Any], kind: str) -> str:
         if ref.get("optional"):
             return ""
         # Secrets the chart does not render (existingSecret) cannot exist locally.
-        raise LookupError(f"{kind} {ref['name']!r} key {ref['key']!r} is not rendered by the chart") from exc
+        raise MissingReference(
+            f"{kind} {ref['name']!r} key {ref['key']!r} is not rendered by the chart: locally, leave "
+            "existingSecret/existing ConfigMap values unset so the chart renders them"
+        ) from exc
 
 
 def _mount(rendered: Rendered, mount: dict[str, Any], volume: dict[str, Any]) -> Mount:

@@ -13,12 +13,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.local.pods import Probe
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "TIKTOKEN_CACHE_DIR")
 
 
-class StartError(RuntimeError):
+class StartError(HarnessError):
     pass
 
 

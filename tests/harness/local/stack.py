@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from harness.local import processes
+from harness.errors import HarnessError
+from harness.local import postgres, processes
 from harness.local.mounts import materialise
 from harness.local.pods import ContainerSpec, container_specs
 from harness.local.programs import Launch, launch_for
@@ -26,7 +27,7 @@ READY_TIMEOUT = {"llama-stack": 90.0, "pgvector": 60.0, "embeddings": 60.0}
 DEFAULT_READY_TIMEOUT = 30.0
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(HarnessError):
     pass
 
 
@@ -68,9 +69,11 @@ def render(run: RunFolder) -> Rendered:
 def refuse_if_running(run: RunFolder) -> None:
     running = run.alive_pids()
     if running:
+        values = ", ".join(p.name for p in run.overlays()) or "no extra values"
         raise AlreadyRunning(
-            f"a local stack named {run.name!r} is already running (pids {', '.join(map(str, running.values()))}); "
-            "use it (`make status`) or stop it first (`make down`)"
+            f"a local stack named {run.name!r} is already running ({values}; pids "
+            f"{', '.join(map(str, running.values()))}): use it (`make status`), stop it first (`make down`), "
+            "or start another one with RAG_RUN_NAME=NAME"
         )
 
 
@@ -84,6 +87,7 @@ def up(run: RunFolder) -> Rendered:
         say("start failed: stopping what was started")
         _stop_components(plan.components)
         run.forget_pids()
+        postgres.remove_staging(run.root)
         raise
     return rendered
 
@@ -139,8 +143,8 @@ def _check(comp: Component, run: RunFolder) -> None:
     spec = comp.spec
     if not processes.alive(comp.pid):
         raise processes.StartError(
-            f"{spec.component} ({spec.name}) exited during start-up; end of {run.log(spec.name)}:\n"
-            + processes.log_tail(run.log(spec.name))
+            f"{spec.component} ({spec.name}) exited during start-up: see the end of {run.log(spec.name)} above",
+            detail=processes.log_tail(run.log(spec.name)),
         )
     if spec.probe is None or processes.probe_ok(spec.probe):
         if comp.launch.after_ready:
@@ -151,8 +155,9 @@ def _check(comp: Component, run: RunFolder) -> None:
     timeout = READY_TIMEOUT.get(spec.component, DEFAULT_READY_TIMEOUT)
     if time.monotonic() - comp.started_at > timeout:
         raise processes.StartError(
-            f"{spec.component} ({spec.name}) not healthy after {timeout:.0f}s; end of {run.log(spec.name)}:\n"
-            + processes.log_tail(run.log(spec.name))
+            f"{spec.component} ({spec.name}) not healthy after {timeout:.0f}s: "
+            f"see the end of {run.log(spec.name)} above",
+            detail=processes.log_tail(run.log(spec.name)),
         )
 
 
@@ -169,6 +174,8 @@ def down(run: RunFolder) -> list[str]:
         say(f"stopping {name} (pid {pid})")
         processes.stop(pid)
     run.forget_pids()
+    if postgres.remove_staging(run.root):
+        say(f"removed the run's PostgreSQL data and binaries under {postgres.STAGING_ROOT}")
     return list(pids)
 
 

@@ -9,19 +9,20 @@ from typing import Any
 
 from harness import gateway_keys
 from harness.endpoints import Endpoints
+from harness.errors import HarnessError
 from harness.local import stack
 from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
 from harness.local.state import OVERRIDES_FILE, RunFolder
 from harness.redact import redact
-from harness.registration import http_json, model_ids
+from harness.registration import base_models, http_json, model_ids
 from harness.render import Rendered
 from harness.targets import TargetOptions
 
 KEYS_FILE = "keys.json"
 
 
-class NotRunning(RuntimeError):
+class NotRunning(HarnessError):
     pass
 
 
@@ -38,7 +39,8 @@ class LocalTarget:
         self.run.reset(self.options.values)
         ports = self.ports.fill_free()
         self.run.put("ports", ports.as_dict())
-        self.run.write_values("ports.yaml", port_values(ports))
+        models = base_models("local", self.run.overlays())
+        self.run.write_values("ports.yaml", port_values(ports, models))
         # A fresh database password per run; it reaches the chart through a 0600 values file.
         db_password = {"pgvector": {"auth": {"password": secrets.token_urlsafe(24)}}}
         self.run.write_values("secrets.yaml", db_password, secret=True)
@@ -60,6 +62,7 @@ class LocalTarget:
             llama_stack_url=f"http://127.0.0.1:{ports.llama_stack}",
             keys=keys,
             run_dir=str(self.run.root),
+            values=self.run.overlay_fingerprints(),
         )
         endpoints.gateway_models = _model_ids(f"{endpoints.gateway_url}/v1/models", _any_key(keys))
         endpoints.llama_stack_models = _model_ids(f"{endpoints.llama_stack_url}/v1/models", None)
