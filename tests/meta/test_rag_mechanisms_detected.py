@@ -25,6 +25,7 @@ from harness.targets import TargetOptions, get_target
 pytestmark = pytest.mark.meta
 
 RUN_NAME = "meta-rag-broken"
+TMP_OVERLAYS: set[Path] = set()  # the overlay the broken stack was started with
 OVERLAY = 'embeddings:\n  prompt: "passage: "\n'
 # A pytest plugin for the subprocess: the documented client path is skipped, "auto" is sent.
 AUTO_CHUNKING_PLUGIN = """\
@@ -40,6 +41,7 @@ CHUNKING = "tests/e2e/test_chunking.py"
 def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     overlay = tmp_path_factory.mktemp("overlay") / "rag-broken.yaml"
     overlay.write_text(OVERLAY)
+    TMP_OVERLAYS.add(overlay)
     target = get_target("local", TargetOptions(run_name=RUN_NAME, values=[overlay]))
     if _running(target):
         target.down()
@@ -66,6 +68,8 @@ def _suite(path: str, tmp: Path, *, plugin_dir: Path | None = None) -> tuple[str
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths)), "RAG_DIAGNOSTICS_DIR": str(tmp / "diag")}
     command = [sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", "-q", "--target", "local"]
     command += ["--run-name", RUN_NAME, f"--junitxml={junit}"]
+    # The stack's own overlay: the suite refuses a stack started with other values.
+    command += [arg for overlay in sorted(TMP_OVERLAYS) for arg in ("--values", str(overlay))]
     command += ["-p", "meta_auto_chunking"] if plugin_dir else []
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=SUITE_TIMEOUT_S)
     outcomes: dict[str, tuple[str, str]] = {}
