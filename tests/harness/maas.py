@@ -144,8 +144,13 @@ def get_models(
         sleep=sleep,
         reraise=True,
     )
-    with httpx.Client(verify=verify, timeout=REQUEST_TIMEOUT_S, transport=transport) as client:
+    with httpx.Client(verify=ssl_verify(verify), timeout=REQUEST_TIMEOUT_S, transport=transport) as client:
         return retrying(_get_once, client, url, api_key)
+
+
+def ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's `verify` for a MaasSettings.tls_verify: a CA bundle path becomes an SSL context."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
 def _get_once(client: httpx.Client, url: str, api_key: str) -> list[str]:

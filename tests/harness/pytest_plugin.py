@@ -256,7 +256,9 @@ def gateway_url(endpoints: Endpoints) -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_stack_url(endpoints: Endpoints) -> str:
+def llama_stack_url(endpoints: Endpoints, registration: Any) -> str:
+    """llama-stack's URL, after the session's MaaS registration: that registration restarts
+    llama-stack, so it must happen before any test creates data or opens connections."""
     if not endpoints.llama_stack_url:
         pytest.skip("target exposes no llama-stack URL")
     return endpoints.llama_stack_url.rstrip("/")
