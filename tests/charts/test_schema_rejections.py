@@ -50,6 +50,13 @@ REJECTIONS = [
     Rejection("unknown-gateway-mode", "maas-gateway", {"mode": "istio"}, {"mode": "kuadrant"}, "mode"),
     Rejection("negative-limit", "maas-gateway", tier_limit(-5), tier_limit(5), "limit"),
     Rejection(
+        "tls-certificate-without-key",
+        "maas-gateway",
+        {"envoy": {"tls": {"certificate": "PEM"}}},
+        {"envoy": {"tls": {"certificate": "PEM", "key": "PEM"}}},
+        "key",
+    ),
+    Rejection(
         "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
     ),
 ]
