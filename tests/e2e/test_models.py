@@ -93,8 +93,11 @@ def user_data(openai_llama, llama_stack_url: str, chat_model: str) -> Iterator[U
         response = openai_llama.responses.create(model=chat_model, input="Say OK.", store=True)
         yield UserData(uploaded.id, store.id, conversation.id, response.id)
     finally:
-        openai_llama.vector_stores.delete(store.id)
-        openai_llama.files.delete(uploaded.id)
+        # Delete what is still there: when the test found the data lost, that is its failure, not this one's.
+        if store.id in {s.id for s in openai_llama.vector_stores.list(limit=100)}:
+            openai_llama.vector_stores.delete(store.id)
+        if uploaded.id in {f.id for f in openai_llama.files.list(limit=1000)}:
+            openai_llama.files.delete(uploaded.id)
 
 
 def assert_user_data_intact(client: Any, data: UserData, when: str) -> None:
