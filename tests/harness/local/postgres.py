@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 SERVICE_USER = "nobody"
+# The readinessProbe is a TCP connect, which passes while PostgreSQL still answers "the database
+# system is starting up" (recovery, slow disks on a busy machine): wait that long for real logins.
+STARTUP_WAIT_S = 60.0
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
 
 
@@ -108,11 +111,23 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
         raise RuntimeError(f"pgvector: initdb failed:\n{result.stderr[-2000:]}")
 
 
-def _create_database(port: int, user: str, password: str, database: str) -> None:
+def _connect(**kwargs: Any) -> Any:
+    """psycopg2.connect, retried while the server is still starting up (see STARTUP_WAIT_S)."""
     import psycopg2  # from the `local` extra
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
+    def starting_up(error: BaseException) -> bool:
+        return isinstance(error, psycopg2.OperationalError) and "starting up" in str(error)
+
+    retrying = Retrying(
+        stop=stop_after_delay(STARTUP_WAIT_S), wait=wait_fixed(0.5), retry=retry_if_exception(starting_up), reraise=True
+    )
+    return retrying(psycopg2.connect, **kwargs)
+
+
+def _create_database(port: int, user: str, password: str, database: str) -> None:
     # CREATE DATABASE refuses transactions: autocommit, and no `with conn` (it opens one).
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
+    conn = _connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -121,7 +136,7 @@ def _create_database(port: int, user: str, password: str, database: str) -> None
                 cur.execute(f'CREATE DATABASE "{database}"')
     finally:
         conn.close()
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname=database)
+    conn = _connect(host="127.0.0.1", port=port, user=user, password=password, dbname=database)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
