@@ -15,7 +15,7 @@ import re
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pytest
 from harness.declared import Declared
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
+from harness.maas import MaasSettings
 from harness.paths import RUNS_DIR, VALUES_DIR
 from harness.redact import MASK, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
@@ -36,7 +37,7 @@ MARKERS = {
     "auth": "gateway API-key authentication",
     "ratelimit": "gateway token and request rate limits per tier",
     "faults": "gateway behaviour while a component is stopped (stops and restarts real processes)",
-    "maas": "needs a real MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY)",
+    "maas": "needs a MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY, or MAAS_ENDPOINT=standin)",
 }
 # The longest default limit window (requests per 2 minutes); shorter windows divide it, so
 # every window of a key has ended at a multiple of it.
@@ -44,17 +45,6 @@ KEY_WINDOW_S = 120.0
 WINDOW_SLACK_S = 2.0  # clock skew between this machine and the gateway's, and charge latency
 MAX_DIAGNOSES = 5  # a broken stack fails many tests; a few folders say it all
 _STATE = pytest.StashKey["HarnessState"]()
-
-
-@dataclass
-class MaasSettings:
-    endpoint: str = ""
-    api_key: str = ""
-    model: str = ""
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.endpoint and self.api_key)
 
 
 @dataclass
@@ -68,6 +58,7 @@ class HarnessState:
     endpoints: Endpoints | None = None
     secrets: set[str] = field(default_factory=set)
     diagnoses: list[tuple[str, Path]] = field(default_factory=list)
+    standin: Any = None  # harness.maas_standin.Standin when MAAS_ENDPOINT=standin
 
     def add_secrets(self, *values: str) -> None:
         self.secrets.update(v for v in values if v)
@@ -198,7 +189,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--run-name", default=env("RAG_RUN_NAME", "default"), help="local: run folder / stack name (env RAG_RUN_NAME)"
     )
-    group.addoption("--maas-endpoint", default=env("MAAS_ENDPOINT", ""), help="real MaaS base URL (env MAAS_ENDPOINT)")
+    group.addoption(
+        "--maas-endpoint",
+        default=env("MAAS_ENDPOINT", ""),
+        help="MaaS base URL (env MAAS_ENDPOINT); `standin` starts the stand-in MaaS (harness.maas_standin)",
+    )
     # No --maas-api-key option: the key is read from MAAS_API_KEY only, never from a command line.
     group.addoption(
         "--maas-model",
@@ -211,14 +206,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     opt = config.getoption
+    maas = replace(MaasSettings.from_env(), endpoint=opt("--maas-endpoint"), model=opt("--maas-model"))
     options = TargetOptions(
         namespace=opt("--namespace"),
         keep=opt("--keep"),
         values=[Path(v).resolve() for v in opt("--values")],
-        maas=bool(opt("--maas-endpoint")),
+        maas=bool(maas.endpoint) and not maas.is_standin,  # cluster targets: values/kind-maas.yaml
         run_name=opt("--run-name"),
     )
-    maas = MaasSettings(opt("--maas-endpoint"), os.environ.get("MAAS_API_KEY", ""), opt("--maas-model"))
     state = HarnessState(opt("--target"), options, maas)
     state.add_secrets(maas.api_key)
     config.stash[_STATE] = state
@@ -237,8 +232,26 @@ def harness_state(pytestconfig: pytest.Config) -> HarnessState:
 
 
 @pytest.fixture(scope="session")
-def maas(harness_state: HarnessState) -> MaasSettings:
-    return harness_state.maas
+def maas(harness_state: HarnessState) -> Iterator[MaasSettings]:
+    """The MaaS under test. MAAS_ENDPOINT=standin starts (or reuses) the stand-in MaaS and
+    uses one of its enterprise keys and its CA bundle; MAAS_MODEL defaults to its model with a slash."""
+    if not harness_state.maas.is_standin:
+        yield harness_state.maas
+        return
+    from harness.maas_standin import MODELS, StandinMaas
+
+    if harness_state.target_name != "local":
+        pytest.fail("MAAS_ENDPOINT=standin: the stand-in MaaS listens on 127.0.0.1; only --target local reaches it")
+    standin = StandinMaas()
+    found = standin.running()
+    started = found is None
+    found = found or standin.up()
+    harness_state.add_secrets(*found.secrets)
+    harness_state.standin = found
+    harness_state.maas = found.settings(model=harness_state.maas.model or MODELS[0])
+    yield harness_state.maas
+    if started and not harness_state.options.keep:
+        standin.down()
 
 
 @pytest.fixture(scope="session")
@@ -319,7 +332,9 @@ def gateway_url(endpoints: Endpoints, declared: Declared) -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_stack_url(endpoints: Endpoints) -> str:
+def llama_stack_url(endpoints: Endpoints, registration: Any) -> str:
+    """llama-stack's URL, after the session's MaaS registration: that registration restarts
+    llama-stack, so it must happen before any test creates data or opens connections."""
     if not endpoints.llama_stack_url:
         pytest.skip("target exposes no llama-stack URL")
     return endpoints.llama_stack_url.rstrip("/")
@@ -363,26 +378,16 @@ def _uncaptured(config: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def registration(harness_state: HarnessState, target: Any, endpoints: Endpoints) -> Any:
-    """With a real MaaS configured: discover (or take MAAS_MODEL), register, report.
+def registration(harness_state: HarnessState, maas: MaasSettings, target: Any, endpoints: Endpoints) -> Any:
+    """With a MaaS configured: register MAAS_MODEL (or every model it lists), report.
 
     Without one the stack's own gateway + simulator already play MaaS: nothing to do.
     """
     from harness import registration as reg
 
-    settings = harness_state.maas
-    if not settings.configured:
+    if not maas.configured:
         return None
-    wanted = [settings.model] if settings.model else None
-    try:
-        ids = wanted or reg.discover_models(settings.endpoint, settings.api_key)
-    except LookupError as error:
-        return reg.Report(method="none", missing={settings.endpoint: str(error)})
-    served, unserved = reg.split_served(ids, settings.endpoint, settings.api_key)
-    desired = reg.declared_specs(served, settings.endpoint, api_token=settings.api_key)
-    keep = reg.base_models(harness_state.target_name, harness_state.options.values)
-    report = reg.register(target, endpoints.llama_stack_url, desired, keep=keep)
-    report.missing.update(unserved)
+    report = reg.register_maas(target, endpoints.llama_stack_url, maas)
     print("\n" + redact(report.render(), harness_state.secrets))
     return report
 

@@ -454,3 +454,25 @@ def test_repository_kind_config_loads(tmp_path: Path) -> None:
     bad.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: worker\n")
     with pytest.raises(kindconfig.KindConfigError, match="control-plane"):
         kindconfig.load(bad)
+
+
+def test_cluster_registration_keeps_what_the_release_applied() -> None:
+    """`helm upgrade` does not reuse the release's values: the models file it gets must carry every
+    model earlier registrations applied (read back with `helm get values`), plus the change."""
+    import yaml
+    from harness import registration as reg
+
+    applied = {"global": {"models": {"maas-session": {"id": "meta-llama/Llama-3.2-3B-Instruct", "url": "u"}}}}
+    runner = rollout_runner(failures=0)
+    runner.responses[("helm", "get", "values")] = CommandResult([], stdout=json.dumps(applied))
+    deployment = ClusterDeployment(runner, FakeClock().waiter(), NS, "")
+    try:
+        assert deployment.applied_models() == applied["global"]["models"]
+        extra = reg.ModelSpec("e2e-extra", "granite", "https://maas.example/v1")
+        deployment.apply_models([], reg.merge_models(deployment.applied_models(), {extra.key: extra}))
+        upgrade = next(c for c in runner.calls if c[:2] == ["helm", "upgrade"])
+        models_file = Path(upgrade[-1])
+        models = yaml.safe_load(models_file.read_text())["global"]["models"]
+        assert set(models) == {"maas-session", "e2e-extra"}, f"the upgrade dropped a model: {models}"
+    finally:
+        deployment.close()

@@ -6,12 +6,12 @@ and the overlays in values/ (gpu-<preset>, openshift, kind, kind-maas).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.maas import MaasSettings  # noqa: F401 (re-exported: one definition, in harness.maas)
 from harness.paths import values_file
 
 GPU_PRESETS = ("t4", "a100", "h100")
@@ -19,28 +19,6 @@ GPU_PRESETS = ("t4", "a100", "h100")
 
 class BadInstallOption(HarnessError, ValueError):
     pass
-
-
-@dataclass
-class MaasSettings:
-    """An external MaaS from the environment (CI's maas lane): MAAS_ENDPOINT, MAAS_API_KEY, MAAS_MODEL."""
-
-    endpoint: str = ""
-    api_key: str = ""
-    model: str = ""
-    tier: str = "free"  # the tier the MaaS key belongs to, for Endpoints.keys
-
-    @classmethod
-    def from_env(cls) -> MaasSettings:
-        return cls(
-            endpoint=os.environ.get("MAAS_ENDPOINT", ""),
-            api_key=os.environ.get("MAAS_API_KEY", ""),
-            model=os.environ.get("MAAS_MODEL", ""),
-            tier=os.environ.get("MAAS_TIER", "free"),
-        )
-
-    def missing(self) -> list[str]:
-        return [name for name, value in (("MAAS_ENDPOINT", self.endpoint), ("MAAS_API_KEY", self.api_key)) if not value]
 
 
 @dataclass

@@ -175,6 +175,10 @@ class ClusterTarget:
     def current_context(self) -> str:
         raise NotImplementedError
 
+    def applied_models(self) -> dict[str, dict[str, Any]]:
+        deployment = self._deployment or self._existing_deployment()
+        return deployment.applied_models()
+
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
         deployment = self._deployment or self._existing_deployment()
         deployment.apply_models(self.values(), models)

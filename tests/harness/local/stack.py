@@ -25,6 +25,7 @@ DEPENDS_ON = {
 }
 READY_TIMEOUT = {"llama-stack": 90.0, "pgvector": 60.0, "embeddings": 60.0}
 DEFAULT_READY_TIMEOUT = 30.0
+INIT_TIMEOUT_S = 120.0  # one init container (llama-stack's registry pruning imports the whole stack)
 
 
 class AlreadyRunning(HarnessError):
@@ -39,6 +40,7 @@ def say(message: str) -> None:
 class Component:
     spec: ContainerSpec
     launch: Launch
+    init: list[tuple[ContainerSpec, Launch]] = field(default_factory=list)  # run before `launch`, in order
     pid: int = 0
     ready: bool = False
     started_at: float = 0.0
@@ -93,12 +95,15 @@ def up(run: RunFolder) -> Rendered:
 
 
 def _component(spec: ContainerSpec, run: RunFolder, fresh: bool = False) -> Component:
+    """`fresh`: a new pod of the same spec: its emptyDirs and files start empty (its
+    PersistentVolumeClaims, under run.volumes_dir, keep their data)."""
     if fresh:
-        shutil.rmtree(run.mounts_dir / spec.name, ignore_errors=True)
-        shutil.rmtree(run.work_dir(spec.name), ignore_errors=True)
-    spec = materialise(spec, run.mounts_dir)
-    work = run.work_dir(spec.name)
-    return Component(spec, launch_for(spec, work))
+        for name in (spec.name, *(init.name for init in spec.init)):
+            shutil.rmtree(run.mounts_dir / name, ignore_errors=True)
+            shutil.rmtree(run.work_dir(name), ignore_errors=True)
+    spec = materialise(spec, run.mounts_dir, run.volumes_dir)
+    init = [(i, launch_for(i, run.work_dir(i.name))) for i in spec.init]
+    return Component(spec, launch_for(spec, run.work_dir(spec.name)), init)
 
 
 def _start_all(plan: StartPlan, run: RunFolder) -> None:
@@ -119,6 +124,8 @@ def _start(comp: Component, run: RunFolder) -> None:
     _refuse_busy_port(comp)
     note = f" [stand-in: {launch.stand_in}]" if launch.stand_in else ""
     say(f"starting {spec.component} ({spec.name}){note}")
+    for init_spec, init_launch in comp.init:
+        _run_init(init_spec, init_launch, run)
     if launch.prepare:
         launch.prepare()
     log, cwd = run.log(spec.name), run.work_dir(spec.name)
@@ -128,6 +135,18 @@ def _start(comp: Component, run: RunFolder) -> None:
     if spec.probe:
         what = f"GET {spec.probe.path}" if spec.probe.kind == "http" else "TCP connect"
         say(f"  waiting for {spec.component}: {what} on 127.0.0.1:{spec.probe.port} (its readinessProbe)")
+
+
+def _run_init(spec: ContainerSpec, launch: Launch, run: RunFolder) -> None:
+    say(f"  running init container {spec.name}")
+    log = run.log(spec.name)
+    code = processes.run_to_completion(
+        spec.name, launch.argv, launch.env, log, run.work_dir(spec.name), launch.run_as, INIT_TIMEOUT_S
+    )
+    if code != 0:
+        raise processes.StartError(
+            f"init container {spec.name} exited {code}; end of {log}:\n" + processes.log_tail(log)
+        )
 
 
 def _refuse_busy_port(comp: Component) -> None:
@@ -180,14 +199,16 @@ def down(run: RunFolder) -> list[str]:
 
 
 def restart(run: RunFolder, component: str) -> None:
-    """Re-render and restart one component's containers (others keep running)."""
+    """Re-render and restart one component's containers (others keep running), as a Deployment
+    with the Recreate strategy rolls: every old process is gone (stop() waits for its whole
+    process group) before the new pod's volumes are prepared and its init containers run."""
     specs = [s for s in container_specs(render(run)) if s.component == component]
     pids = run.recorded_pids()
     for spec in specs:
         if spec.name in pids:
-            say(f"restarting {spec.name}")
+            say(f"restarting {spec.name}: stopping pid {pids[spec.name]}")
             processes.stop(pids[spec.name])
-    # A new pod gets fresh emptyDir volumes: clear them, or llama-stack keeps a removed model.
+    # A new pod gets fresh emptyDirs; its PersistentVolumeClaims (user data) are kept.
     _start_all(StartPlan([_component(spec, run, fresh=True) for spec in specs]), run)
 
 

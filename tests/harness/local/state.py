@@ -41,6 +41,10 @@ class RunFolder:
         return self.root / "mounts"
 
     @property
+    def volumes_dir(self) -> Path:
+        return self.root / "volumes"  # PersistentVolumeClaims: kept across restarts, cleared by `up`
+
+    @property
     def rendered_file(self) -> Path:
         return self.root / "rendered.yaml"  # secrets redacted
 
@@ -80,7 +84,7 @@ class RunFolder:
     # Lifecycle --------------------------------------------------------------
     def reset(self, overlays: list[Path] | None = None) -> None:
         """Clear the previous run's files (its logs are replaced by this run's)."""
-        for sub in ("logs", "mounts", "work", "values"):
+        for sub in ("logs", "mounts", "work", "values", "volumes"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         self.root.mkdir(parents=True, exist_ok=True)
         overlays = [p.resolve() for p in overlays or []]
