@@ -10,12 +10,12 @@ from harness import registration
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    rendered = registration.models_values
+    rendered = registration.merge_models
 
-    def skipping_one(desired: Any, remove: Any = None, keep: Any = ()) -> dict[str, dict[str, Any]]:
-        values = rendered(desired, remove, keep)
+    def skipping_one(applied: Any, desired: Any, remove: Any = ()) -> dict[str, dict[str, Any]]:
+        models = rendered(applied, desired, remove)
         for key in list(desired)[-1:]:
-            values.pop(key, None)
-        return values
+            models.pop(key, None)
+        return models
 
-    registration.models_values = skipping_one
+    registration.merge_models = skipping_one
