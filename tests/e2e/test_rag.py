@@ -75,8 +75,15 @@ def embedding_models(llama_stack_url: str) -> list[str]:
     ]
 
 
+def embedding_model(llama_stack_url: str) -> str:
+    """The first embedding model llama-stack lists (for callers that need one, any one)."""
+    listed = embedding_models(llama_stack_url)
+    assert listed, f"llama-stack at {llama_stack_url} lists no embedding model"
+    return listed[0]
+
+
 @pytest.fixture(scope="module")
-def embedding_model(llama_stack_url: str, declared: Declared) -> str:
+def store_embedding_model(llama_stack_url: str, declared: Declared) -> str:
     """The declared embedding model as llama-stack lists it; fails when the values declare one it lacks."""
     if not declared.embedding_model:
         pytest.skip(f"the values ({declared.describe()}) declare no embedding model (llama-stack.embeddings)")
@@ -86,12 +93,12 @@ def embedding_model(llama_stack_url: str, declared: Declared) -> str:
     return matching[0]
 
 
-def test_declared_embedding_model_is_registered(embedding_model: str, declared: Declared) -> None:
-    assert embedding_model.endswith(declared.embedding_model), embedding_model
+def test_declared_embedding_model_is_registered(store_embedding_model: str, declared: Declared) -> None:
+    assert store_embedding_model.endswith(declared.embedding_model), store_embedding_model
 
 
 @pytest.fixture(scope="module")
-def ingested(openai_llama, llama_stack_url: str, embedding_model: str) -> Iterator[Ingested]:
+def ingested(openai_llama, llama_stack_url: str, store_embedding_model: str) -> Iterator[Ingested]:
     provider = pgvector_provider(llama_stack_url)
     file_ids = {
         p.name: openai_llama.files.create(file=(p.name, p.read_bytes(), "text/plain"), purpose="assistants").id
@@ -99,7 +106,7 @@ def ingested(openai_llama, llama_stack_url: str, embedding_model: str) -> Iterat
     }
     store = openai_llama.vector_stores.create(
         name=f"e2e-corpus-{uuid.uuid4().hex[:8]}",
-        extra_body={"provider_id": provider, "embedding_model": embedding_model},
+        extra_body={"provider_id": provider, "embedding_model": store_embedding_model},
     )
     # Files attached one by one: llama-stack applies a chunking strategy given here, while
     # one given with vector_stores.create(file_ids=...) falls back to its 800-token default.
@@ -108,7 +115,7 @@ def ingested(openai_llama, llama_stack_url: str, embedding_model: str) -> Iterat
         openai_llama.vector_stores.files.create(vector_store_id=store.id, file_id=file_id, chunking_strategy=chunking)
     try:
         wait_ingested(openai_llama, store.id, len(file_ids))
-        yield Ingested(store.id, file_ids, provider, embedding_model)
+        yield Ingested(store.id, file_ids, provider, store_embedding_model)
     finally:
         openai_llama.vector_stores.delete(store.id)
         for file_id in file_ids.values():

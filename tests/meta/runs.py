@@ -24,6 +24,10 @@ class Run:
     def failed(self) -> set[str]:
         return {name for name, (outcome, _) in self.outcomes.items() if outcome in ("failed", "error")}
 
+    def failed_by_assertion(self) -> set[str]:
+        """Failed in the test itself (not an error in a fixture: that proves nothing about the claim)."""
+        return {name for name, (outcome, _) in self.outcomes.items() if outcome == "failed"}
+
     def passed(self) -> set[str]:
         return {name for name, (outcome, _) in self.outcomes.items() if outcome == "passed"}
 
