@@ -18,7 +18,7 @@ from harness.cluster.verify import Verifier
 from harness.redact import MASK
 from harness.targets import TargetOptions, get_target
 
-CLUSTER_TARGETS = ("kind", "existing")
+CLUSTER_TARGETS = ("kind", "existing", "kube")
 ALL_TARGETS = ("local", *CLUSTER_TARGETS)
 
 INSTALL_EPILOG = """\
@@ -166,6 +166,10 @@ def cluster_target(args: argparse.Namespace, **kwargs: Any) -> Any:
         from harness.targets.existing import ExistingTarget
 
         return ExistingTarget(options, **kwargs)
+    if args.target == "kube":
+        from harness.targets.kube import KubeTarget
+
+        return KubeTarget(options, **kwargs)
     return get_target(args.target, options)
 
 
