@@ -88,7 +88,7 @@ KUBERNETES = GoBuild(
 COREDNS = GoBuild(
     name="coredns",
     module=f"github.com/coredns/coredns@{COREDNS_VERSION}",
-    packages=("rag.local/corednsbuild",),
+    packages=("rag.local/coredns",),
     outputs=("coredns",),
     ldflags="-s -w",
     cold="about 2 minutes",
@@ -157,7 +157,7 @@ def write_wrapper(build: GoBuild) -> Path:
         (src / "go.mod").write_text(kubernetes_gomod(module, version))
         (src / "tools.go").write_text(kubernetes_tools_go(build.packages))
     else:
-        (src / "go.mod").write_text(f"module rag.local/corednsbuild\n\ngo 1.25.0\n\nrequire {module} {version}\n")
+        (src / "go.mod").write_text(f"module rag.local/coredns\n\ngo 1.25.0\n\nrequire {module} {version}\n")
         (src / "main.go").write_text(coredns_main(COREDNS_PLUGINS))
     go(["mod", "tidy"], cwd=src)
     return src
