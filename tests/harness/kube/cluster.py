@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -61,11 +62,20 @@ def until_healthy(timeout_s: float, interval_s: float = 0.5) -> Retrying:
     )
 
 
-def _get_ok(url: str, *, cert: tuple[str, str] | None = None, verify: str | bool = False) -> bool:
+def _get_ok(url: str, *, tls: ssl.SSLContext | None = None) -> bool:
+    """GET answers 200. Without `tls`, a component's self-signed serving cert is not verified
+    (only its /healthz is read, from inside the namespace)."""
     try:
-        return httpx.get(url, cert=cert, verify=verify, timeout=2.0).status_code == 200
+        return httpx.get(url, verify=tls or False, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def client_tls(pki_dir: Path, client: str) -> ssl.SSLContext:
+    """Verify the API server against the cluster CA and present `client`'s certificate."""
+    context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+    context.load_cert_chain(str(pki_dir / f"{client}.crt"), str(pki_dir / f"{client}.key"))
+    return context
 
 
 class Cluster:
@@ -201,9 +211,7 @@ class Cluster:
         )  # fmt: skip
 
     def _apiserver_ready(self) -> bool:
-        p = self.layout.pki
-        cert = (str(p / "admin.crt"), str(p / "admin.key"))
-        return _get_ok(f"{self.server}/readyz", cert=cert, verify=str(p / "ca.crt"))
+        return _get_ok(f"{self.server}/readyz", tls=client_tls(self.layout.pki, "admin"))
 
     def _controller_manager(self) -> Component:
         p = self.layout.pki
@@ -301,7 +309,7 @@ class Cluster:
         for archive in archives:
             t0 = time.monotonic()
             self.say(f"importing image {archive.name} into containerd ({archive.stat().st_size >> 20} MiB)")
-            self._ctr("images", "import", "--no-unpack", str(archive), timeout=IMPORT_TIMEOUT_S)
+            self._ctr("images", "import", str(archive), timeout=IMPORT_TIMEOUT_S)
             self.say(f"  imported {archive.name} in {time.monotonic() - t0:.1f}s")
 
     def _apply_coredns_rbac(self) -> None:
