@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness.kube import binaries, config, netns, pki, storage
+from harness.kube import binaries, config, netns, pki, storage, teardown
 from harness.kube.config import NODE_NAME, Layout
 from harness.local import processes
 
@@ -117,10 +117,8 @@ class Cluster:
             self.say(f"reusing the running kube cluster (run folder {self.layout.run})")
             return
         if self.layout.run.exists() or netns.exists():
-            raise ClusterError(
-                f"a stopped or half-started kube cluster left state behind ({self.layout.run}, netns {netns.NAME}): "
-                "run `python -m harness down --target kube` first"
-            )
+            self.say(f"a stopped or half-started kube cluster left state behind ({self.layout.run}): removing it first")
+            teardown.teardown(self.layout.run, say=self.say)
         started = time.monotonic()
         self._prepare_files()
         netns.create()
