@@ -73,10 +73,23 @@ def current_is_inside() -> bool:
         return False
 
 
+_original: int | None = None  # fd of the namespace this process started in, kept open by enter()
+
+
+def original() -> str:
+    """A path to the network namespace this process started in (the machine's side, after enter())."""
+    if _original is None:
+        return f"/proc/{os.getpid()}/ns/net"
+    return f"/proc/{os.getpid()}/fd/{_original}"
+
+
 def enter() -> None:
     """Move this process (its calling thread; call from the main thread before starting others) inside."""
+    global _original
     if current_is_inside():
         return
+    if _original is None:
+        _original = os.open("/proc/self/ns/net", os.O_RDONLY)
     fd = os.open(PATH, os.O_RDONLY)
     try:
         os.setns(fd, os.CLONE_NEWNET)

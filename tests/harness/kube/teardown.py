@@ -213,6 +213,9 @@ def teardown(run: Path, *, say: Callable[[str], None] = print) -> None:
         subprocess.run(["umount", "/run/netns"], capture_output=True, check=False)
     for _, socket in shim_list:
         socket.unlink(missing_ok=True)
+    for folder in (SHIM_SOCKET_DIR, SHIM_SOCKET_DIR.parent):  # created by our containerd; kept if in use
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     if CNI_RESULTS.is_dir():
         for cached in CNI_RESULTS.glob(f"{CNI_NETWORK}-*"):
             cached.unlink(missing_ok=True)
