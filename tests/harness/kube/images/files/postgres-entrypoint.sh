@@ -21,7 +21,7 @@ if [ "$(id -u)" = 0 ]; then
 	mkdir -p "$PGDATA"
 	chown -R postgres:postgres "$PGDATA" /var/run/postgresql
 	chmod 700 "$PGDATA"
-	exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
+	exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 
 mkdir -p "$PGDATA"
@@ -44,19 +44,22 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		echo "postgres:x:$(id -g):" >"$NSS_WRAPPER_GROUP"
 	fi
 	# The password reaches initdb through a file descriptor, never a command line.
+	# POSTGRES_INITDB_ARGS holds several flags: split on purpose.
+	# shellcheck disable=SC2086
 	initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "${POSTGRES_PASSWORD:-}") \
 		${POSTGRES_INITDB_ARGS:-}
 	printf 'host all all all %s\n' "$POSTGRES_HOST_AUTH_METHOD" >>"$PGDATA/pg_hba.conf"
 	unset LD_PRELOAD
 
-	pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -p ${PGPORT:-5432}" start
 	export PGUSER="$POSTGRES_USER" PGPASSWORD="${POSTGRES_PASSWORD:-}" PGPORT="${PGPORT:-5432}"
+	pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -p $PGPORT" start
 	if [ "$POSTGRES_DB" != postgres ]; then
 		psql -v ON_ERROR_STOP=1 --no-psqlrc --dbname postgres --set db="$POSTGRES_DB" <<-'EOSQL'
 			CREATE DATABASE :"db" ;
 		EOSQL
 	fi
 	for f in /docker-entrypoint-initdb.d/*; do
+		# shellcheck disable=SC1090 # sources the user's init scripts
 		case "$f" in
 			*.sh) echo "running $f"; . "$f" ;;
 			*.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 --no-psqlrc --dbname "$POSTGRES_DB" -f "$f" ;;

