@@ -32,6 +32,9 @@ PACKAGES = (
     Package("buildah", "/usr/bin/buildah", "builds the images the charts deploy"),
     Package("iptables", "/usr/sbin/iptables", "kube-proxy's Service rules"),
     Package("debootstrap", "/usr/sbin/debootstrap", "the Debian root filesystem of the Python images"),
+    Package("gcc", "/usr/bin/gcc", "the static pause program of the pod sandbox image"),
+    Package("libc6-dev", "/usr/lib/x86_64-linux-gnu/libc.a", "static linking of the pause program"),
+    Package("locales", "/usr/bin/localedef", "the en_US.UTF-8 locale PostgreSQL's image needs"),
     Package("iproute2", "/usr/sbin/ip", "the lane's network namespace and veth"),
     Package("util-linux", "/usr/bin/nsenter", "starts the cluster's processes inside the namespace"),
 )
