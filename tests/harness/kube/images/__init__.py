@@ -10,6 +10,7 @@ Public surface:
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata as metadata
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -51,8 +52,15 @@ def ensure_images(*, say: Say, specs: Iterable[ImageSpec] = SPECS) -> list[Path]
     the expected time; cached images are reported as reused. Raises build.BuildError,
     rootfs.RootfsError or assemble.AssemblyError naming the failing step.
     """
+    build.IMAGES_DIR.mkdir(parents=True, exist_ok=True)
+    # One builder at a time per cache: a second caller waits, then finds the archives made.
+    with open(build.IMAGES_DIR / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure(tuple(specs), say=say)
+
+
+def _ensure(specs: tuple[ImageSpec, ...], *, say: Say) -> list[Path]:
     started = time.monotonic()
-    specs = tuple(specs)
     inputs = _program_inputs()
     archives = []
     built = 0
