@@ -111,3 +111,17 @@ def test_fingerprint_follows_the_image_inputs() -> None:
 def test_every_spec_has_an_assembly() -> None:
     for spec in specs.SPECS:
         assert assemble.sources(spec), spec.ref
+
+
+@pytest.mark.parametrize(
+    ("ref", "normalized"),
+    [
+        ("redis:7.4-alpine", "docker.io/library/redis:7.4-alpine"),
+        ("envoyproxy/envoy:v1.40.0", "docker.io/envoyproxy/envoy:v1.40.0"),
+        ("ghcr.io/llm-d/llm-d-inference-sim:v0.8.2", "ghcr.io/llm-d/llm-d-inference-sim:v0.8.2"),
+        ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10.1"),
+    ],
+)
+def test_archives_name_images_as_containerd_looks_them_up(ref: str, normalized: str) -> None:
+    spec = specs.ImageSpec(ref=ref, base=specs.Base.SCRATCH, metadata=specs.PAUSE.metadata, upstream_file="x", program="x")
+    assert spec.normalized_ref == normalized

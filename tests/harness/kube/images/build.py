@@ -23,6 +23,8 @@ from harness.paths import CACHE_DIR
 
 IMAGES_DIR = CACHE_DIR / "kube" / "images"
 BUILDAH_ROOT = CACHE_DIR / "kube" / "buildah"
+# Bump when the archive layout changes (2: references normalized as containerd's CRI names images).
+ARCHIVE_FORMAT = 2
 BUILDAH_TIMEOUT_S = 900  # one commit/push of the largest image (llama-stack, ~1 GB) on a busy 2-core machine
 # A rough cold cost per image on 2 cores, said before each build so a long wait is expected.
 EXPECTED_SECONDS = {
@@ -48,6 +50,7 @@ def fingerprint(spec: ImageSpec, inputs: str) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(asdict(spec), sort_keys=True, default=str).encode())
     digest.update(inputs.encode())
+    digest.update(f"archive format {ARCHIVE_FORMAT}".encode())
     digest.update(assemble.sources(spec))
     return digest.hexdigest()
 
@@ -76,7 +79,7 @@ def build(spec: ImageSpec, *, base: Path | None, print_: str, say: Say) -> Path:
         tmp = archive.with_suffix(".tar.tmp")
         tmp.unlink(missing_ok=True)
         _buildah("push", "--quiet", "--disable-compression", f"localhost/rag-kube/{spec.safe_name}:build",
-                 f"oci-archive:{tmp}:{spec.ref}")
+                 f"oci-archive:{tmp}:{spec.normalized_ref}")
         tmp.rename(archive)
         archive.with_suffix(".stamp").write_text(print_)
     finally:

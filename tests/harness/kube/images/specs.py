@@ -61,6 +61,14 @@ class ImageSpec:
         return self.ref.rsplit(":", 1)[1]
 
     @property
+    def normalized_ref(self) -> str:
+        """The name containerd's CRI looks the image up by: `redis:7.4-alpine` -> `docker.io/library/redis:7.4-alpine`."""
+        first = self.ref.split("/", 1)[0]
+        if "/" in self.ref and ("." in first or ":" in first or first == "localhost"):
+            return self.ref
+        return f"docker.io/{self.ref}" if "/" in self.ref else f"docker.io/library/{self.ref}"
+
+    @property
     def safe_name(self) -> str:
         """File-system-safe name for the archive: `gcr.io/distroless/x:nonroot` -> `gcr.io_distroless_x_nonroot`."""
         return self.ref.replace("/", "_").replace(":", "_")
