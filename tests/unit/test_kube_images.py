@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -123,5 +124,5 @@ def test_every_spec_has_an_assembly() -> None:
     ],
 )
 def test_archives_name_images_as_containerd_looks_them_up(ref: str, normalized: str) -> None:
-    spec = specs.ImageSpec(ref=ref, base=specs.Base.SCRATCH, metadata=specs.PAUSE.metadata, upstream_file="x", program="x")
+    spec = dataclasses.replace(specs.PAUSE, ref=ref)
     assert spec.normalized_ref == normalized

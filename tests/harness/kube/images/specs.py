@@ -62,7 +62,7 @@ class ImageSpec:
 
     @property
     def normalized_ref(self) -> str:
-        """The name containerd's CRI looks the image up by: `redis:7.4-alpine` -> `docker.io/library/redis:7.4-alpine`."""
+        """The name containerd's CRI looks the image up by (`redis:x` -> `docker.io/library/redis:x`)."""
         first = self.ref.split("/", 1)[0]
         if "/" in self.ref and ("." in first or ":" in first or first == "localhost"):
             return self.ref
