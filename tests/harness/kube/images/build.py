@@ -2,8 +2,8 @@
 
 An archive is reused when its stamp holds the image's fingerprint: the spec (metadata,
 paths, labels), the assembly code and files, and the identities of the programs copied in.
-Buildah keeps its storage under .cache/kube/buildah; the image is removed from it after the
-push, since pods get images from the archives (`ctr images import`).
+Buildah keeps its working containers under .cache/kube/buildah; images are committed straight
+into the archives, since pods get them from there (`ctr images import`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ IMAGES_DIR = CACHE_DIR / "kube" / "images"
 BUILDAH_ROOT = CACHE_DIR / "kube" / "buildah"
 # Bump when the archive layout changes (2: references normalized as containerd's CRI names images).
 ARCHIVE_FORMAT = 2
-BUILDAH_TIMEOUT_S = 900  # one commit/push of the largest image (llama-stack, ~1 GB) on a busy 2-core machine
+BUILDAH_TIMEOUT_S = 900  # one commit of the largest image (llama-stack, ~0.7 GB) on a busy 2-core machine
 # A rough cold cost per image on 2 cores, said before each build so a long wait is expected.
 EXPECTED_SECONDS = {
     Base.SCRATCH: 5,
@@ -62,7 +62,7 @@ def is_current(spec: ImageSpec, print_: str) -> bool:
 
 
 def build(spec: ImageSpec, *, base: Path | None, print_: str, say: Say) -> Path:
-    """Build `spec` on top of a copy of `base` (None: empty) and push it to its OCI archive."""
+    """Build `spec` on top of a copy of `base` (None: empty) and commit it to its OCI archive."""
     archive = archive_path(spec)
     archive.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -74,18 +74,17 @@ def build(spec: ImageSpec, *, base: Path | None, print_: str, say: Say) -> Path:
         assemble.assemble(spec, mount)
         _buildah("umount", container)
         _buildah(*_config_args(spec), container)
-        _buildah("commit", "--quiet", "--rm", container, f"localhost/rag-kube/{spec.safe_name}:build")
-        container = ""
         tmp = archive.with_suffix(".tar.tmp")
         tmp.unlink(missing_ok=True)
-        _buildah("push", "--quiet", "--disable-compression", f"localhost/rag-kube/{spec.safe_name}:build",
+        # Straight into the archive: no image is kept in buildah's storage, nothing is written twice.
+        _buildah("commit", "--quiet", "--rm", "--disable-compression", container,
                  f"oci-archive:{tmp}:{spec.normalized_ref}")
+        container = ""
         tmp.rename(archive)
         archive.with_suffix(".stamp").write_text(print_)
     finally:
         if container:
             _buildah("rm", container, check=False)
-        _buildah("rmi", "--force", f"localhost/rag-kube/{spec.safe_name}:build", check=False)
     size_mb = archive.stat().st_size / 1e6
     say(f"image {spec.ref}: built in {time.monotonic() - started:.0f} s ({size_mb:.0f} MB)")
     return archive
