@@ -16,6 +16,7 @@ import json
 import os
 import ssl
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,32 @@ CLIENTS = [
 
 class ClusterError(RuntimeError):
     pass
+
+
+def archive_manifest(archive: Path) -> tuple[str, str]:
+    """(image ref, manifest digest) of an OCI archive, from its index.json.
+
+    buildah writes the ref as the `org.opencontainers.image.ref.name` annotation; an image
+    named `registry.k8s.io/pause:3.10.1` is imported by `ctr` under that exact name.
+    """
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise ClusterError(f"{archive} has no index.json: not an OCI archive")
+        index = json.load(member)
+    (manifest,) = index["manifests"]
+    ref = manifest.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+    return _full_ref(ref), manifest["digest"]
+
+
+def _full_ref(ref: str) -> str:
+    """What ctr lists for a ref: docker.io/library/ added to short names, as it does on import."""
+    first = ref.split("/", 1)[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{ref}"
+    return ref
 
 
 @dataclass(frozen=True)
@@ -304,11 +331,26 @@ class Cluster:
         return proc
 
     def _import_images(self, archives: list[Path]) -> None:
+        """Import each archive unless containerd already holds that exact manifest (kept across runs)."""
+        present = self._image_digests()
         for archive in archives:
+            name, digest = archive_manifest(archive)
+            if present.get(name) == digest:
+                self.say(f"image {name}: already in containerd ({digest[:19]})")
+                continue
             t0 = time.monotonic()
-            self.say(f"importing image {archive.name} into containerd ({archive.stat().st_size >> 20} MiB)")
+            self.say(f"importing image {name} into containerd ({archive.stat().st_size >> 20} MiB, unpacked on import)")
             self._ctr("images", "import", str(archive), timeout=IMPORT_TIMEOUT_S)
-            self.say(f"  imported {archive.name} in {time.monotonic() - t0:.1f}s")
+            self.say(f"  imported {name} in {time.monotonic() - t0:.1f}s")
+
+    def _image_digests(self) -> dict[str, str]:
+        """{image ref: manifest digest} of the images containerd holds."""
+        found = {}
+        for line in self._ctr("images", "ls").stdout.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3:
+                found[fields[0]] = fields[2]
+        return found
 
     def _apply_coredns_rbac(self) -> None:
         self.kubectl("apply", "-f", "-", input=config.COREDNS_RBAC)

@@ -57,6 +57,12 @@ class Layout:
         return self.run / "containerd"
 
     @property
+    def image_store(self) -> Path:
+        """containerd's root (content, snapshots, metadata): next to the run folder, so that
+        imported images survive `down` like the other caches (their containers do not)."""
+        return self.run.parent / "containerd-root"
+
+    @property
     def containerd_socket(self) -> Path:
         return self.containerd / "containerd.sock"
 
@@ -85,7 +91,7 @@ def containerd_toml(layout: Layout) -> str:
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     state = layout.containerd / "state"
     return f"""version = 2
-root = "{layout.containerd / "root"}"
+root = "{layout.image_store}"
 state = "{state}"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", \
 "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]

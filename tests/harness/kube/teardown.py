@@ -11,6 +11,8 @@ pids file is cleaned up too):
 - the netns (and with it its veths, bridge, routes and iptables rules), and /run/netns's own
   bind mount when `ip netns add` created it and nothing else uses it;
 - files: the run folder, CNI result caches of the lane's network, shim sockets of killed shims.
+containerd's root (its images) is a cache next to the run folder: its containers are deleted
+while containerd still runs, the images stay for the next start.
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ def teardown(run: Path, *, say: Callable[[str], None] = print) -> None:
     if pods := pod_processes():
         say(f"stopping {len(pods)} pod processes")
         terminate(pods, grace_s=5.0)
+    if "containerd" in pids and _alive(pids["containerd"]):
+        forget_containers(layout, say)
     shim_list = shims(layout)
     if shim_list:
         say(f"stopping {len(shim_list)} containerd shims")
@@ -200,12 +204,17 @@ def teardown(run: Path, *, say: Callable[[str], None] = print) -> None:
     for name in ("containerd", "etcd"):
         if name in pids:
             terminate([pids[name]])
+    # The CRI plugin's per-container folders (containerd is stopped now); images are listed
+    # from containerd's own store on the next start.
+    for name in ("containers", "sandboxes"):
+        shutil.rmtree(layout.image_store / "io.containerd.grpc.v1.cri" / name, ignore_errors=True)
     if leftovers := lane_processes(layout):
         say(f"stopping {len(leftovers)} other processes of the lane: {leftovers}")
         terminate(leftovers)
     remove_cgroups()
-    if run.exists():
-        unmount_all(run)
+    for root in (run, layout.image_store):
+        if root.exists():
+            unmount_all(root)
     if netns.exists() or netns.PATH.exists():
         say(f"deleting network namespace {netns.NAME} (its veth, bridge, routes and iptables rules go with it)")
         netns.delete()
@@ -224,6 +233,27 @@ def teardown(run: Path, *, say: Callable[[str], None] = print) -> None:
         shutil.rmtree(run, ignore_errors=True)
         if run.exists():
             raise RuntimeError(f"could not remove {run}: something still holds it (see `findmnt -R {run}`)")
+
+
+def _ctr(layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["ctr", "--address", str(layout.containerd_socket), "-n", "k8s.io", *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+
+
+def forget_containers(layout: Layout, say: Callable[[str], None]) -> None:
+    """Delete every task and container (pods' and sandboxes') from containerd, keeping its images.
+
+    containerd's root outlives the cluster as the image cache; without this its metadata would
+    hand the next cluster's kubelet containers of pods that no longer exist. Deleting a task
+    also lets its shim unmount the rootfs and exit cleanly.
+    """
+    tasks = _ctr(layout, "tasks", "ls", "-q").stdout.split()
+    for task in tasks:
+        _ctr(layout, "tasks", "delete", "--force", task)
+    containers = _ctr(layout, "containers", "ls", "-q").stdout.split()
+    if containers:
+        say(f"removing {len(containers)} containers from containerd (its images stay cached)")
+        _ctr(layout, "containers", "delete", *containers)
 
 
 def _recorded(layout: Layout) -> dict[str, int]:
