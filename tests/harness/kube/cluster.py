@@ -142,6 +142,7 @@ class Cluster:
         """Start every component (or reuse a running cluster); the caller's process ends up inside the netns."""
         if self.running():
             self.say(f"reusing the running kube cluster (run folder {self.layout.run})")
+            self._import_images(images)  # only what changed since it started
             return
         if self.layout.run.exists() or netns.exists():
             self.say(f"a stopped or half-started kube cluster left state behind ({self.layout.run}): removing it first")
