@@ -140,3 +140,20 @@ def test_kube_is_a_target_and_its_namespace_enforces_restricted_pod_security(tmp
     assert "app.kubernetes.io/managed-by=rag-harness" in labels
     assert ["kubectl", "--context", "rag-kube", "create", "namespace", "rag-e2e"] in runner.calls
     assert [p.name for p in target.own_values()] == ["kind.yaml"] and target.use_routes() is False
+
+
+def test_archive_manifest_reads_the_ref_and_digest_ctr_will_list(tmp_path: Path) -> None:
+    import io
+    import json
+    import tarfile
+
+    from harness.kube.cluster import archive_manifest
+
+    index = {"manifests": [{"digest": "sha256:abc", "annotations": {"org.opencontainers.image.ref.name": "redis:7"}}]}
+    archive = tmp_path / "image.tar"
+    with tarfile.open(archive, "w") as tar:
+        data = json.dumps(index).encode()
+        info = tarfile.TarInfo("index.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    assert archive_manifest(archive) == ("docker.io/library/redis:7", "sha256:abc")
