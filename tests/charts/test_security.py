@@ -124,8 +124,17 @@ def _template_on_openshift(renderer: Renderer, helm: HelmBinary, values: dict[st
     """Render the umbrella as `helm install` would on a cluster that serves OpenShift's SCC API."""
     ws = renderer.workspace(helm)
     assert ws.ensure_dependencies(UMBRELLA) is None
-    args = ["template", RELEASE, str(ws.chart(UMBRELLA)), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
-            "--api-versions", OPENSHIFT_API]
+    args = [
+        "template",
+        RELEASE,
+        str(ws.chart(UMBRELLA)),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        "--api-versions",
+        OPENSHIFT_API,
+    ]
     if values is not None:
         args += ["-f", str(renderer.values_file(values))]
     result = ws.run(*args)

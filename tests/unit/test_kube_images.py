@@ -38,8 +38,17 @@ def test_the_sandbox_image_has_a_spec() -> None:
 
 def test_required_images_sees_init_and_test_containers() -> None:
     manifests = [
-        {"kind": "Deployment", "spec": {"template": {"spec": {
-            "initContainers": [{"name": "i", "image": "a:1"}], "containers": [{"name": "c", "image": "b:2"}]}}}},
+        {
+            "kind": "Deployment",
+            "spec": {
+                "template": {
+                    "spec": {
+                        "initContainers": [{"name": "i", "image": "a:1"}],
+                        "containers": [{"name": "c", "image": "b:2"}],
+                    }
+                }
+            },
+        },
         {"kind": "Pod", "spec": {"containers": [{"name": "t", "image": "c:3"}]}},
         {"kind": "ConfigMap", "data": {"containers": "not a list"}},
     ]

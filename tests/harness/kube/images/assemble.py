@@ -62,8 +62,16 @@ def sources(spec: ImageSpec) -> bytes:
 # --- users and files -------------------------------------------------------------------------
 
 
-def add_user(root: Path, *, name: str, uid: int, gid: int, group: str | None = None, home: str = "/nonexistent",
-             shell: str = "/usr/sbin/nologin") -> None:
+def add_user(
+    root: Path,
+    *,
+    name: str,
+    uid: int,
+    gid: int,
+    group: str | None = None,
+    home: str = "/nonexistent",
+    shell: str = "/usr/sbin/nologin",
+) -> None:
     """Append a user (and its primary group) to root's /etc/passwd and /etc/group, like useradd."""
     etc = root / "etc"
     etc.mkdir(exist_ok=True)
@@ -151,14 +159,13 @@ def install_distributions(distributions: Iterable[metadata.Distribution], root: 
 
 def install_console_script(root: Path, distribution: str, name: str) -> None:
     """Write /usr/local/bin/<name> for a console_scripts entry point, as pip would."""
-    (entry,) = [e for e in metadata.distribution(distribution).entry_points
-                if e.group == "console_scripts" and e.name == name]
+    (entry,) = [
+        e for e in metadata.distribution(distribution).entry_points if e.group == "console_scripts" and e.name == name
+    ]
     module, _, attr = entry.value.partition(":")
     script = root / "usr/local/bin" / name
     script.write_text(
-        "#!/usr/local/bin/python3.12\nimport sys\n"
-        f"from {module} import {attr.split('.')[0]}\n"
-        f"sys.exit({attr}())\n"
+        f"#!/usr/local/bin/python3.12\nimport sys\nfrom {module} import {attr.split('.')[0]}\nsys.exit({attr}())\n"
     )
     script.chmod(0o755)
 
@@ -169,7 +176,8 @@ def install_console_script(root: Path, distribution: str, name: str) -> None:
 def _pause(root: Path) -> None:
     result = subprocess.run(
         ["gcc", "-static", "-Os", "-s", "-o", str(root / "pause"), str(FILES / "pause.c")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise AssemblyError(f"gcc -static pause.c failed (is gcc and libc6-dev installed?):\n{result.stderr}")
@@ -232,8 +240,11 @@ def _pgvector(root: Path) -> None:
     make_dir(root, "/var/run/postgresql", mode=0o3777, owner=(999, 999))
     make_dir(root, "/docker-entrypoint-initdb.d")
     # Upstream: localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8
-    subprocess.run(["localedef", "--prefix", str(root), "-i", "en_US", "-c", "-f", "UTF-8", "en_US.UTF-8"],
-                   check=False, capture_output=True)
+    subprocess.run(
+        ["localedef", "--prefix", str(root), "-i", "en_US", "-c", "-f", "UTF-8", "en_US.UTF-8"],
+        check=False,
+        capture_output=True,
+    )
     if not (root / "usr/lib/locale/locale-archive").is_file():
         raise AssemblyError("localedef could not build en_US.UTF-8 (is the `locales` package installed?)")
 

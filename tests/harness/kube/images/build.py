@@ -26,12 +26,13 @@ BUILDAH_ROOT = CACHE_DIR / "kube" / "buildah"
 # Bump when the archive layout changes (2: references normalized as containerd's CRI names images).
 ARCHIVE_FORMAT = 2
 BUILDAH_TIMEOUT_S = 900  # one commit of the largest image (llama-stack, ~0.7 GB) on a busy 2-core machine
-# A rough cold cost per image on 2 cores, said before each build so a long wait is expected.
+# A rough cost per image on 2 cores (measured: 1-15 s each, llama-stack ~75 s with its 1 GB of
+# packages), said before each build so a long wait is expected.
 EXPECTED_SECONDS = {
-    Base.SCRATCH: 5,
-    Base.BOOKWORM: 30,
-    Base.BOOKWORM_PY312: 60,
-    Base.TRIXIE_PY: 30,
+    Base.SCRATCH: 2,
+    Base.BOOKWORM: 15,
+    Base.BOOKWORM_PY312: 45,
+    Base.TRIXIE_PY: 15,
 }
 
 Say = Callable[[str], None]
@@ -77,8 +78,9 @@ def build(spec: ImageSpec, *, base: Path | None, print_: str, say: Say) -> Path:
         tmp = archive.with_suffix(".tar.tmp")
         tmp.unlink(missing_ok=True)
         # Straight into the archive: no image is kept in buildah's storage, nothing is written twice.
-        _buildah("commit", "--quiet", "--rm", "--disable-compression", container,
-                 f"oci-archive:{tmp}:{spec.normalized_ref}")
+        _buildah(
+            "commit", "--quiet", "--rm", "--disable-compression", container, f"oci-archive:{tmp}:{spec.normalized_ref}"
+        )
         container = ""
         tmp.rename(archive)
         archive.with_suffix(".stamp").write_text(print_)
@@ -105,8 +107,16 @@ def _config_args(spec: ImageSpec) -> list[str]:
 
 
 def _buildah(*args: str, check: bool = True) -> str:
-    argv = ["buildah", "--storage-driver", "vfs", "--root", str(BUILDAH_ROOT / "root"),
-            "--runroot", str(BUILDAH_ROOT / "run"), *args]
+    argv = [
+        "buildah",
+        "--storage-driver",
+        "vfs",
+        "--root",
+        str(BUILDAH_ROOT / "root"),
+        "--runroot",
+        str(BUILDAH_ROOT / "run"),
+        *args,
+    ]
     return _run(argv, check=check)
 
 
@@ -115,6 +125,8 @@ def _run(argv: list[str], *, check: bool = True) -> str:
         raise BuildError(f"{argv[0]} is not installed: run `apt-get install -y {argv[0]}`")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=BUILDAH_TIMEOUT_S)
     if check and result.returncode != 0:
-        raise BuildError(f"{' '.join(argv[5:8] if argv[0] == 'buildah' else argv[:3])} failed:\n"
-                         f"{(result.stderr or result.stdout)[-2000:]}")
+        raise BuildError(
+            f"{' '.join(argv[5:8] if argv[0] == 'buildah' else argv[:3])} failed:\n"
+            f"{(result.stderr or result.stdout)[-2000:]}"
+        )
     return result.stdout

@@ -87,7 +87,7 @@ def _debootstrap(suite: str, include: tuple[str, ...], *, say: Say) -> Path:
     if _finished(tree, identity):
         return tree
     tmp = _fresh_tmp(tree)
-    say(f"rootfs {name}: debootstrap Debian {suite} minbase from {source} (first time only, ~3 min)")
+    say(f"rootfs {name}: debootstrap Debian {suite} minbase from {source} (first time only, ~1.5 min)")
     started = time.monotonic()
     argv = ["nice", "-n", "10", "debootstrap", "--variant=minbase"]
     if include:
