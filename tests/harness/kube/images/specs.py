@@ -89,7 +89,7 @@ PAUSE = ImageSpec(
     ref="registry.k8s.io/pause:3.10.1",
     base=Base.SCRATCH,
     metadata=Metadata(user="65535:65535", entrypoint=("/pause",), cmd=(), workdir="/"),
-    upstream_file="kubernetes/kubernetes:build/pause/Dockerfile@master (USER 65535:65535 since pause 3.10)",
+    upstream_file="kubernetes/kubernetes:build/pause/Dockerfile + CHANGELOG.md (non-root USER 65535:65535 since 3.5)",
     program="a static C program built here with gcc -static (files/pause.c): waits for signals, reaps children",
     paths=("/pause",),
 )
