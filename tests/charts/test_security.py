@@ -169,3 +169,40 @@ def test_checker_flags_ids_for_each_platform() -> None:
     assert any("runAsUser" in p for p in id_problems("Deployment/x", fixed, openshift=True))
     vanilla = id_problems("Deployment/x", unset, openshift=False)
     assert any("fsGroup" in p for p in vanilla) and any("runAsUser" in p for p in vanilla)
+
+
+def _adapt(mode: str) -> dict[str, Any]:
+    return {"global": {"compatibility": {"openshift": {"adaptSecurityContext": mode}}}}
+
+
+BAD_SECURITY_VALUES = [
+    ("unknown-adapt-mode", "rag", _adapt("sometimes"), _adapt("auto"), "adaptSecurityContext"),
+    ("unknown-adapt-mode-subchart", "maas-gateway", _adapt("always"), _adapt("force"), "adaptSecurityContext"),
+    (
+        "negative-uid",
+        "rag",
+        {"pgvector": {"podSecurityContext": {"runAsUser": -1}}},
+        {"pgvector": {"podSecurityContext": {"runAsUser": 999}}},
+        "runAsUser",
+    ),
+    (
+        "uid-not-a-number",
+        "llama-stack",
+        {"test": {"podSecurityContext": {"runAsUser": "nonroot"}}},
+        {"test": {"podSecurityContext": {"runAsUser": 65532}}},
+        "runAsUser",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("chart", "bad", "good", "field"), [c[1:] for c in BAD_SECURITY_VALUES], ids=[c[0] for c in BAD_SECURITY_VALUES]
+)
+def test_schema_rejects_bad_security_values(
+    helm: HelmBinary, renderer: Renderer, chart: str, bad: dict[str, Any], good: dict[str, Any], field: str
+) -> None:
+    """A bad mode or ID fails at install time naming the field; the same values with it fixed render."""
+    assert renderer.template(helm, chart, values=good).ok, f"control render (field fixed) failed for {field}"
+    result = renderer.template(helm, chart, values=bad)
+    assert not result.ok, f"helm accepted the bad value of {field}"
+    assert "schema" in result.stderr.lower() and field in result.stderr, result.stderr
