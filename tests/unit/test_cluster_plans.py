@@ -110,7 +110,6 @@ def test_kind_up_creates_cluster_installs_waits_and_forwards_in_order() -> None:
         assert without_queries(runner.calls) == [
             ["kind", "get", "clusters"],
             ["kind", "create", "cluster", "--name", "rag-e2e", "--config", "kind/cluster.yaml", "--wait", "120s"],
-            ["helm", "dependency", "build", "charts/rag"],
             ["kubectl", "--context", CTX, "get", "namespace", NS, "-o", "name", "--ignore-not-found"],
             ["kubectl", "--context", CTX, "create", "namespace", NS],
             ["kubectl", "--context", CTX, "label", "namespace", NS, "app.kubernetes.io/managed-by=rag-harness",
@@ -148,7 +147,7 @@ def test_kind_reuses_an_existing_cluster() -> None:
     target = make_kind(runner, FakeClock())
     target.deploy()
     assert not any(c[:3] == ["kind", "create", "cluster"] for c in runner.calls)
-    assert ["helm", "dependency", "build", "charts/rag"] in runner.calls
+    assert not any(c[:2] == ["helm", "dependency"] for c in runner.calls)  # subcharts are linked, nothing to build
     assert state.load("kind") is not None and state.load("kind").created_cluster is False  # type: ignore[union-attr]
 
 
@@ -195,10 +194,9 @@ def test_existing_on_openshift_uses_routes_and_a_namespace_per_run() -> None:
     )  # fmt: skip
     endpoints = target.up()
     calls = without_queries(runner.calls)
-    assert calls[:3] == [
+    assert calls[:2] == [
         ["kubectl", "config", "current-context"],
         ["kubectl", "--context", ctx, "api-resources", "--api-group=route.openshift.io", "-o", "name"],
-        ["helm", "dependency", "build", "charts/rag"],
     ]
     upgrade = next(c for c in calls if c[:2] == ["helm", "upgrade"])
     assert upgrade == ["helm", "upgrade", "--install", "rag", "charts/rag", "-n", ns, "--kube-context", ctx,

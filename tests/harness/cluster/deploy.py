@@ -84,10 +84,13 @@ class ClusterDeployment:
         return [*values, self.private_values("maas-model.yaml", extra)]
 
     def install(self, values: list[Path]) -> None:
-        """helm dependency build, namespace, MaaS Secret, helm upgrade --install (no waiting here)."""
+        """Namespace, MaaS Secret, helm upgrade --install (no waiting here).
+
+        No `helm dependency build`: the subcharts are linked into charts/rag/charts/, and a build
+        would write Chart.lock and subchart archives into the repository on every install.
+        """
         where = self.context or "current context"
         self.say(f"installing release {self.release} into namespace {self.namespace} ({where})")
-        self.runner.run(plans.helm_dependency_build(self.chart_dir))
         self.ensure_namespace()
         if self.maas and self.maas.api_key:
             self.say(f"creating Secret {secrets.MAAS_SECRET_NAME} from MAAS_API_KEY (via stdin)")

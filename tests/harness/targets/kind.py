@@ -1,6 +1,6 @@
 """The kind target: create (or reuse) a named Kind cluster from kind/cluster.yaml and install rag there.
 
-Plan: `kind get clusters` -> `kind create cluster` (only when absent) -> `helm dependency build`
+Plan: `kind get clusters` -> `kind create cluster` (only when absent)
 -> namespace -> `helm upgrade --install` with values/kind.yaml (+ values/kind-maas.yaml) ->
 rollout waits with progress -> port-forwards to the gateway and llama-stack (reconnecting).
 `down` uninstalls, deletes the namespace, and deletes the cluster when this target created it.
