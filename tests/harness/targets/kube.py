@@ -41,6 +41,8 @@ class KubeTarget(ClusterTarget):
     # cluster creation ---------------------------------------------------------------------
 
     def prepare(self) -> str:
+        if self.dry_run:  # `install --dry-run` prints the helm/kubectl plan; it builds and starts nothing
+            return CONTEXT
         prereqs.require()
         binaries.ensure_binaries(self.say)
         self.cluster.up(self._images())
