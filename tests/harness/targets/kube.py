@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cluster import plans, state
-from harness.cluster.deploy import NAMESPACE_LABEL
+from harness.cluster.deploy import NAMESPACE_LABEL, ClusterDeployment
 from harness.cluster.target import ClusterTarget
 from harness.endpoints import Endpoints
 from harness.kube import binaries, netns, prereqs, teardown
@@ -65,6 +65,12 @@ class KubeTarget(ClusterTarget):
             raise NotInstalled("the kube cluster is not running: `python -m harness up --target kube`")
         self._use_kubeconfig()
         return CONTEXT
+
+    def _existing_deployment(self) -> ClusterDeployment:
+        """A recorded install: first make sure the cluster runs, and enter it (a fresh process
+        starts outside the namespace, without the lane's kubeconfig)."""
+        self.current_context()
+        return super()._existing_deployment()
 
     def new_namespace(self) -> str:
         """The release namespace, created with PodSecurity `restricted` enforced and the harness's label."""
