@@ -120,6 +120,12 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
+{{- range $comp := list "envoy" "ratelimit" }}
+{{- $c := index $.Values $comp }}
+{{- if le (int $c.terminationGracePeriodSeconds) (int $c.preStopSleepSeconds) }}
+{{- fail (printf "ERROR: %s.terminationGracePeriodSeconds (%v) must exceed %s.preStopSleepSeconds (%v): Kubernetes would kill the pod before it stops serving; raise the grace period or lower the sleep" $comp $c.terminationGracePeriodSeconds $comp $c.preStopSleepSeconds) }}
+{{- end }}
+{{- end }}
 {{- range $name, $t := .Values.tiers }}
 {{- range $kind := list "tokens" "requests" }}
 {{- $w := (index $t $kind).window }}
