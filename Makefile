@@ -16,7 +16,7 @@ export RAG_REQUIRE_TOOLS ?= 1
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-charts test-unit e2e lint bench clean
+.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,19 +28,25 @@ $(VENV)/.installed: pyproject.toml scripts/bootstrap-python.sh
 bootstrap: $(VENV)/.installed ## install every pinned tool and package into .cache (idempotent)
 	@$(PY) -m harness bootstrap
 
-up: bootstrap ## start the embedded local stack (values/local.yaml, then VALUES="FILE ...")
-	@$(PY) -m harness up $(VALUES_ARGS)
+up: bootstrap ## start the stack on TARGET (default local: embedded processes, values/local.yaml, then VALUES="FILE ...")
+	@$(PY) -m harness up --target $(TARGET) $(VALUES_ARGS)
 
-down: ## stop the local stack and remove its temp data; keeps its run folder for inspection
-	@$(PY) -m harness down
+down: ## stop the stack on TARGET (local: removes its temp data, keeps its run folder; kube removes the whole cluster)
+	@$(PY) -m harness down --target $(TARGET)
 
 status: ## print the running stack's endpoints as JSON
-	@$(PY) -m harness status
+	@$(PY) -m harness status --target $(TARGET)
 
-test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS lane
+test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS and kube lanes
 	@$(call PYTEST,$(VALUES_ARGS) $(PYTEST_ARGS))
 	@# The MaaS lane, a separate pytest run: the e2e suite with MAAS=1 against the stand-in MaaS.
 	@$(MAKE) --no-print-directory e2e MAAS=1 MAAS_ENDPOINT=standin RAG_RUN_NAME=maas-lane
+	@$(MAKE) --no-print-directory test-kube
+
+# Its own pytest process: the kube target moves the test process into the cluster's network namespace.
+# tee-sys: the cluster build and start-up progress shows while it happens, not only on failure.
+test-kube: bootstrap ## the kube lane: a real single-node Kubernetes built here (root), e2e suite + lane tests
+	@$(call PYTEST,tests/e2e tests/kube --target kube --capture=tee-sys $(PYTEST_ARGS))
 
 test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 	@$(call PYTEST,tests/charts $(PYTEST_ARGS))

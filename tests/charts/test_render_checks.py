@@ -56,6 +56,14 @@ class Refusal:
 
 REFUSALS = [
     Refusal(
+        "drain-longer-than-grace-period",
+        "maas-gateway",
+        {"envoy": {"preStopSleepSeconds": 15, "terminationGracePeriodSeconds": 15}},
+        {"envoy": {"preStopSleepSeconds": 14, "terminationGracePeriodSeconds": 15}},
+        "envoy.terminationGracePeriodSeconds",
+        "raise the grace period",
+    ),
+    Refusal(
         "url-without-v1",
         "llama-stack",
         model(url="http://vllm.example.svc:8000"),

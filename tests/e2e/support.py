@@ -13,6 +13,7 @@ import httpx
 # Default tier budgets (DESIGN.md, gateway contract): tokens per minute, requests per 2 minutes.
 TIER_TOKENS = {"free": 200, "premium": 1000, "enterprise": 5000}
 TIER_REQUESTS = {"free": 5, "premium": 20, "enterprise": 100}
+CONNECT_RETRIES = 5  # httpcore backs off 0.5, 1, 2, 4 s: covers a port-forward restart
 
 
 def words(count: int, stem: str = "w") -> str:
@@ -85,7 +86,12 @@ class Gateway:
 
     def __init__(self, base_url: str, model: str) -> None:
         self.model = model
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=60)
+        # Connect retries only: on cluster targets the gateway sits behind `kubectl port-forward`,
+        # which exits when the pod resets one forwarded connection (Envoy does after an early 401
+        # to a request whose body is still arriving) and is back a second later. A refused
+        # connect never reached the stack, so retrying it cannot hide a gateway answer.
+        transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=60, transport=transport)
 
     def models(self, key: str | None, scheme: str = "Bearer", headers: dict[str, str] | None = None) -> Reply:
         hdrs = {**(auth_header(key, scheme) if key else {}), **(headers or {})}

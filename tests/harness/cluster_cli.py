@@ -18,7 +18,7 @@ from harness.redact import MASK
 from harness.render import helm_template
 from harness.targets import TargetOptions, get_target
 
-CLUSTER_TARGETS = ("kind", "existing")
+CLUSTER_TARGETS = ("kind", "existing", "kube")
 ALL_TARGETS = ("local", *CLUSTER_TARGETS)
 
 INSTALL_EPILOG = """\
@@ -170,6 +170,10 @@ def cluster_target(args: argparse.Namespace, **kwargs: Any) -> Any:
         from harness.targets.existing import ExistingTarget
 
         return ExistingTarget(options, **kwargs)
+    if args.target == "kube":
+        from harness.targets.kube import KubeTarget
+
+        return KubeTarget(options, **kwargs)
     return get_target(args.target, options)
 
 

@@ -254,8 +254,25 @@ def maas(harness_state: HarnessState) -> Iterator[MaasSettings]:
         standin.down()
 
 
+REQUIRE_ENV = "RAG_REQUIRE_TOOLS"
+
+
+def require_target_prerequisites(target_name: str) -> None:
+    """Skip (fail under RAG_REQUIRE_TOOLS=1) when the machine lacks what the target needs, naming it."""
+    if target_name != "kube":
+        return
+    from harness.kube import prereqs
+
+    if found := prereqs.problems():
+        reason = "kube target: " + "; ".join(found)
+        if os.environ.get(REQUIRE_ENV, "") not in ("", "0", "false", "no"):
+            pytest.fail(f"{reason} ({REQUIRE_ENV}=1 turns this skip into a failure)", pytrace=False)
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def target(harness_state: HarnessState) -> Any:
+    require_target_prerequisites(harness_state.target_name)
     if harness_state.target is None:
         harness_state.target = get_target(harness_state.target_name, harness_state.options)
     return harness_state.target

@@ -225,10 +225,16 @@ def changed_keys(applied: Mapping[str, Mapping[str, Any]], desired: Mapping[str,
     return sorted(key for key, spec in desired.items() if key in applied and dict(applied[key]) != spec.to_values())
 
 
+
+# Targets that install another target's overlay (the kube lane installs exactly what Kind gets).
+TARGET_OVERLAY = {"kube": "kind"}
+
+
 def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
-    """Enabled `global.models` entries of `values/<target>.yaml` plus extra overlays, merged."""
+    """Enabled `global.models` entries of the target's values overlay plus extra overlays, merged."""
     merged: Models = {}
-    for path in [VALUES_DIR / f"{target_name}.yaml", *overlays]:
+    own = TARGET_OVERLAY.get(target_name, target_name)
+    for path in [VALUES_DIR / f"{own}.yaml", *overlays]:
         if Path(path).is_file():
             document = yaml.safe_load(Path(path).read_text()) or {}
             for key, entry in ((document.get("global") or {}).get("models") or {}).items():

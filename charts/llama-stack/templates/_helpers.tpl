@@ -170,3 +170,20 @@ Env vars referencing secrets. Shared by the Deployment so the ConfigMap only eve
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+A pod or container securityContext: "secContext" with "overrides" (optional) merged over it,
+minus runAsUser, runAsGroup and fsGroup on OpenShift, whose restricted-v2 SCC assigns those
+from the namespace's range (bitnami's common.compatibility.renderSecurityContext).
+global.compatibility.openshift.adaptSecurityContext: auto (drop them when the cluster serves
+security.openshift.io/v1), force (always drop them), disabled (keep them).
+Usage: {{ include "llama-stack.securityContext" (dict "secContext" .Values.podSecurityContext "overrides" .Values.test.podSecurityContext "context" $) }}
+*/}}
+{{- define "llama-stack.securityContext" -}}
+{{- $sc := merge (deepCopy (.overrides | default dict)) (deepCopy (.secContext | default dict)) -}}
+{{- $mode := (((.context.Values.global).compatibility).openshift).adaptSecurityContext | default "auto" -}}
+{{- if or (eq $mode "force") (and (eq $mode "auto") (.context.Capabilities.APIVersions.Has "security.openshift.io/v1")) -}}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- toYaml $sc -}}
+{{- end -}}

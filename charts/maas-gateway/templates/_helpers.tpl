@@ -120,6 +120,12 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
+{{- range $comp := list "envoy" "ratelimit" }}
+{{- $c := index $.Values $comp }}
+{{- if le (int $c.terminationGracePeriodSeconds) (int $c.preStopSleepSeconds) }}
+{{- fail (printf "ERROR: %s.terminationGracePeriodSeconds (%v) must exceed %s.preStopSleepSeconds (%v): Kubernetes would kill the pod before it stops serving; raise the grace period or lower the sleep" $comp $c.terminationGracePeriodSeconds $comp $c.preStopSleepSeconds) }}
+{{- end }}
+{{- end }}
 {{- range $name, $t := .Values.tiers }}
 {{- range $kind := list "tokens" "requests" }}
 {{- $w := (index $t $kind).window }}
@@ -128,10 +134,6 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- end }}
-{{- end }}
-
-{{- define "maas-gateway.podSecurityContext" -}}
-{{- toYaml . }}
 {{- end }}
 
 {{- define "maas-gateway.imagePullSecrets" -}}
@@ -152,3 +154,20 @@ Usage: {{ include "maas-gateway.tlsSecret" . }}
 {{- printf "%s-tls" (include "maas-gateway.fullname" .) }}
 {{- end }}
 {{- end }}
+
+{{/*
+A pod or container securityContext: "secContext" with "overrides" (optional) merged over it,
+minus runAsUser, runAsGroup and fsGroup on OpenShift, whose restricted-v2 SCC assigns those
+from the namespace's range (bitnami's common.compatibility.renderSecurityContext).
+global.compatibility.openshift.adaptSecurityContext: auto (drop them when the cluster serves
+security.openshift.io/v1), force (always drop them), disabled (keep them).
+Usage: {{ include "maas-gateway.securityContext" (dict "secContext" .Values.podSecurityContext "overrides" .Values.test.podSecurityContext "context" $) }}
+*/}}
+{{- define "maas-gateway.securityContext" -}}
+{{- $sc := merge (deepCopy (.overrides | default dict)) (deepCopy (.secContext | default dict)) -}}
+{{- $mode := (((.context.Values.global).compatibility).openshift).adaptSecurityContext | default "auto" -}}
+{{- if or (eq $mode "force") (and (eq $mode "auto") (.context.Capabilities.APIVersions.Has "security.openshift.io/v1")) -}}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- toYaml $sc -}}
+{{- end -}}

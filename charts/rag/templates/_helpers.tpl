@@ -116,3 +116,20 @@ Sprig has no Levenshtein). Usage: include "rag.nearestKey" (dict "key" "maas-gat
 {{- fail (printf "ERROR: %s; known top-level keys: %s" (join "; " $errors) (join ", " (sortAlpha $known))) }}
 {{- end }}
 {{- end }}
+
+{{/*
+A pod or container securityContext: "secContext" with "overrides" (optional) merged over it,
+minus runAsUser, runAsGroup and fsGroup on OpenShift, whose restricted-v2 SCC assigns those
+from the namespace's range (bitnami's common.compatibility.renderSecurityContext).
+global.compatibility.openshift.adaptSecurityContext: auto (drop them when the cluster serves
+security.openshift.io/v1), force (always drop them), disabled (keep them).
+Usage: {{ include "rag.securityContext" (dict "secContext" .Values.podSecurityContext "overrides" .Values.test.podSecurityContext "context" $) }}
+*/}}
+{{- define "rag.securityContext" -}}
+{{- $sc := merge (deepCopy (.overrides | default dict)) (deepCopy (.secContext | default dict)) -}}
+{{- $mode := (((.context.Values.global).compatibility).openshift).adaptSecurityContext | default "auto" -}}
+{{- if or (eq $mode "force") (and (eq $mode "auto") (.context.Capabilities.APIVersions.Has "security.openshift.io/v1")) -}}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- toYaml $sc -}}
+{{- end -}}

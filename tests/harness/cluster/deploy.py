@@ -105,6 +105,11 @@ class ClusterDeployment:
             self.runner, self.waiter, self.namespace, self.release, self.context, self.rollout_policy, say=self.say
         ).wait_all(only)
 
+    def helm_test(self) -> None:
+        """`helm test`: the chart's own test hooks against the running release."""
+        self.say(f"running helm test for release {self.release} (the charts' own test pods)")
+        self.runner.run(plans.helm_test(self.release, self.namespace, self.context))
+
     # reach ---------------------------------------------------------------------------------------
 
     def forward(self, component: str) -> PortForward | None:

@@ -69,6 +69,11 @@ def helm_uninstall(release: str, namespace: str, context: str = "") -> list[str]
     return ["helm", "uninstall", release, "-n", namespace, *_kube_ctx(context), "--ignore-not-found", "--wait"]
 
 
+def helm_test(release: str, namespace: str, context: str = "", timeout_s: int = 300) -> list[str]:
+    """Run the release's test hooks; --logs prints the test pods' output (on failure too)."""
+    return ["helm", "test", release, "-n", namespace, *_kube_ctx(context), f"--timeout={timeout_s}s", "--logs"]
+
+
 def helm_get_values(release: str, namespace: str, context: str = "", output: str = "yaml") -> list[str]:
     return ["helm", "get", "values", release, "-n", namespace, *_kube_ctx(context), "--all", "-o", output]
 

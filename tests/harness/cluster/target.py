@@ -29,6 +29,7 @@ class NotInstalled(HarnessError):
 
 class ClusterTarget:
     name = "cluster"
+    helm_tests = False  # run `helm test` after every rollout is ready
 
     def __init__(
         self,
@@ -117,6 +118,8 @@ class ClusterTarget:
         if self.dry_run:
             return deployment
         deployment.wait()
+        if self.helm_tests:
+            deployment.helm_test()
         state.save(
             state.ClusterState(
                 self.name, context, namespace, self.options.release,

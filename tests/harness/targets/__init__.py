@@ -1,4 +1,4 @@
-"""Deployment targets: local (embedded processes), kind, existing cluster."""
+"""Deployment targets: local (embedded processes), kind, existing cluster, kube (a real cluster built here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.targets.base import Target
 
-TARGET_NAMES = ("local", "kind", "existing")
+TARGET_NAMES = ("local", "kind", "existing", "kube")
 
 
 @dataclass
@@ -36,4 +36,8 @@ def get_target(name: str, options: TargetOptions) -> Target:
         from harness.targets.existing import ExistingTarget
 
         return ExistingTarget(options)
+    if name == "kube":
+        from harness.targets.kube import KubeTarget
+
+        return KubeTarget(options)
     raise HarnessError(f"unknown target {name!r}; choose one of {', '.join(TARGET_NAMES)}")
