@@ -61,7 +61,8 @@ def test_first_overlapping_requests_on_a_new_volume_are_all_served_and_stored(fr
     target, url = fresh_stack
     model = next(m for m in target.status().llama_stack_models if not m.startswith("embeddings/"))
     statuses = asyncio.run(_first_requests(url, model))
-    assert statuses == {"chat": [200] * CONCURRENT, "upload": [200] * CONCURRENT}, statuses
+    expected = {"chat": [200] * CONCURRENT, "upload": [200] * CONCURRENT}
+    assert statuses == expected, f"first requests to a new volume were not all served: {statuses}"
 
     deadline = time.monotonic() + STORED_TIMEOUT_S
     while (stored := _stored_completions(url)) < CONCURRENT and time.monotonic() < deadline:
