@@ -213,3 +213,38 @@ def test_network_policies_allow_only_the_flows_each_internal_needs(
 def test_network_policies_can_be_turned_off(helm: HelmBinary, renderer: Renderer) -> None:
     docs = render_ok(renderer, helm, GATEWAY, values={"networkPolicy": {"enabled": False}})
     assert not of_kind(docs, "NetworkPolicy")
+
+
+# --- the stack's back ends accept only their one client ------------------------------------------
+
+
+def workload_labels(docs: list[Obj], component_name: str) -> dict[str, str]:
+    for obj in docs:
+        spec = pod_spec(obj)
+        labels = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        if spec is not None and labels.get("app.kubernetes.io/component") == component_name:
+            return labels
+    pytest.fail(f"no workload with component {component_name!r}", pytrace=False)
+    raise AssertionError
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("overlay", GATEWAY_OVERLAYS, ids=[p.stem for p in GATEWAY_OVERLAYS])
+def test_back_ends_accept_only_their_client(helm: HelmBinary, renderer: Renderer, overlay) -> None:
+    """Without these, any pod could call the model server with no key and no budget, or use the
+    embeddings server and the vector database directly."""
+    docs = render_ok(renderer, helm, "rag", overlay=overlay)
+    gateway, llama_stack = workload_labels(docs, "gateway"), workload_labels(docs, "llama-stack")
+    expected = {"model-server": gateway, "embeddings": llama_stack, "pgvector": llama_stack}
+    for back_end, client in expected.items():
+        pods = workload_labels(docs, back_end)
+        policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"]["matchLabels"], pods)]
+        assert len(policies) == 1, f"{back_end}: {len(policies)} NetworkPolicies select its pods"
+        [rule] = policies[0]["spec"]["ingress"]
+        allowed = peers(rule)
+        assert len(allowed) == 1 and selects(allowed[0], client), f"{back_end} accepts {allowed}"
+        others = [workload_labels(docs, c) for c in ("gateway", "llama-stack", "ratelimit") if c != back_end]
+        assert [selects(allowed[0], labels) for labels in others].count(True) == 1, f"{back_end}: peer too wide"
