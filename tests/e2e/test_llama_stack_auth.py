@@ -187,3 +187,20 @@ def test_enterprise_key_through_llama_stack_is_charged_on_enterprise_counters(
         f"enterprise counters moved by {before.remaining_tokens - after}, the call used {reply.usage.total_tokens}"
     )
     assert remaining_tokens(gateway, llama_stack_key) == harness_before, "the call was charged to another key too"
+
+
+def test_forwarded_keys_never_reach_the_logs(
+    target: Any, endpoints: Any, llama_stack_as: Callable[[str], Any], key_pool, chat_model: str
+) -> None:
+    """Keys travel in headers and in the key check's body; no component may log them."""
+    if not hasattr(target, "component_log"):
+        pytest.skip(f"target {getattr(target, 'name', '?')!r} gives the tests no component logs")
+    key = key_pool.shared("premium")
+    llama_stack_as(key).chat.completions.create(
+        model=chat_model, messages=[{"role": "user", "content": "log check"}], max_tokens=2
+    )
+    for component in ("llama-stack", "gateway"):
+        log = target.component_log(component)
+        assert log, f"no {component} log to check"
+        leaked = sorted({tier for tier, keys in endpoints.keys.items() for k in keys if k in log})
+        assert not leaked, f"the {component} log holds API keys of tiers {leaked}"
