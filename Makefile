@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 TARGET ?= local
 MAAS ?= 0
 PYTEST_ARGS ?=
+# Extra values overlays for up, e2e and test, applied after the target's own: VALUES="a.yaml b.yaml".
+VALUES ?=
+VALUES_ARGS = $(foreach f,$(VALUES),--values $(abspath $(f)))
 export RAG_REQUIRE_TOOLS ?= 1
 # pytest exits 5 when it collected no test: for this project that is a broken suite, not a pass.
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
@@ -25,17 +28,19 @@ $(VENV)/.installed: pyproject.toml scripts/bootstrap-python.sh
 bootstrap: $(VENV)/.installed ## install every pinned tool and package into .cache (idempotent)
 	@$(PY) -m harness bootstrap
 
-up: bootstrap ## start the embedded local stack (charts rendered with values/local.yaml)
-	@$(PY) -m harness up
+up: bootstrap ## start the embedded local stack (values/local.yaml, then VALUES="FILE ...")
+	@$(PY) -m harness up $(VALUES_ARGS)
 
-down: ## stop the local stack; keeps its run folder for inspection
+down: ## stop the local stack and remove its temp data; keeps its run folder for inspection
 	@$(PY) -m harness down
 
 status: ## print the running stack's endpoints as JSON
 	@$(PY) -m harness status
 
-test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta
-	@$(call PYTEST,$(PYTEST_ARGS))
+test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS lane
+	@$(call PYTEST,$(VALUES_ARGS) $(PYTEST_ARGS))
+	@# The MaaS lane, a separate pytest run: the e2e suite with MAAS=1 against the stand-in MaaS.
+	@$(MAKE) --no-print-directory e2e MAAS=1 MAAS_ENDPOINT=standin RAG_RUN_NAME=maas-lane
 
 test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 	@$(call PYTEST,tests/charts $(PYTEST_ARGS))
@@ -43,10 +48,10 @@ test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 test-unit: bootstrap ## harness unit tests only
 	@$(call PYTEST,tests/unit $(PYTEST_ARGS))
 
-e2e: bootstrap ## deploy the stack on TARGET (default local; MAAS=1 for a real MaaS) and run the workflows
-	@if [ "$(MAAS)" = 1 ] && { [ -z "$$MAAS_ENDPOINT" ] || [ -z "$$MAAS_API_KEY" ]; }; then \
-	  echo "error: MAAS=1 needs MAAS_ENDPOINT and MAAS_API_KEY in the environment" >&2; exit 1; fi
-	@$(call PYTEST,tests/e2e --target $(TARGET) $(PYTEST_ARGS))
+e2e: bootstrap ## deploy the stack on TARGET (default local) and run the workflows; MAAS=1: against a MaaS
+	@if [ "$(MAAS)" = 1 ] && [ "$$MAAS_ENDPOINT" != standin ] && { [ -z "$$MAAS_ENDPOINT" ] || [ -z "$$MAAS_API_KEY" ]; }; then \
+	  echo "error: MAAS=1 needs MAAS_ENDPOINT and MAAS_API_KEY in the environment (or MAAS_ENDPOINT=standin for the stand-in MaaS)" >&2; exit 1; fi
+	@$(call PYTEST,tests/e2e --target $(TARGET) $(VALUES_ARGS) $(PYTEST_ARGS))
 
 lint: bootstrap ## ruff, shellcheck, actionlint, helm lint
 	@$(PY) -m ruff check tests benchmarks
@@ -54,8 +59,8 @@ lint: bootstrap ## ruff, shellcheck, actionlint, helm lint
 	@$(CACHE)/bin/actionlint
 	@for c in charts/*/; do $(CACHE)/bin/helm lint --strict "$$c" || exit 1; done
 
-bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time, gateway overhead
+bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time
 	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done
 
-clean: down ## remove run folders (keeps installed tools)
-	@rm -rf $(CACHE)/runs
+clean: ## stop local stacks; remove run folders and their temp data (keeps installed tools)
+	@if [ -x $(PY) ]; then $(PY) -m harness clean; else rm -rf $(CACHE)/runs; fi

@@ -28,6 +28,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[bootstrap] creating $venv with $python"
   "$python" -m venv "$venv"
 fi
-echo "[bootstrap] installing Python packages (pinned in pyproject.toml) into $venv"
+echo "[bootstrap] installing Python packages (pinned in pyproject.toml) into $venv; the first time takes a few minutes"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e '.[local,dev]'
+# No --quiet here: on a fresh machine this is the longest step, and pip's lines are its progress.
+"$venv/bin/python" -m pip install --progress-bar on -e '.[local,dev]'

@@ -11,5 +11,7 @@ harness() {
     exit 2
   fi
   export PYTHONPATH="$repo/tests${PYTHONPATH:+:$PYTHONPATH}"
+  # Usage and help name the script the user ran, not `python -m harness`.
+  export HARNESS_SCRIPT="$0"
   exec "$python" -m harness "$@"
 }

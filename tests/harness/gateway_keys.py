@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.errors import HarnessError
+
 KEYS_SECRET_KEY = "api-keys"  # maas-gateway apiKeys.secretKey default
 
 
@@ -14,6 +16,10 @@ class ApiKey:
     key: str
 
 
+class BadKeyFile(HarnessError, ValueError):
+    pass
+
+
 def parse(text: str) -> list[ApiKey]:
     keys = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -22,7 +28,10 @@ def parse(text: str) -> list[ApiKey]:
             continue
         parts = line.split()
         if len(parts) != 3:
-            raise ValueError(f"API-key file line {number}: expected '<tier> <user> <key>', got {len(parts)} fields")
+            raise BadKeyFile(
+                f"API-key file line {number}: expected '<tier> <user> <key>', got {len(parts)} fields: "
+                "fix maas-gateway.apiKeys"
+            )
         keys.append(ApiKey(*parts))
     return keys
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHARTS_DIR = REPO_ROOT / "charts"
+# RAG_CHARTS_DIR: a copy of charts/ (the meta tests break a chart there, never in the tree).
+CHARTS_DIR = Path(os.environ.get("RAG_CHARTS_DIR", REPO_ROOT / "charts"))
 VALUES_DIR = REPO_ROOT / "values"
 CACHE_DIR = Path(os.environ.get("RAG_CACHE_DIR", REPO_ROOT / ".cache"))
 BIN_DIR = CACHE_DIR / "bin"
 VENV_DIR = CACHE_DIR / "venv"
 RUNS_DIR = Path(os.environ.get("RAG_RUNS_DIR", CACHE_DIR / "runs"))
+
+
+class UnknownOverlay(HarnessError, FileNotFoundError):
+    pass
 
 
 def chart(name: str) -> Path:
@@ -23,5 +30,5 @@ def values_file(name: str) -> Path:
     path = VALUES_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in VALUES_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"no values overlay {path}; known overlays: {known}")
+        raise UnknownOverlay(f"no values overlay {path}: use one of {known}")
     return path

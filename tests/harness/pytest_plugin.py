@@ -13,8 +13,9 @@ import json
 import os
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ import pytest
 
 from harness import llama_stack_auth
 from harness.endpoints import Endpoints
+from harness.errors import HarnessError
+from harness.maas import MaasSettings
 from harness.redact import MASK, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
 
@@ -33,22 +36,11 @@ MARKERS = {
     "auth": "gateway API-key authentication",
     "ratelimit": "gateway token and request rate limits per tier",
     "faults": "gateway behaviour while a component is stopped (stops and restarts real processes)",
-    "maas": "needs a real MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY)",
+    "maas": "needs a MaaS endpoint (MAAS_ENDPOINT and MAAS_API_KEY, or MAAS_ENDPOINT=standin)",
 }
 LEDGER_WINDOW_S = 130.0  # longest limit window (2 min) plus slack
 MAX_DIAGNOSES = 5  # a broken stack fails many tests; a few folders say it all
 _STATE = pytest.StashKey["HarnessState"]()
-
-
-@dataclass
-class MaasSettings:
-    endpoint: str = ""
-    api_key: str = ""
-    model: str = ""
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.endpoint and self.api_key)
 
 
 @dataclass
@@ -62,6 +54,7 @@ class HarnessState:
     endpoints: Endpoints | None = None
     secrets: set[str] = field(default_factory=set)
     diagnoses: list[tuple[str, Path]] = field(default_factory=list)
+    standin: Any = None  # harness.maas_standin.Standin when MAAS_ENDPOINT=standin
 
     def add_secrets(self, *values: str) -> None:
         self.secrets.update(v for v in values if v)
@@ -163,7 +156,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--run-name", default=env("RAG_RUN_NAME", "default"), help="local: run folder / stack name (env RAG_RUN_NAME)"
     )
-    group.addoption("--maas-endpoint", default=env("MAAS_ENDPOINT", ""), help="real MaaS base URL (env MAAS_ENDPOINT)")
+    group.addoption(
+        "--maas-endpoint",
+        default=env("MAAS_ENDPOINT", ""),
+        help="MaaS base URL (env MAAS_ENDPOINT); `standin` starts the stand-in MaaS (harness.maas_standin)",
+    )
     # No --maas-api-key option: the key is read from MAAS_API_KEY only, never from a command line.
     group.addoption(
         "--maas-model",
@@ -176,14 +173,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     opt = config.getoption
+    maas = replace(MaasSettings.from_env(), endpoint=opt("--maas-endpoint"), model=opt("--maas-model"))
     options = TargetOptions(
         namespace=opt("--namespace"),
         keep=opt("--keep"),
         values=[Path(v).resolve() for v in opt("--values")],
-        maas=bool(opt("--maas-endpoint")),
+        maas=bool(maas.endpoint) and not maas.is_standin,  # cluster targets: values/kind-maas.yaml
         run_name=opt("--run-name"),
     )
-    maas = MaasSettings(opt("--maas-endpoint"), os.environ.get("MAAS_API_KEY", ""), opt("--maas-model"))
     state = HarnessState(opt("--target"), options, maas)
     state.add_secrets(maas.api_key)
     config.stash[_STATE] = state
@@ -202,8 +199,26 @@ def harness_state(pytestconfig: pytest.Config) -> HarnessState:
 
 
 @pytest.fixture(scope="session")
-def maas(harness_state: HarnessState) -> MaasSettings:
-    return harness_state.maas
+def maas(harness_state: HarnessState) -> Iterator[MaasSettings]:
+    """The MaaS under test. MAAS_ENDPOINT=standin starts (or reuses) the stand-in MaaS and
+    uses one of its enterprise keys and its CA bundle; MAAS_MODEL defaults to its model with a slash."""
+    if not harness_state.maas.is_standin:
+        yield harness_state.maas
+        return
+    from harness.maas_standin import MODELS, StandinMaas
+
+    if harness_state.target_name != "local":
+        pytest.fail("MAAS_ENDPOINT=standin: the stand-in MaaS listens on 127.0.0.1; only --target local reaches it")
+    standin = StandinMaas()
+    found = standin.running()
+    started = found is None
+    found = found or standin.up()
+    harness_state.add_secrets(*found.secrets)
+    harness_state.standin = found
+    harness_state.maas = found.settings(model=harness_state.maas.model or MODELS[0])
+    yield harness_state.maas
+    if started and not harness_state.options.keep:
+        standin.down()
 
 
 @pytest.fixture(scope="session")
@@ -215,7 +230,11 @@ def target(harness_state: HarnessState) -> Any:
 
 @pytest.fixture(scope="session")
 def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
-    """Reuse a running stack, or deploy one (and remove it at the end unless --keep)."""
+    """Reuse a running stack started with the same values, or deploy one (removed at the end unless --keep).
+
+    Every e2e test needs this stack, so a failure here ends the session once, with one
+    message, instead of repeating the same error in every test's setup.
+    """
     started = False
     try:
         found = target.status()
@@ -224,17 +243,50 @@ def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
         t0 = time.monotonic()
         try:
             found = target.up()
-        except BaseException:
+        except Exception as up_error:
             if not harness_state.options.keep:
                 target.down()  # leave no half-started stack behind
-            raise
+            _end_session(f"the {harness_state.target_name} stack did not start", up_error)
         started = True
         print(f"[rag_harness] {harness_state.target_name} stack up in {time.monotonic() - t0:.1f}s")
+    else:
+        _refuse_other_values(harness_state, found)
     harness_state.endpoints = found
     harness_state.add_secrets(*(k for keys in found.keys.values() for k in keys))
     yield found
     if started and not harness_state.options.keep:
         target.down()
+
+
+def _end_session(what: str, error: Exception) -> None:
+    """Stop the whole session with one message: the error's detail, then what failed and what to do.
+
+    An error that is not a HarnessError is a harness bug: its traceback is part of the message.
+    """
+    if isinstance(error, HarnessError):
+        detail, summary = error.detail, error.summary
+    else:
+        detail, summary = "".join(traceback.format_exception(error)).strip(), f"{type(error).__name__}: {error}"
+    pytest.exit(f"{detail}\n{what}: {summary}" if detail else f"{what}: {summary}", returncode=1)
+
+
+def _refuse_other_values(state: HarnessState, found: Endpoints) -> None:
+    """A running stack started with other overlays would prove a configuration nobody asked for."""
+    if found.values is None:
+        return  # the target does not record its overlays
+    from harness.local.state import fingerprints
+
+    wanted = fingerprints(state.options.values)
+    if found.values != wanted:
+        running = ", ".join(found.values) or "no extra values"
+        asked = ", ".join(wanted) or "no extra values"
+        _end_session(
+            f"the running {state.target_name} stack does not match this run",
+            HarnessError(
+                f"it was started with {running}; this run asks for {asked}. "
+                f"Stop it (`make down`) and re-run, or use another stack name (RAG_RUN_NAME=NAME)"
+            ),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +297,9 @@ def gateway_url(endpoints: Endpoints) -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_stack_url(endpoints: Endpoints) -> str:
+def llama_stack_url(endpoints: Endpoints, registration: Any) -> str:
+    """llama-stack's URL, after the session's MaaS registration: that registration restarts
+    llama-stack, so it must happen before any test creates data or opens connections."""
     if not endpoints.llama_stack_url:
         pytest.skip("target exposes no llama-stack URL")
     return endpoints.llama_stack_url.rstrip("/")
@@ -297,26 +351,16 @@ def key_pool(endpoints: Endpoints) -> KeyPool:
 
 
 @pytest.fixture(scope="session")
-def registration(harness_state: HarnessState, target: Any, endpoints: Endpoints) -> Any:
-    """With a real MaaS configured: discover (or take MAAS_MODEL), register, report.
+def registration(harness_state: HarnessState, maas: MaasSettings, target: Any, endpoints: Endpoints) -> Any:
+    """With a MaaS configured: register MAAS_MODEL (or every model it lists), report.
 
     Without one the stack's own gateway + simulator already play MaaS: nothing to do.
     """
     from harness import registration as reg
 
-    settings = harness_state.maas
-    if not settings.configured:
+    if not maas.configured:
         return None
-    wanted = [settings.model] if settings.model else None
-    try:
-        ids = wanted or reg.discover_models(settings.endpoint, settings.api_key)
-    except LookupError as error:
-        return reg.Report(method="none", missing={settings.endpoint: str(error)})
-    served, unserved = reg.split_served(ids, settings.endpoint, settings.api_key)
-    desired = reg.declared_specs(served, settings.endpoint, api_token=settings.api_key)
-    keep = reg.base_models(harness_state.target_name, harness_state.options.values)
-    report = reg.register(target, endpoints.llama_stack_url, desired, keep=keep)
-    report.missing.update(unserved)
+    report = reg.register_maas(target, endpoints.llama_stack_url, maas)
     print("\n" + redact(report.render(), harness_state.secrets))
     return report
 

@@ -1,42 +1,55 @@
 """Registering MaaS models in llama-stack.
 
 llama-stack 0.7 removed `POST /v1/models`, so "register" means: compute the desired
-models, render them as `global.models`, apply them through the target (config +
-restart locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists
-`<key>/<id>`. A server older than 0.7 still has the register API; then we call it.
+models, merge them into what the target has applied (`Target.applied_models()`: the run's
+models file locally, `helm get values` on a cluster), apply the result (config + restart
+locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<id>` and
+every API the tests use answers. Registration is additive: it changes only the entries it
+was asked to add or remove, so models registered by the session, a test or a release
+engineer survive each other's registrations. A server older than 0.7 still has the
+register API; then we call it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import yaml
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness import llama_stack_auth
+from harness import llama_stack_auth, maas
+from harness.errors import HarnessError
+from harness.maas import MaasError, MaasSettings, model_ids, v1_url
 from harness.paths import VALUES_DIR
 from harness.redact import redact
 
 DEFAULT_PROVIDER = "vllm"
 LEGACY_BELOW = (0, 7)  # servers below this version still have POST /v1/models
 STALE_REASON = (
-    "still listed after its provider was removed: llama-stack 0.7 keeps registered models in its "
-    "persistent registry (storage.stores.metadata) until that store is pruned or reset"
+    "still listed after its provider was removed: the llama-stack chart's prune-registry init "
+    "container should have removed it from the persistent registry (see its log)"
 )
+# GET routes that must answer 200 before a restarted llama-stack counts as ready: the APIs
+# the workflows use (a listening port or /v1/health alone says nothing about the stores).
+READY_ROUTES = ("/v1/models", "/v1/files?limit=1", "/v1/vector_stores?limit=1", "/v1/responses?limit=1")
+HTTP_TIMEOUT_S = 10.0  # one llama-stack request on a busy 2-core machine
+PROBE_TIMEOUT_S = 5.0  # one readiness/version probe; the caller polls
 _KEY_CHARS = re.compile(r"[^a-z0-9-]+")
+
+Models = dict[str, dict[str, Any]]  # `global.models`: key -> entry
 
 
 class AppliesModels(Protocol):
-    def apply_models(self, models: dict[str, dict[str, Any]]) -> None: ...
+    def applied_models(self) -> Models: ...
+
+    def apply_models(self, models: Models) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class ModelSpec:
     secret_ref: tuple[str, str] | None = None  # (secret name, key) for apiTokenSecretRef
     provider: str = DEFAULT_PROVIDER
     enabled: bool = True
+    tls_verify: bool | str = True  # False, or a CA bundle path, for a MaaS with a private CA
 
     @property
     def llama_stack_id(self) -> str:
@@ -61,6 +75,8 @@ class ModelSpec:
             entry["apiTokenSecretRef"] = {"name": self.secret_ref[0], "key": self.secret_ref[1]}
         elif self.api_token:
             entry["apiToken"] = self.api_token
+        if self.tls_verify is not True:
+            entry["tlsVerify"] = self.tls_verify
         return entry
 
 
@@ -94,60 +110,34 @@ def model_key(model_id: str, prefix: str = "maas") -> str:
     return f"{prefix}-{slug}"[:50].rstrip("-")
 
 
-def v1_url(endpoint: str) -> str:
-    """Endpoints may be given with or without the trailing /v1; normalise to it."""
-    base = endpoint.rstrip("/")
-    return base if base.endswith("/v1") else base + "/v1"
-
-
 # --- HTTP -----------------------------------------------------------------------------
 
 
-def http_json(method: str, url: str, *, token: str = "", body: Any = None, timeout: float = 10) -> tuple[int, Any]:
-    """One JSON request; returns (status, parsed body or text). Never raises on HTTP errors."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Accept", "application/json")
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    else:  # an authenticated llama-stack the harness knows (see harness.llama_stack_auth)
-        for name, value in llama_stack_auth.headers_for(url).items():
-            request.add_header(name, value)
+def http_json(
+    method: str, url: str, *, token: str = "", body: Any = None, timeout: float = HTTP_TIMEOUT_S
+) -> tuple[int, Any]:
+    """One JSON request; returns (status, parsed body or text). Never raises on HTTP errors;
+    raises ConnectionError (an OSError) when the server cannot be reached."""
+    # Without a token: the caller headers of an authenticated llama-stack the harness knows
+    # (harness.llama_stack_auth), or none.
+    auth = {"Authorization": f"Bearer {token}"} if token else llama_stack_auth.headers_for(url)
+    headers = {"Accept": "application/json", **auth}
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, _parse(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, _parse(error.read())
-
-
-def _parse(raw: bytes) -> Any:
+        response = httpx.request(method, url, json=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError as error:
+        raise ConnectionError(f"{method} {url}: {type(error).__name__}: {error}") from None
     try:
-        return json.loads(raw or b"null")
+        return response.status_code, response.json()
     except ValueError:
-        return raw.decode(errors="replace")
+        return response.status_code, response.text
 
 
-def model_ids(payload: Any) -> list[str]:
-    """Ids from an OpenAI-style `{"data": [{"id": ...}]}` (llama-stack also uses `identifier`)."""
-    items = payload.get("data", []) if isinstance(payload, dict) else []
-    return [str(item.get("id") or item.get("identifier")) for item in items if isinstance(item, dict)]
+def discover_models(endpoint: str, api_key: str, *, verify: bool | str = True) -> list[str]:
+    """The models a MaaS endpoint lists to this key (429s retried); raises `MaasError`."""
+    return maas.get_models(endpoint, api_key, verify=verify)
 
 
-def discover_models(endpoint: str, api_key: str, timeout: float = 10) -> list[str]:
-    """The models a MaaS endpoint lists to this key; raises with a redacted reason otherwise."""
-    url = v1_url(endpoint) + "/models"
-    try:
-        status, payload = http_json("GET", url, token=api_key, timeout=timeout)
-    except OSError as error:
-        raise LookupError(f"MaaS endpoint {url} unreachable: {error}") from error
-    if status != 200:
-        raise LookupError(f"MaaS endpoint {url} answered {status}: {redact(str(payload)[:300], [api_key])}")
-    return model_ids(payload)
-
-
-def listed_models(llama_stack_url: str, timeout: float = 10) -> list[str]:
+def listed_models(llama_stack_url: str, timeout: float = HTTP_TIMEOUT_S) -> list[str]:
     status, payload = http_json("GET", llama_stack_url.rstrip("/") + "/v1/models", timeout=timeout)
     if status != 200:
         raise LookupError(f"llama-stack GET /v1/models answered {status}")
@@ -157,7 +147,7 @@ def listed_models(llama_stack_url: str, timeout: float = 10) -> list[str]:
 def server_version(llama_stack_url: str) -> tuple[int, ...] | None:
     """The server's version from /v1/version, or None when it does not say."""
     try:
-        status, payload = http_json("GET", llama_stack_url.rstrip("/") + "/v1/version", timeout=5)
+        status, payload = http_json("GET", llama_stack_url.rstrip("/") + "/v1/version", timeout=PROBE_TIMEOUT_S)
     except OSError:
         return None
     if status != 200 or not isinstance(payload, dict):
@@ -175,7 +165,7 @@ def has_register_api(llama_stack_url: str) -> bool:
     version = server_version(llama_stack_url)
     if version is not None:
         return version[:2] < LEGACY_BELOW
-    status, _ = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body={}, timeout=5)
+    status, _ = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body={}, timeout=PROBE_TIMEOUT_S)
     return status not in (404, 405, 501)
 
 
@@ -189,7 +179,10 @@ def register_via_api(llama_stack_url: str, spec: ModelSpec) -> None:
     }
     status, payload = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body=body)
     if status >= 300:
-        raise RuntimeError(f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}")
+        raise HarnessError(
+            f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}; "
+            "check the llama-stack log"
+        )
 
 
 # --- planning and applying ------------------------------------------------------------
@@ -202,37 +195,42 @@ def declared_specs(
     api_token: str = "",
     secret_ref: tuple[str, str] | None = None,
     provider: str = DEFAULT_PROVIDER,
+    tls_verify: bool | str = True,
 ) -> dict[str, ModelSpec]:
     """Desired models, keyed like `global.models`, for ids served at one endpoint."""
     url = v1_url(endpoint)
-    specs = [ModelSpec(model_key(m), m, url, api_token, secret_ref, provider) for m in model_ids_]
+    specs = [
+        ModelSpec(model_key(m), m, url, api_token, secret_ref, provider, tls_verify=tls_verify) for m in model_ids_
+    ]
     return {s.key: s for s in specs}
 
 
-def models_values(
-    desired: Mapping[str, ModelSpec],
-    remove: Mapping[str, ModelSpec | None] | None = None,
-    keep: Iterable[str] = (),
-) -> dict[str, dict[str, Any]]:
-    """The complete `global.models` to apply.
+def merge_models(
+    applied: Mapping[str, Mapping[str, Any]], desired: Mapping[str, ModelSpec], remove: Iterable[str] = ()
+) -> Models:
+    """The `global.models` to apply: `applied` with only the requested entries changed.
 
-    Targets apply the dict as the whole of `global.models` (keys not in it are removed),
-    so the stack's own models (`keep`: keys declared in its values files) are passed as
-    `{}`: under Helm's map merge an empty entry keeps what the values files say, including
-    addresses the target filled in. Keys to remove are passed disabled, which also works
-    for a target that merges instead of replacing.
+    `applied` is what the target has applied so far (every earlier registration's entries);
+    each desired key is set to its spec, each removed key (not also desired) becomes
+    `{"enabled": false}`, which disables it whether it came from a registration or from a
+    values file (Helm merges maps). Every other entry is kept as it is.
     """
-    values: dict[str, dict[str, Any]] = {key: {} for key in keep}
-    values.update({key: spec.to_values() for key, spec in desired.items()})
-    for key, spec in (remove or {}).items():
+    models: Models = {key: dict(entry or {}) for key, entry in applied.items()}
+    models.update({key: spec.to_values() for key, spec in desired.items()})
+    for key in remove:
         if key not in desired:
-            values[key] = replace(spec, enabled=False).to_values() if spec else {"enabled": False}
-    return values
+            models[key] = {"enabled": False}
+    return models
 
 
-def base_models(target_name: str, overlays: Iterable[Path] = ()) -> dict[str, dict[str, Any]]:
+def changed_keys(applied: Mapping[str, Mapping[str, Any]], desired: Mapping[str, ModelSpec]) -> list[str]:
+    """Desired keys whose applied entry differs (another URL, id, token or TLS setting)."""
+    return sorted(key for key, spec in desired.items() if key in applied and dict(applied[key]) != spec.to_values())
+
+
+def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
     """Enabled `global.models` entries of `values/<target>.yaml` plus extra overlays, merged."""
-    merged: dict[str, dict[str, Any]] = {}
+    merged: Models = {}
     for path in [VALUES_DIR / f"{target_name}.yaml", *overlays]:
         if Path(path).is_file():
             document = yaml.safe_load(Path(path).read_text()) or {}
@@ -246,54 +244,71 @@ def register(
     llama_stack_url: str,
     desired: Mapping[str, ModelSpec],
     *,
-    remove: Mapping[str, ModelSpec | None] | None = None,
-    keep: Iterable[str] = (),
+    remove: Iterable[str] = (),
     timeout: float = 120,
 ) -> Report:
-    """Make llama-stack list `desired` (plus what it had) and not the `remove` keys.
+    """Make llama-stack list `desired` and not the `remove` keys, keeping every other model.
 
-    `keep`: keys of the stack's own models (see `models_values`). Idempotent: when every
-    desired model is already listed and nothing is to be removed, nothing is applied.
+    Idempotent: when every desired model is listed with the applied settings and nothing is
+    to be removed, nothing is applied (no restart, no upgrade).
     """
     listed = set(listed_models(llama_stack_url))
+    applied = target.applied_models()
     wanted = {spec.llama_stack_id for spec in desired.values()}
-    remove = {key: spec for key, spec in (remove or {}).items() if key not in desired}
-    remove_keys = list(remove)
+    remove_keys = [key for key in remove if key not in desired]
     removing = {m for m in listed if m.split("/", 1)[0] in remove_keys}
+    changed = changed_keys(applied, desired)
     report = Report(already=sorted(wanted & listed))
-    if wanted <= listed and not removing:
+    if wanted <= listed and not removing and not changed:
         report.method = "none"
         return report
-    if has_register_api(llama_stack_url) and not removing:
+    if has_register_api(llama_stack_url) and not removing and not changed:
         report.method = "register-api"
         for spec in desired.values():
             if spec.llama_stack_id not in listed:
                 register_via_api(llama_stack_url, spec)
     else:
         report.method = "config"
-        target.apply_models(models_values(desired, remove, keep))
+        target.apply_models(merge_models(applied, desired, remove_keys))
         report.applied = True
+        report.already = sorted(set(report.already) - {desired[k].llama_stack_id for k in changed})
     now = wait_until_listed(llama_stack_url, wanted, gone=removing, timeout=timeout)
     report.registered = sorted((wanted & now) - set(report.already))
     report.removed = sorted(removing - now)
     report.missing = explain_missing(wanted - now, desired, now)
     report.missing.update({m: STALE_REASON for m in removing & now})
+    if report.applied and not report.missing and (down := unready_routes(llama_stack_url)):
+        report.missing["llama-stack"] = f"restarted, but these routes do not answer 200: {down}"
     return report
+
+
+def unready_routes(llama_stack_url: str) -> dict[str, str]:
+    """READY_ROUTES that do not answer 200, with what they answered (empty: ready)."""
+    down: dict[str, str] = {}
+    for route in READY_ROUTES:
+        try:
+            status, payload = http_json("GET", llama_stack_url.rstrip("/") + route, timeout=PROBE_TIMEOUT_S)
+        except OSError as error:
+            down[route] = str(error)
+            continue
+        if status != 200:
+            down[route] = f"HTTP {status}: {str(payload)[:200]}"
+    return down
 
 
 def wait_until_listed(
     llama_stack_url: str, wanted: set[str], *, gone: set[str] = frozenset(), timeout: float = 120
 ) -> set[str]:
-    """Poll GET /v1/models until `wanted` are listed and `gone` are not; return the last listing."""
+    """Poll until `wanted` are listed, `gone` are not, and every READY_ROUTES answers; return the last listing."""
 
     def fetch() -> set[str]:
         try:
-            return set(listed_models(llama_stack_url, timeout=5))
+            return set(listed_models(llama_stack_url, timeout=PROBE_TIMEOUT_S))
         except (OSError, LookupError):
             return set()  # restarting: not listening yet
 
     def not_done(now: set[str]) -> bool:
-        return not (wanted <= now and not (gone & now))
+        return not (wanted <= now and not (gone & now)) or bool(unready_routes(llama_stack_url))
 
     retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(not_done))
     try:
@@ -318,56 +333,80 @@ def explain_missing(missing: set[str], desired: Mapping[str, ModelSpec], listed:
     return reasons
 
 
+def register_maas(
+    target: AppliesModels,
+    llama_stack_url: str,
+    settings: MaasSettings,
+    *,
+    discover_all: bool = False,
+    ids: Iterable[str] = (),
+    timeout: float = 120,
+) -> Report:
+    """Register MaaS models: `ids`, or what the MaaS lists (every one with `discover_all`,
+    else MAAS_MODEL or every one). Discovery errors become `missing` entries, key redacted."""
+    try:
+        listed = discover_models(settings.endpoint, settings.api_key, verify=settings.tls_verify)
+        requested = list(dict.fromkeys(ids)) or maas.select_models(listed, "" if discover_all else settings.model)
+    except MaasError as error:
+        return Report(method="none", missing={v1_url(settings.endpoint): str(error)})
+    served = [i for i in requested if i in listed]
+    desired = declared_specs(served, settings.endpoint, api_token=settings.api_key, tls_verify=settings.tls_verify)
+    report = register(target, llama_stack_url, desired, timeout=timeout)
+    report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})
+    return report
+
+
 # --- CLI ------------------------------------------------------------------------------
 
 
 def register_command(args: Any) -> int:
-    """`python -m harness register [--target T] [--discover] [--model ID ...]`.
+    """`python -m harness register [--target T] [--discover] [--model ID ...] [--remove ID ...]`.
 
-    Reads MAAS_ENDPOINT (or args.maas_endpoint) and MAAS_API_KEY (environment only).
-    Prints the report; exit 0 when every desired model is listed, 1 otherwise.
+    Reads MAAS_ENDPOINT (or --maas-endpoint), MAAS_API_KEY, MAAS_MODEL, MAAS_CA_BUNDLE and
+    MAAS_TLS_VERIFY from the environment (the key never from a command line). Prints the
+    report; exit 0 when every desired model is listed, 1 otherwise, 2 with nothing to do.
     """
+    from dataclasses import replace
+
     from harness.targets import TargetOptions, get_target
 
-    endpoint = getattr(args, "maas_endpoint", None) or os.environ.get("MAAS_ENDPOINT", "")
-    api_key = os.environ.get("MAAS_API_KEY", "")
+    settings = MaasSettings.from_env()
+    if getattr(args, "maas_endpoint", None):
+        settings = replace(settings, endpoint=args.maas_endpoint)
     ids = list(getattr(args, "model", None) or [])
-    target_name = getattr(args, "target", None) or "local"
     overlays = [Path(v) for v in getattr(args, "values", None) or []]
     options = TargetOptions(run_name=getattr(args, "run_name", None) or "default", values=overlays)
-    target = get_target(target_name, options)
+    target = get_target(getattr(args, "target", None) or "local", options)
     endpoints = target.status()
-    if not endpoint:
-        # No external MaaS: the stack's own gateway plays it.
-        endpoint = endpoints.gateway_url
-        api_key = api_key or (endpoints.keys.get("enterprise") or [""])[-1]
-    if getattr(args, "discover", False):
-        try:
-            ids += discover_models(endpoint, api_key)
-        except LookupError as error:
-            print(f"discovery failed: {error}", file=sys.stderr)
-            return 1
-    if not ids:
-        print("nothing to register: give --model ID or --discover", file=sys.stderr)
+    if not settings.endpoint:
+        # No external MaaS: the stack's own gateway plays it, and llama-stack's traffic goes on
+        # the service key (the `internal` tier), so no user's budget pays for it.
+        key = settings.api_key or service_key(endpoints.keys)
+        settings = replace(settings, endpoint=endpoints.gateway_url, api_key=key)
+    removals = [model_key(i) for i in getattr(args, "remove", None) or []]
+    if removals and not ids and not getattr(args, "discover", False):
+        report = register(target, endpoints.llama_stack_url, {}, remove=removals)
+    elif not ids and not getattr(args, "discover", False):
+        print("nothing to register: give --model ID, --discover or --remove ID", file=sys.stderr)
         return 2
-    served, unserved = split_served(dict.fromkeys(ids), endpoint, api_key)
-    desired = declared_specs(served, endpoint, api_token=api_key)
-    keep = base_models(target_name, overlays)
-    report = register(target, endpoints.llama_stack_url, desired, keep=keep)
-    report.missing.update(unserved)
-    print(redact(report.render(), [api_key]))
+    else:
+        report = register_maas(target, endpoints.llama_stack_url, settings, discover_all=not ids, ids=ids)
+    print(redact(report.render(), [settings.api_key]))
     return 0 if report.ok else 1
 
 
-def split_served(ids: Iterable[str], endpoint: str, api_key: str) -> tuple[list[str], dict[str, str]]:
-    """Declared ids the MaaS serves, and why the others are left out (llama-stack would list
-    a declared model even when the endpoint does not serve it, so check first)."""
-    try:
-        offered = set(discover_models(endpoint, api_key))
-    except LookupError as error:
-        return [], {i: str(error) for i in ids}
-    ids = list(ids)
-    return [i for i in ids if i in offered], {i: f"not served by {v1_url(endpoint)}" for i in ids if i not in offered}
+SERVICE_TIER = "internal"  # the gateway tier of llama-stack's own key (values/local.yaml)
+
+
+def service_key(keys: Mapping[str, list[str]]) -> str:
+    """The stack's service key: the first key of the `internal` tier."""
+    found = keys.get(SERVICE_TIER) or []
+    if not found:
+        raise HarnessError(
+            f"the stack's gateway has no {SERVICE_TIER!r} tier key for llama-stack's traffic: "
+            "add one to maas-gateway.apiKeys, or export MAAS_API_KEY"
+        )
+    return found[0]
 
 
 def add_register_parser(parser: Any) -> None:
@@ -375,6 +414,9 @@ def add_register_parser(parser: Any) -> None:
     parser.add_argument("--discover", action="store_true", help="register every model the MaaS lists to the key")
     parser.add_argument(
         "--model", action="append", default=[], metavar="ID", help="a model id to register (repeatable)"
+    )
+    parser.add_argument(
+        "--remove", action="append", default=[], metavar="ID", help="a model id to remove (repeatable); keeps the rest"
     )
     parser.add_argument(
         "--maas-endpoint",

@@ -11,10 +11,11 @@ from typing import Any
 
 import yaml
 
+from harness.errors import HarnessError
 from harness.tools import require
 
 
-class RenderError(RuntimeError):
+class RenderError(HarnessError):
     pass
 
 
@@ -31,13 +32,18 @@ def helm_template(
         argv += ["--values", str(path)]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RenderError(f"helm template {chart.name} failed:\n{_without_info(result.stderr)}")
+        raise RenderError(
+            f"helm template {chart.name} rejected the values: fix the value named above "
+            f"(values files: {', '.join(p.name for p in values_files) or 'none'})",
+            detail=_without_info(result.stderr),
+        )
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def _without_info(stderr: str) -> str:
-    # Helm 4 logs an INFO line per symlinked subchart; keep only what explains the failure.
-    return "\n".join(line for line in stderr.splitlines() if not line.startswith("level=INFO")).strip()
+    # Helm logs a line per symlinked subchart (4: level=INFO, 3: walk.go); keep only what explains the failure.
+    noise = ("level=INFO", "walk.go:", "Use --debug flag")
+    return "\n".join(line for line in stderr.splitlines() if line.strip() and not line.startswith(noise))
 
 
 @dataclass

@@ -56,7 +56,7 @@ def test_failing_component_reports_the_end_of_its_log(tmp_path: Path):
     with pytest.raises(processes.StartError) as failure:
         target.up()
     message = str(failure.value)
-    assert message.startswith("gateway (")
+    assert failure.value.summary.startswith("gateway (")  # the last line says what failed
     assert "exited during start-up" in message or "not healthy" in message
     assert "end of" in message and "envoy" in message.lower()
     assert target.run.alive_pids() == {}

@@ -31,7 +31,7 @@ RUN_NAME = "meta-auth-broken"
 CONFIG = "llama-stack/templates/configmap.yaml"
 AUTH_ON = "{{- if .Values.auth.enabled }}"
 # The key llama-stack would spend for every caller: the harness's own large tier.
-OVERLAY = "global:\n  models:\n    maas:\n      apiToken: dev-internal-01-harness\n"
+OVERLAY = "global:\n  models:\n    maas:\n      apiToken: dev-internal-01-llama-stack\n"
 NO_FORWARD_PLUGIN = """\
 from harness import llama_stack_auth
 

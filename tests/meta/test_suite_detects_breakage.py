@@ -82,8 +82,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
 
 
-def run_suite(paths: list[str], tmp: Path, *extra: str, env_extra: dict[str, str] | None = None) -> Run:
-    """Run e2e modules against the broken stack in a fresh pytest process."""
+def run_suite(paths: list[str], tmp: Path, *extra: str, overlay: Path, env_extra: dict[str, str] | None = None) -> Run:
+    """Run e2e modules against the broken stack (started with `overlay`) in a fresh pytest process."""
     junit, diagnostics = tmp / "junit.xml", tmp / "diagnostics"
     command = [
         sys.executable,
@@ -97,6 +97,8 @@ def run_suite(paths: list[str], tmp: Path, *extra: str, env_extra: dict[str, str
         "local",
         "--run-name",
         RUN_NAME,
+        "--values",  # the stack's own overlay: the suite refuses a stack started with other values
+        str(overlay),
         f"--junitxml={junit}",
         *extra,
     ]
@@ -128,10 +130,15 @@ def _running(target: object) -> bool:
 
 
 @pytest.fixture(scope="module")
-def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+def broken_overlay(tmp_path_factory: pytest.TempPathFactory) -> Path:
     overlay = tmp_path_factory.mktemp("overlay") / "broken.yaml"
     overlay.write_text(BROKEN_OVERLAY)
-    target = get_target("local", TargetOptions(run_name=RUN_NAME, values=[overlay]))
+    return overlay
+
+
+@pytest.fixture(scope="module")
+def broken_stack(broken_overlay: Path) -> Iterator[Endpoints]:
+    target = get_target("local", TargetOptions(run_name=RUN_NAME, values=[broken_overlay]))
     if _running(target):
         target.down()  # a leftover from an earlier run may carry other overlays or spent keys
     endpoints = target.up()
@@ -141,9 +148,11 @@ def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints
 
 
 @pytest.fixture(scope="module")
-def broken_run(broken_stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def broken_run(broken_stack: Endpoints, broken_overlay: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run_suite(
-        [RATELIMIT, "tests/e2e/test_auth.py", "tests/e2e/test_rag.py"], tmp_path_factory.mktemp("broken-run")
+        [RATELIMIT, "tests/e2e/test_auth.py", "tests/e2e/test_rag.py"],
+        tmp_path_factory.mktemp("broken-run"),
+        overlay=broken_overlay,
     )
 
 
@@ -179,13 +188,16 @@ def test_failures_write_diagnostics_without_keys(broken_run: Run, broken_stack: 
     assert not [k for k in keys if k in broken_run.output], "an API key appeared in the test output"
 
 
-def test_model_tests_skip_when_no_model_is_reachable(broken_stack: Endpoints, tmp_path: Path) -> None:
+def test_model_tests_skip_when_no_model_is_reachable(
+    broken_stack: Endpoints, broken_overlay: Path, tmp_path: Path
+) -> None:
     # A MaaS endpoint that refuses connections: discovery fails, nothing is registered.
     run = run_suite(
         ["tests/e2e/test_chat.py", "-k", "llama_stack"],
         tmp_path,
         "--maas-endpoint",
         "http://127.0.0.1:9/v1",
+        overlay=broken_overlay,
         env_extra={"MAAS_API_KEY": "meta-dummy-key"},  # keys travel in the environment, never in argv
     )
     assert run.outcomes, f"nothing ran:\n{run.output[-2000:]}"

@@ -88,6 +88,7 @@ def make_kind(runner: RecordingRunner, clock: FakeClock, **kwargs: Any) -> KindT
         waiter=clock.waiter(),
         say=lines.append,
         deployment_overrides={"probe": lambda port: True, "list_models": lambda url, key: ["simulated-model"]},
+        engine_ready=kwargs.pop("engine_ready", lambda: True),
         **kwargs,
     )
     target.lines = lines  # type: ignore[attr-defined]
@@ -110,7 +111,6 @@ def test_kind_up_creates_cluster_installs_waits_and_forwards_in_order() -> None:
         assert without_queries(runner.calls) == [
             ["kind", "get", "clusters"],
             ["kind", "create", "cluster", "--name", "rag-e2e", "--config", "kind/cluster.yaml", "--wait", "120s"],
-            ["helm", "dependency", "build", "charts/rag"],
             ["kubectl", "--context", CTX, "get", "namespace", NS, "-o", "name", "--ignore-not-found"],
             ["kubectl", "--context", CTX, "create", "namespace", NS],
             ["kubectl", "--context", CTX, "label", "namespace", NS, "app.kubernetes.io/managed-by=rag-harness",
@@ -148,7 +148,7 @@ def test_kind_reuses_an_existing_cluster() -> None:
     target = make_kind(runner, FakeClock())
     target.deploy()
     assert not any(c[:3] == ["kind", "create", "cluster"] for c in runner.calls)
-    assert ["helm", "dependency", "build", "charts/rag"] in runner.calls
+    assert not any(c[:2] == ["helm", "dependency"] for c in runner.calls)  # symlinked subcharts: nothing to build
     assert state.load("kind") is not None and state.load("kind").created_cluster is False  # type: ignore[union-attr]
 
 
@@ -195,10 +195,9 @@ def test_existing_on_openshift_uses_routes_and_a_namespace_per_run() -> None:
     )  # fmt: skip
     endpoints = target.up()
     calls = without_queries(runner.calls)
-    assert calls[:3] == [
+    assert calls[:2] == [
         ["kubectl", "config", "current-context"],
         ["kubectl", "--context", ctx, "api-resources", "--api-group=route.openshift.io", "-o", "name"],
-        ["helm", "dependency", "build", "charts/rag"],
     ]
     upgrade = next(c for c in calls if c[:2] == ["helm", "upgrade"])
     assert upgrade == ["helm", "upgrade", "--install", "rag", "charts/rag", "-n", ns, "--kube-context", ctx,
@@ -455,3 +454,25 @@ def test_repository_kind_config_loads(tmp_path: Path) -> None:
     bad.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: worker\n")
     with pytest.raises(kindconfig.KindConfigError, match="control-plane"):
         kindconfig.load(bad)
+
+
+def test_cluster_registration_keeps_what_the_release_applied() -> None:
+    """`helm upgrade` does not reuse the release's values: the models file it gets must carry every
+    model earlier registrations applied (read back with `helm get values`), plus the change."""
+    import yaml
+    from harness import registration as reg
+
+    applied = {"global": {"models": {"maas-session": {"id": "meta-llama/Llama-3.2-3B-Instruct", "url": "u"}}}}
+    runner = rollout_runner(failures=0)
+    runner.responses[("helm", "get", "values")] = CommandResult([], stdout=json.dumps(applied))
+    deployment = ClusterDeployment(runner, FakeClock().waiter(), NS, "")
+    try:
+        assert deployment.applied_models() == applied["global"]["models"]
+        extra = reg.ModelSpec("e2e-extra", "granite", "https://maas.example/v1")
+        deployment.apply_models([], reg.merge_models(deployment.applied_models(), {extra.key: extra}))
+        upgrade = next(c for c in runner.calls if c[:2] == ["helm", "upgrade"])
+        models_file = Path(upgrade[-1])
+        models = yaml.safe_load(models_file.read_text())["global"]["models"]
+        assert set(models) == {"maas-session", "e2e-extra"}, f"the upgrade dropped a model: {models}"
+    finally:
+        deployment.close()

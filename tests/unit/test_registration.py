@@ -28,6 +28,7 @@ class FakeLlamaStack:
     register_route: bool  # POST /v1/models exists (servers < 0.7)
     models: list[str] = field(default_factory=list)
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
+    stores_up: bool = True  # the files/vector store/responses routes answer (False: a half-ready restart)
 
 
 def _handler(state: FakeLlamaStack) -> type[BaseHTTPRequestHandler]:
@@ -49,6 +50,8 @@ def _handler(state: FakeLlamaStack) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"version": state.version})
             elif self.path == "/v1/models":
                 self._send(200, {"data": [{"id": m, "custom_metadata": {"model_type": "llm"}} for m in state.models]})
+            elif self.path.split("?")[0] in ("/v1/files", "/v1/vector_stores", "/v1/responses") and state.stores_up:
+                self._send(200, {"object": "list", "data": []})
             else:
                 self._send(404, {"detail": "Not Found"})
 
@@ -85,17 +88,25 @@ def serve() -> Iterator[Any]:
 
 
 class RecordingTarget:
-    """Records apply_models calls; optionally makes the fake server list what was applied."""
+    """Keeps the applied `global.models` like a target's models file; records every apply and
+    optionally makes the fake server list what the applied set enables (a restart's result)."""
 
-    def __init__(self, state: FakeLlamaStack | None = None) -> None:
+    def __init__(self, state: FakeLlamaStack | None = None, applied: dict[str, dict[str, Any]] | None = None) -> None:
         self.applied: list[dict[str, Any]] = []
+        self.current: dict[str, dict[str, Any]] = dict(applied or {})
         self.state = state
+
+    def applied_models(self) -> dict[str, dict[str, Any]]:
+        return dict(self.current)
 
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
         self.applied.append(models)
-        if self.state is not None:  # what a restart with the new config would list
-            keep = [m for m in self.state.models if models.get(m.split("/")[0]) == {}]
-            self.state.models = keep + [f"{k}/{v['id']}" for k, v in models.items() if v.get("enabled") and v.get("id")]
+        self.current = dict(models)
+        if self.state is not None:  # the values file's model plus every enabled applied entry
+            enabled = [f"{k}/{v['id']}" for k, v in models.items() if v.get("enabled", True) and v.get("id")]
+            disabled = {k for k, v in models.items() if v.get("enabled") is False}
+            base = [m for m in self.state.models if m.startswith("maas/") and "maas" not in disabled]
+            self.state.models = base + enabled
 
 
 SPEC = reg.ModelSpec("maas-granite", "granite-8b", "https://maas.example/v1", api_token="tok-123")
@@ -122,12 +133,54 @@ def test_spec_values_use_a_secret_ref_over_a_literal_token() -> None:
     assert ref["apiTokenSecretRef"] == {"name": "maas-token", "key": "token"} and "apiToken" not in ref
 
 
-def test_models_values_keeps_base_entries_and_disables_removed() -> None:
-    gone = reg.ModelSpec("old", "m", "u")
-    values = reg.models_values({SPEC.key: SPEC}, remove={"old": gone}, keep=["maas"])
-    assert values["maas"] == {}
-    assert values[SPEC.key]["id"] == "granite-8b"
-    assert values["old"]["enabled"] is False
+EARLIER = {
+    "maas-session": {"id": "meta-llama/Llama-3.2-3B-Instruct", "url": "https://maas.example/v1", "enabled": True},
+    "by-hand": {"id": "other", "url": "https://other.example/v1", "enabled": True, "apiToken": "tok-hand"},
+}
+
+
+def test_merge_models_changes_only_the_requested_entries() -> None:
+    merged = reg.merge_models(EARLIER, {SPEC.key: SPEC})
+    assert merged == {**EARLIER, SPEC.key: SPEC.to_values()}, "an earlier registration was changed or dropped"
+
+
+def test_merge_models_removal_disables_only_the_removed_key() -> None:
+    merged = reg.merge_models({**EARLIER, SPEC.key: SPEC.to_values()}, {}, remove=[SPEC.key])
+    assert merged == {**EARLIER, SPEC.key: {"enabled": False}}
+
+
+def test_merge_models_disables_a_values_file_model_not_yet_applied() -> None:
+    # `maas` lives in values/local.yaml only: an {enabled: false} overlay removes it under Helm's merge.
+    assert reg.merge_models(EARLIER, {}, remove=["maas"])["maas"] == {"enabled": False}
+
+
+def test_merge_models_readding_a_removed_key_enables_it_again() -> None:
+    merged = reg.merge_models({SPEC.key: {"enabled": False}}, {SPEC.key: SPEC}, remove=[SPEC.key])
+    assert merged[SPEC.key] == SPEC.to_values()
+
+
+def test_changed_keys_spots_a_new_url_or_tls_setting() -> None:
+    applied = {SPEC.key: SPEC.to_values()}
+    assert reg.changed_keys(applied, {SPEC.key: SPEC}) == []
+    moved = reg.ModelSpec(SPEC.key, SPEC.id, "https://elsewhere/v1", api_token="tok-123")
+    assert reg.changed_keys(applied, {SPEC.key: moved}) == [SPEC.key]
+    private_ca = reg.ModelSpec(SPEC.key, SPEC.id, SPEC.url, api_token="tok-123", tls_verify="/ca.pem")
+    assert reg.changed_keys(applied, {SPEC.key: private_ca}) == [SPEC.key]
+    assert private_ca.to_values()["tlsVerify"] == "/ca.pem"
+
+
+def test_registration_keeps_earlier_registrations(serve: Any) -> None:
+    earlier = ["maas/simulated-model", "maas-session/meta-llama/Llama-3.2-3B-Instruct", "by-hand/other"]
+    state = FakeLlamaStack(version="0.7.3", register_route=False, models=list(earlier))
+    target = RecordingTarget(state, applied=EARLIER)
+    url = serve(state)
+    added = reg.register(target, url, {SPEC.key: SPEC}, timeout=5)
+    assert added.ok, added.render()
+    removed = reg.register(target, url, {}, remove=[SPEC.key], timeout=5)
+    assert removed.ok and removed.removed == [SPEC.llama_stack_id], removed.render()
+    for applied in target.applied:
+        assert {k: applied[k] for k in EARLIER} == EARLIER, f"a registration dropped an earlier model: {applied}"
+    assert set(state.models) == set(earlier)
 
 
 def test_base_models_merges_overlays(tmp_path: Path) -> None:
@@ -142,11 +195,11 @@ def test_new_server_applies_config_and_is_idempotent(serve: Any) -> None:
     state = FakeLlamaStack(version="0.7.3", register_route=False, models=["maas/simulated-model"])
     url = serve(state)
     target = RecordingTarget(state)
-    first = reg.register(target, url, {SPEC.key: SPEC}, keep=["maas"], timeout=5)
+    first = reg.register(target, url, {SPEC.key: SPEC}, timeout=5)
     assert first.ok and first.method == "config" and first.applied, first.render()
     assert first.registered == ["maas-granite/granite-8b"]
-    assert target.applied == [{"maas": {}, SPEC.key: SPEC.to_values()}]
-    second = reg.register(target, url, {SPEC.key: SPEC}, keep=["maas"], timeout=5)
+    assert target.applied == [{SPEC.key: SPEC.to_values()}]
+    second = reg.register(target, url, {SPEC.key: SPEC}, timeout=5)
     assert (second.method, second.applied, second.already) == ("none", False, ["maas-granite/granite-8b"])
     assert len(target.applied) == 1, "a second registration of the same models restarted the stack"
     assert not [c for c in state.calls if c[0] == "POST"], "a 0.7 server was sent POST /v1/models"
@@ -157,7 +210,7 @@ def test_removal_disables_and_waits_until_gone(serve: Any) -> None:
         version="0.7.3", register_route=False, models=["maas/simulated-model", "maas-granite/granite-8b"]
     )
     target = RecordingTarget(state)
-    report = reg.register(target, serve(state), {}, remove={SPEC.key: SPEC}, keep=["maas"], timeout=5)
+    report = reg.register(target, serve(state), {}, remove=[SPEC.key], timeout=5)
     assert report.ok and report.removed == ["maas-granite/granite-8b"], report.render()
     assert state.models == ["maas/simulated-model"]
 
@@ -165,7 +218,7 @@ def test_removal_disables_and_waits_until_gone(serve: Any) -> None:
 def test_missing_model_is_reported_with_a_reason(serve: Any) -> None:
     state = FakeLlamaStack(version="0.7.3", register_route=False, models=["maas/simulated-model"])
     target = RecordingTarget()  # applies nothing: the model never shows up
-    report = reg.register(target, serve(state), {SPEC.key: SPEC}, keep=["maas"], timeout=1)
+    report = reg.register(target, serve(state), {SPEC.key: SPEC}, timeout=1)
     assert not report.ok
     assert "provider maas-granite not loaded" in report.missing["maas-granite/granite-8b"]
     assert "MISSING     maas-granite/granite-8b" in report.render()
@@ -174,7 +227,7 @@ def test_missing_model_is_reported_with_a_reason(serve: Any) -> None:
 def test_old_server_by_version_uses_the_register_api(serve: Any) -> None:
     state = FakeLlamaStack(version="0.2.23", register_route=True, models=["maas/simulated-model"])
     target = RecordingTarget()
-    report = reg.register(target, serve(state), {SPEC.key: SPEC}, keep=["maas"], timeout=5)
+    report = reg.register(target, serve(state), {SPEC.key: SPEC}, timeout=5)
     assert report.ok and report.method == "register-api", report.render()
     assert target.applied == [], "an old server was restarted instead of using its register API"
     posts = [body for method, path, body in state.calls if method == "POST"]
@@ -195,9 +248,16 @@ def test_probe_without_version_detects_both_kinds(serve: Any) -> None:
     assert reg.has_register_api(serve(new)) is False
 
 
-def test_discovery_lists_models_and_hides_the_key_on_error(serve: Any) -> None:
+def test_discovery_lists_models_and_names_the_endpoint_on_error(serve: Any) -> None:
     state = FakeLlamaStack(version="0.7.3", register_route=False, models=["granite-8b", "llama-3"])
     url = serve(state)
     assert reg.discover_models(url, "tok-123") == ["granite-8b", "llama-3"]
-    with pytest.raises(LookupError, match="unreachable"):
-        reg.discover_models("http://127.0.0.1:9", "tok-123", timeout=2)
+    with pytest.raises(reg.MaasError, match=r"MaaS endpoint http://127.0.0.1:9/v1/models unreachable"):
+        reg.discover_models("http://127.0.0.1:9", "tok-123")
+
+
+def test_registration_waits_for_every_route_the_workflows_use(serve: Any) -> None:
+    state = FakeLlamaStack(version="0.7.3", register_route=False, models=["maas/simulated-model"], stores_up=False)
+    report = reg.register(RecordingTarget(state), serve(state), {SPEC.key: SPEC}, timeout=2)
+    assert not report.ok, "a restart whose stores do not answer counted as ready"
+    assert "/v1/files?limit=1" in report.missing["llama-stack"], report.render()

@@ -158,3 +158,21 @@ Env vars referencing secrets. Shared by the Deployment so the ConfigMap only eve
       key: {{ .Values.vectorStore.pgvector.passwordSecretRef.key | quote }}
 {{- end }}
 {{- end }}
+
+{{/* The server's environment, shared by the registry-pruning init container (same config, same ${env.X}). */}}
+{{- define "llama-stack.env" -}}
+# Every path in the run config hangs off this variable (${env.LLAMA_STACK_DATA}).
+- name: LLAMA_STACK_DATA
+  value: {{ .Values.dataDir | quote }}
+# Arbitrary non-root UIDs (OpenShift) have no writable home; keep ~/.llama on the data volume.
+- name: HOME
+  value: {{ .Values.dataDir | quote }}
+- name: LLAMA_STACK_LOGGING
+  value: {{ .Values.logging | quote }}
+{{- with (include "llama-stack.secretEnv" . | trim) }}
+{{ . }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}

@@ -145,3 +145,15 @@ imagePullSecrets:
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Name of the kubernetes.io/tls Secret the gateway listener serves HTTPS with; empty for plain HTTP.
+Usage: {{ include "maas-gateway.tlsSecret" . }}
+*/}}
+{{- define "maas-gateway.tlsSecret" -}}
+{{- if .Values.envoy.tls.existingSecret }}
+{{- .Values.envoy.tls.existingSecret }}
+{{- else if .Values.envoy.tls.certificate }}
+{{- printf "%s-tls" (include "maas-gateway.fullname" .) }}
+{{- end }}
+{{- end }}

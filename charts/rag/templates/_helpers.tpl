@@ -72,3 +72,47 @@ Usage: {{ include "rag.checkClaimSize" (dict "context" . "live" (lookup "apps/v1
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Top-level keys this chart reads: its own, Helm's `global` and `tags`, and one per dependency
+in Chart.yaml (listed here: Helm drops a disabled dependency from .Chart.Dependencies but
+keeps its values key). A misspelt top-level key (`maas-gatway:`) would otherwise be ignored
+silently, so every unknown key fails the render, naming the key and the nearest known one.
+*/}}
+{{- define "rag.topLevelKeys" -}}
+global tags nameOverride llama-stack maas-gateway vllm-gpu pgvector embeddings tests podSecurityContext containerSecurityContext networkPolicy
+{{- end }}
+
+{{/*
+The known key sharing the most two-letter pieces with .key (a cheap edit-distance stand-in:
+Sprig has no Levenshtein). Usage: include "rag.nearestKey" (dict "key" "maas-gatway" "known" $list)
+*/}}
+{{- define "rag.nearestKey" -}}
+{{- $key := .key }}
+{{- $best := "" }}
+{{- $bestScore := 0 }}
+{{- range $known := .known }}
+{{- $score := 0 }}
+{{- range $i := until (int (sub (len $key) 1)) }}
+{{- if contains (substr $i (int (add $i 2)) $key) $known }}{{ $score = add $score 1 }}{{ end }}
+{{- end }}
+{{- if gt (int $score) (int $bestScore) }}{{ $best = $known }}{{ $bestScore = $score }}{{ end }}
+{{- end }}
+{{- $best }}
+{{- end }}
+
+{{/* Fail once, listing every unknown top-level key. Usage: include "rag.validateTopLevel" . */}}
+{{- define "rag.validateTopLevel" -}}
+{{- $known := splitList " " (include "rag.topLevelKeys" .) }}
+{{- $errors := list }}
+{{- range $key, $_ := .Values }}
+{{- if not (has $key $known) }}
+{{- $nearest := include "rag.nearestKey" (dict "key" $key "known" $known) }}
+{{- $hint := ternary (printf " (did you mean %q?)" $nearest) "" (ne $nearest "") }}
+{{- $errors = append $errors (printf "unknown top-level key %q%s" $key $hint) }}
+{{- end }}
+{{- end }}
+{{- if $errors }}
+{{- fail (printf "ERROR: %s; known top-level keys: %s" (join "; " $errors) (join ", " (sortAlpha $known))) }}
+{{- end }}
+{{- end }}

@@ -84,10 +84,13 @@ class ClusterDeployment:
         return [*values, self.private_values("maas-model.yaml", extra)]
 
     def install(self, values: list[Path]) -> None:
-        """helm dependency build, namespace, MaaS Secret, helm upgrade --install (no waiting here)."""
+        """Namespace, MaaS Secret, helm upgrade --install (no waiting here).
+
+        No `helm dependency build`: the subcharts are symlinked into charts/rag/charts, and the
+        build would only leave .tgz files and a Chart.lock in the source tree.
+        """
         where = self.context or "current context"
         self.say(f"installing release {self.release} into namespace {self.namespace} ({where})")
-        self.runner.run(plans.helm_dependency_build(self.chart_dir))
         self.ensure_namespace()
         if self.maas and self.maas.api_key:
             self.say(f"creating Secret {secrets.MAAS_SECRET_NAME} from MAAS_API_KEY (via stdin)")
@@ -157,8 +160,17 @@ class ClusterDeployment:
 
     # apply / diagnose / remove ------------------------------------------------------------------
 
+    def applied_models(self) -> dict[str, dict[str, Any]]:
+        """`global.models` of the installed release (`helm get values`): what earlier installs and
+        registrations applied. Read, never printed: entries may carry apiToken."""
+        result = self.runner.run(plans.helm_get_values(self.release, self.namespace, self.context, output="json"))
+        values = json.loads(result.stdout or "{}") or {}
+        return dict((values.get("global") or {}).get("models") or {})
+
     def apply_models(self, base_values: list[Path], models: dict[str, dict[str, Any]]) -> None:
-        """helm upgrade with `global.models` replaced (0600 file: entries may carry apiToken), then wait."""
+        """helm upgrade with `models` as the last `global.models` overlay (a 0600 file: entries may
+        carry apiToken), then wait. `models` holds every applied entry (see `applied_models`), so the
+        upgrade, which does not reuse the release's values, keeps models earlier registrations added."""
         models_file = self.private_values("models.yaml", {"global": {"models": models}})
         values = [*self.values_with_maas(base_values), models_file]
         argv = plans.helm_upgrade_install(self.release, self.chart_dir, self.namespace, values, self.context)

@@ -15,6 +15,7 @@ from enum import Enum
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
 from harness.cluster.waiting import Waiter, WaitPolicy, WaitTimeout
+from harness.errors import HarnessError
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
@@ -73,7 +74,7 @@ def _count(value: object) -> int:
         return 0
 
 
-class NoGpu(RuntimeError):
+class NoGpu(HarnessError):
     pass
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import yaml
 
+from harness.errors import HarnessError
 from harness.paths import REPO_ROOT
 
 DEFAULT_CONFIG = REPO_ROOT / "kind" / "cluster.yaml"
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 
 
-class KindConfigError(ValueError):
+class KindConfigError(HarnessError, ValueError):
     pass
 
 

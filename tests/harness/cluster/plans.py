@@ -53,10 +53,6 @@ def kind_context(name: str) -> str:
 # helm ------------------------------------------------------------------------------------------
 
 
-def helm_dependency_build(chart: Path) -> list[str]:
-    return ["helm", "dependency", "build", rel(chart)]
-
-
 def helm_upgrade_install(
     release: str, chart: Path, namespace: str, values: Sequence[Path], context: str = ""
 ) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner, Process
 from harness.cluster.waiting import Waiter, WaitPolicy
+from harness.errors import HarnessError
 
 
 def free_port() -> int:
@@ -64,7 +65,10 @@ class PortForward:
         if self._stopped.is_set() or self._proc is None or self._proc.poll() is None:
             return False
         if self.restarts >= self.max_restarts:
-            raise RuntimeError(f"port-forward to {self.target} died {self.restarts} times; giving up")
+            raise HarnessError(
+                f"port-forward to {self.target} died {self.restarts} times: check the pod (`make status`, "
+                "`python -m harness diagnose`) and the cluster's API server"
+            )
         self.restarts += 1
         self.start()
         return True

@@ -6,36 +6,19 @@ and the overlays in values/ (gpu-<preset>, openshift, kind, kind-maas).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+from harness.maas import MaasSettings  # noqa: F401 (re-exported: one definition, in harness.maas)
 from harness.paths import values_file
 
 GPU_PRESETS = ("t4", "a100", "h100")
 
 
-@dataclass
-class MaasSettings:
-    """An external MaaS from the environment (CI's maas lane): MAAS_ENDPOINT, MAAS_API_KEY, MAAS_MODEL."""
-
-    endpoint: str = ""
-    api_key: str = ""
-    model: str = ""
-    tier: str = "free"  # the tier the MaaS key belongs to, for Endpoints.keys
-
-    @classmethod
-    def from_env(cls) -> MaasSettings:
-        return cls(
-            endpoint=os.environ.get("MAAS_ENDPOINT", ""),
-            api_key=os.environ.get("MAAS_API_KEY", ""),
-            model=os.environ.get("MAAS_MODEL", ""),
-            tier=os.environ.get("MAAS_TIER", "free"),
-        )
-
-    def missing(self) -> list[str]:
-        return [name for name, value in (("MAAS_ENDPOINT", self.endpoint), ("MAAS_API_KEY", self.api_key)) if not value]
+class BadInstallOption(HarnessError, ValueError):
+    pass
 
 
 @dataclass
@@ -51,12 +34,12 @@ class InstallProfile:
 
     def validate(self) -> None:
         if self.simulator and self.qwen3:
-            raise ValueError("--simulator and --qwen3 both choose the model server; pick one")
+            raise BadInstallOption("--simulator and --qwen3 both choose the model server; pick one")
         if self.gpu_preset not in GPU_PRESETS:
-            raise ValueError(f"unknown GPU preset {self.gpu_preset!r}; choose one of {', '.join(GPU_PRESETS)}")
+            raise BadInstallOption(f"unknown GPU preset {self.gpu_preset!r}; choose one of {', '.join(GPU_PRESETS)}")
         for tier, limit in self.token_rate_limits.items():
             if limit < 0:
-                raise ValueError(f"token rate limit for {tier} must be >= 0, got {limit}")
+                raise BadInstallOption(f"token rate limit for {tier} must be >= 0, got {limit}")
 
     def overlay_files(self) -> list[Path]:
         return [values_file(f"gpu-{self.gpu_preset}")] if self.qwen3 else []

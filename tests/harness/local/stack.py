@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from harness.local import processes
+from harness.errors import HarnessError
+from harness.local import postgres, processes
 from harness.local.mounts import materialise
 from harness.local.pods import ContainerSpec, container_specs
 from harness.local.programs import Launch, launch_for
@@ -24,9 +25,10 @@ DEPENDS_ON = {
 }
 READY_TIMEOUT = {"llama-stack": 90.0, "pgvector": 60.0, "embeddings": 60.0}
 DEFAULT_READY_TIMEOUT = 30.0
+INIT_TIMEOUT_S = 120.0  # one init container (llama-stack's registry pruning imports the whole stack)
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(HarnessError):
     pass
 
 
@@ -38,6 +40,7 @@ def say(message: str) -> None:
 class Component:
     spec: ContainerSpec
     launch: Launch
+    init: list[tuple[ContainerSpec, Launch]] = field(default_factory=list)  # run before `launch`, in order
     pid: int = 0
     ready: bool = False
     started_at: float = 0.0
@@ -68,9 +71,11 @@ def render(run: RunFolder) -> Rendered:
 def refuse_if_running(run: RunFolder) -> None:
     running = run.alive_pids()
     if running:
+        values = ", ".join(p.name for p in run.overlays()) or "no extra values"
         raise AlreadyRunning(
-            f"a local stack named {run.name!r} is already running (pids {', '.join(map(str, running.values()))}); "
-            "use it (`make status`) or stop it first (`make down`)"
+            f"a local stack named {run.name!r} is already running ({values}; pids "
+            f"{', '.join(map(str, running.values()))}): use it (`make status`), stop it first (`make down`), "
+            "or start another one with RAG_RUN_NAME=NAME"
         )
 
 
@@ -84,17 +89,21 @@ def up(run: RunFolder) -> Rendered:
         say("start failed: stopping what was started")
         _stop_components(plan.components)
         run.forget_pids()
+        postgres.remove_staging(run.root)
         raise
     return rendered
 
 
 def _component(spec: ContainerSpec, run: RunFolder, fresh: bool = False) -> Component:
+    """`fresh`: a new pod of the same spec: its emptyDirs and files start empty (its
+    PersistentVolumeClaims, under run.volumes_dir, keep their data)."""
     if fresh:
-        shutil.rmtree(run.mounts_dir / spec.name, ignore_errors=True)
-        shutil.rmtree(run.work_dir(spec.name), ignore_errors=True)
-    spec = materialise(spec, run.mounts_dir)
-    work = run.work_dir(spec.name)
-    return Component(spec, launch_for(spec, work))
+        for name in (spec.name, *(init.name for init in spec.init)):
+            shutil.rmtree(run.mounts_dir / name, ignore_errors=True)
+            shutil.rmtree(run.work_dir(name), ignore_errors=True)
+    spec = materialise(spec, run.mounts_dir, run.volumes_dir)
+    init = [(i, launch_for(i, run.work_dir(i.name))) for i in spec.init]
+    return Component(spec, launch_for(spec, run.work_dir(spec.name)), init)
 
 
 def _start_all(plan: StartPlan, run: RunFolder) -> None:
@@ -115,6 +124,8 @@ def _start(comp: Component, run: RunFolder) -> None:
     _refuse_busy_port(comp)
     note = f" [stand-in: {launch.stand_in}]" if launch.stand_in else ""
     say(f"starting {spec.component} ({spec.name}){note}")
+    for init_spec, init_launch in comp.init:
+        _run_init(init_spec, init_launch, run)
     if launch.prepare:
         launch.prepare()
     log, cwd = run.log(spec.name), run.work_dir(spec.name)
@@ -124,6 +135,18 @@ def _start(comp: Component, run: RunFolder) -> None:
     if spec.probe:
         what = f"GET {spec.probe.path}" if spec.probe.kind == "http" else "TCP connect"
         say(f"  waiting for {spec.component}: {what} on 127.0.0.1:{spec.probe.port} (its readinessProbe)")
+
+
+def _run_init(spec: ContainerSpec, launch: Launch, run: RunFolder) -> None:
+    say(f"  running init container {spec.name}")
+    log = run.log(spec.name)
+    code = processes.run_to_completion(
+        spec.name, launch.argv, launch.env, log, run.work_dir(spec.name), launch.run_as, INIT_TIMEOUT_S
+    )
+    if code != 0:
+        raise processes.StartError(
+            f"init container {spec.name} exited {code}; end of {log}:\n" + processes.log_tail(log)
+        )
 
 
 def _refuse_busy_port(comp: Component) -> None:
@@ -139,8 +162,8 @@ def _check(comp: Component, run: RunFolder) -> None:
     spec = comp.spec
     if not processes.alive(comp.pid):
         raise processes.StartError(
-            f"{spec.component} ({spec.name}) exited during start-up; end of {run.log(spec.name)}:\n"
-            + processes.log_tail(run.log(spec.name))
+            f"{spec.component} ({spec.name}) exited during start-up: see the end of {run.log(spec.name)} above",
+            detail=processes.log_tail(run.log(spec.name)),
         )
     if spec.probe is None or processes.probe_ok(spec.probe):
         if comp.launch.after_ready:
@@ -151,8 +174,9 @@ def _check(comp: Component, run: RunFolder) -> None:
     timeout = READY_TIMEOUT.get(spec.component, DEFAULT_READY_TIMEOUT)
     if time.monotonic() - comp.started_at > timeout:
         raise processes.StartError(
-            f"{spec.component} ({spec.name}) not healthy after {timeout:.0f}s; end of {run.log(spec.name)}:\n"
-            + processes.log_tail(run.log(spec.name))
+            f"{spec.component} ({spec.name}) not healthy after {timeout:.0f}s: "
+            f"see the end of {run.log(spec.name)} above",
+            detail=processes.log_tail(run.log(spec.name)),
         )
 
 
@@ -169,18 +193,22 @@ def down(run: RunFolder) -> list[str]:
         say(f"stopping {name} (pid {pid})")
         processes.stop(pid)
     run.forget_pids()
+    if postgres.remove_staging(run.root):
+        say(f"removed the run's PostgreSQL data and binaries under {postgres.STAGING_ROOT}")
     return list(pids)
 
 
 def restart(run: RunFolder, component: str) -> None:
-    """Re-render and restart one component's containers (others keep running)."""
+    """Re-render and restart one component's containers (others keep running), as a Deployment
+    with the Recreate strategy rolls: every old process is gone (stop() waits for its whole
+    process group) before the new pod's volumes are prepared and its init containers run."""
     specs = [s for s in container_specs(render(run)) if s.component == component]
     pids = run.recorded_pids()
     for spec in specs:
         if spec.name in pids:
-            say(f"restarting {spec.name}")
+            say(f"restarting {spec.name}: stopping pid {pids[spec.name]}")
             processes.stop(pids[spec.name])
-    # A new pod gets fresh emptyDir volumes: clear them, or llama-stack keeps a removed model.
+    # A new pod gets fresh emptyDirs; its PersistentVolumeClaims (user data) are kept.
     _start_all(StartPlan([_component(spec, run, fresh=True) for spec in specs]), run)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,6 +41,10 @@ class RunFolder:
         return self.root / "mounts"
 
     @property
+    def volumes_dir(self) -> Path:
+        return self.root / "volumes"  # PersistentVolumeClaims: kept across restarts, cleared by `up`
+
+    @property
     def rendered_file(self) -> Path:
         return self.root / "rendered.yaml"  # secrets redacted
 
@@ -64,6 +69,10 @@ class RunFolder:
     def overlays(self) -> list[Path]:
         return [Path(p) for p in self._state().get("overlays", [])]
 
+    def overlay_fingerprints(self) -> list[str]:
+        """The overlays as they were when the stack started (a file edited since then differs)."""
+        return list(self._state().get("overlay_fingerprints", []))
+
     def write_values(self, name: str, values: dict, secret: bool = False) -> Path:
         self.values_dir.mkdir(parents=True, exist_ok=True)
         path = self.values_dir / name
@@ -75,10 +84,11 @@ class RunFolder:
     # Lifecycle --------------------------------------------------------------
     def reset(self, overlays: list[Path] | None = None) -> None:
         """Clear the previous run's files (its logs are replaced by this run's)."""
-        for sub in ("logs", "mounts", "work", "values"):
+        for sub in ("logs", "mounts", "work", "values", "volumes"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._save({"overlays": [str(p.resolve()) for p in overlays or []], "pids": {}})
+        overlays = [p.resolve() for p in overlays or []]
+        self._save({"overlays": [str(p) for p in overlays], "overlay_fingerprints": fingerprints(overlays), "pids": {}})
 
     def record_pid(self, container: str, pid: int) -> None:
         state = self._state()
@@ -114,3 +124,8 @@ class RunFolder:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, self.state_file)
+
+
+def fingerprints(overlays: list[Path]) -> list[str]:
+    """`<absolute path> sha256:<first 12 hex of its content>` per overlay, in order."""
+    return [f"{p.resolve()} sha256:{hashlib.sha256(p.read_bytes()).hexdigest()[:12]}" for p in overlays]

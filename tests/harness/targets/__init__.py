@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.targets.base import Target
 
 TARGET_NAMES = ("local", "kind", "existing")
@@ -35,4 +36,4 @@ def get_target(name: str, options: TargetOptions) -> Target:
         from harness.targets.existing import ExistingTarget
 
         return ExistingTarget(options)
-    raise ValueError(f"unknown target {name!r}; choose one of {', '.join(TARGET_NAMES)}")
+    raise HarnessError(f"unknown target {name!r}; choose one of {', '.join(TARGET_NAMES)}")

@@ -23,8 +23,15 @@ class Target(Protocol):
         """Endpoints of the running stack; raises if nothing runs."""
         ...
 
+    def applied_models(self) -> dict[str, dict[str, Any]]:
+        """The `global.models` entries applied on top of the values files so far (by earlier
+        registrations; on a cluster: the release's values). Entries may carry tokens: never print."""
+        ...
+
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
-        """Render `models` as `global.models` and apply them (restart or helm upgrade)."""
+        """Apply `models` as `global.models` over the values files (restart or helm upgrade) and
+        return once llama-stack serves again. `models` is the complete applied set: start from
+        `applied_models()` and change only what is meant to change."""
         ...
 
     def diagnose(self, dest: Path) -> Path:

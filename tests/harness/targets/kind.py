@@ -1,21 +1,46 @@
 """The kind target: create (or reuse) a named Kind cluster from kind/cluster.yaml and install rag there.
 
-Plan: `kind get clusters` -> `kind create cluster` (only when absent) -> `helm dependency build`
--> namespace -> `helm upgrade --install` with values/kind.yaml (+ values/kind-maas.yaml) ->
+Plan: a Docker or Podman daemon answers -> `kind get clusters` -> `kind create cluster` (only when
+absent) -> namespace -> `helm upgrade --install` with values/kind.yaml (+ values/kind-maas.yaml) ->
 rollout waits with progress -> port-forwards to the gateway and llama-stack (reconnecting).
 `down` uninstalls, deletes the namespace, and deletes the cluster when this target created it.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.cluster import kindconfig, plans, state
 from harness.cluster.target import ClusterTarget
+from harness.errors import HarnessError
 from harness.paths import values_file
 
 NAMESPACE = "rag-e2e"  # a Kind cluster is disposable: one fixed namespace is enough
+ENGINES = ("docker", "podman")  # the node providers kind tries (nerdctl is experimental)
+ENGINE_INFO_TIMEOUT = 20.0  # `docker info` answers in well under a second when the daemon runs
+
+
+class NoContainerEngine(HarnessError):
+    pass
+
+
+def container_engine_ready() -> bool:
+    """True when `docker info` or `podman info` succeeds: kind runs its nodes as containers."""
+    for engine in ENGINES:
+        path = shutil.which(engine)
+        if path is None:
+            continue
+        try:
+            result = subprocess.run([path, "info"], capture_output=True, timeout=ENGINE_INFO_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            continue
+        if result.returncode == 0:
+            return True
+    return False
 
 
 class KindTarget(ClusterTarget):
@@ -27,10 +52,12 @@ class KindTarget(ClusterTarget):
         *,
         config: Path = kindconfig.DEFAULT_CONFIG,
         delete_cluster: bool | None = None,
+        engine_ready: Callable[[], bool] = container_engine_ready,
         **kwargs: Any,
     ) -> None:
         super().__init__(options, **kwargs)
         self.config = config
+        self.engine_ready = engine_ready
         # None: delete the cluster on down() only if this target created it.
         self.delete_cluster = delete_cluster
         self.created_cluster = False
@@ -45,6 +72,10 @@ class KindTarget(ClusterTarget):
 
     def prepare(self) -> str:
         kindconfig.load(self.config)  # fail before kind spends minutes on a bad config
+        if not self.dry_run and not self.engine_ready():
+            raise NoContainerEngine(
+                "Kind needs a running Docker or Podman daemon: start one, or use --target local (no daemon needed)"
+            )
         if self.cluster_exists():
             self.say(f"reusing kind cluster {self.cluster}")
         else:

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 from harness import gateway_keys
 from harness.endpoints import Endpoints
+from harness.errors import HarnessError
 from harness.local import stack
 from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
 from harness.local.state import OVERRIDES_FILE, RunFolder
 from harness.redact import redact
-from harness.registration import http_json, model_ids
+from harness.registration import base_models, http_json, model_ids, unready_routes
 from harness.render import Rendered
 from harness.targets import TargetOptions
 
 KEYS_FILE = "keys.json"
+MODELS_FILE = "models.yaml"  # registrations' global.models, applied after the values files
+READY_TIMEOUT_S = 60.0  # after /v1/health: the stores behind every route the workflows use
 
 
-class NotRunning(RuntimeError):
+class NotRunning(HarnessError):
     pass
 
 
@@ -38,7 +42,8 @@ class LocalTarget:
         self.run.reset(self.options.values)
         ports = self.ports.fill_free()
         self.run.put("ports", ports.as_dict())
-        self.run.write_values("ports.yaml", port_values(ports))
+        models = base_models("local", self.run.overlays())
+        self.run.write_values("ports.yaml", port_values(ports, models))
         # Fresh database and Redis passwords per run; they reach the chart through a 0600 values
         # file (a chart-generated Redis password would change on every re-render, and a restarted
         # rate limit service would no longer match the running Redis).
@@ -65,19 +70,31 @@ class LocalTarget:
             llama_stack_url=f"http://127.0.0.1:{ports.llama_stack}",
             keys=keys,
             run_dir=str(self.run.root),
+            values=self.run.overlay_fingerprints(),
         )
         endpoints.gateway_models = _model_ids(f"{endpoints.gateway_url}/v1/models", _any_key(keys))
         endpoints.llama_stack_models = _model_ids(f"{endpoints.llama_stack_url}/v1/models", None)
         return endpoints
 
-    def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
-        """Render `models` as global.models and restart llama-stack, as `helm upgrade` would roll it.
+    def applied_models(self) -> dict[str, dict[str, Any]]:
+        """The run's models file (`values/models.yaml`): every entry registrations applied."""
+        path = self.run.values_dir / MODELS_FILE
+        if not path.is_file():
+            return {}
+        return dict(json.loads(path.read_text()).get("global", {}).get("models") or {})
 
-        `models` is the complete set: entries of the values files are passed as {} (kept) or
-        with enabled: false (removed); entries only ever applied here are simply left out.
+    def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
+        """Write `models` as the run's models file (over the values files) and restart llama-stack,
+        as `helm upgrade` would roll it; returns once every route the workflows use answers.
+
+        The restart keeps llama-stack's data volume (a claim under the run folder): files,
+        vector stores, conversations and responses survive; the chart's prune-registry init
+        container drops models that left the config.
         """
-        self.run.write_values("models.yaml", {"global": {"models": models}}, secret=True)
+        self.run.write_values(MODELS_FILE, {"global": {"models": models}}, secret=True)
         stack.restart(self.run, "llama-stack")
+        url = f"http://127.0.0.1:{Ports(**self.run.get('ports')).llama_stack}"
+        _wait_ready(url)
 
     # Faults: stop and start the real processes of one component (app.kubernetes.io/component).
     def stop_component(self, component: str) -> None:
@@ -114,6 +131,15 @@ class LocalTarget:
         if self.run.rendered_file.exists():  # already redacted structurally; mask known keys too
             (dest / "rendered.yaml").write_text(redact(self.run.rendered_file.read_text(), known))
         return dest
+
+
+def _wait_ready(url: str) -> None:
+    """Until every READY_ROUTES answers 200; raises NotRunning naming the routes that do not."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while down := unready_routes(url):
+        if time.monotonic() > deadline:
+            raise NotRunning(f"llama-stack at {url} restarted but these routes do not answer 200: {down}")
+        time.sleep(0.5)
 
 
 def _keys_from(rendered: Rendered) -> list[gateway_keys.ApiKey]:

@@ -1,0 +1,17 @@
+"""The harness's one exception tree (after httpx's and kr8s's): `HarnessError` above every error a user can act on.
+
+The CLI and the pytest plugin catch `HarnessError` and print it as it is: optional detail
+(a log tail, helm's own message) and, last, one line saying what failed and what to do.
+Any other exception is a bug in the harness and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(RuntimeError):
+    """An error the user can fix. `str()` is the detail (may be empty) followed by the summary line."""
+
+    def __init__(self, summary: str, *, detail: str = "") -> None:
+        self.summary = summary
+        self.detail = detail.strip()
+        super().__init__(f"{self.detail}\n{summary}" if self.detail else summary)

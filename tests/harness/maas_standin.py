@@ -1,0 +1,190 @@
+"""STAND-IN for an external MaaS: a second gateway from this repository's maas-gateway chart.
+
+Why a stand-in: the real MaaS (CI's `maas` lane) is an external HTTPS endpoint that cannot
+be reached from these machines. The stand-in renders charts/rag with values/local.yaml and
+values/maas-standin.yaml (the gateway and the model server only) and runs it the way the
+local target runs charts: real Envoy, envoyproxy/ratelimit and Redis processes, with the
+model-server stand-in behind them serving several model ids that contain a slash. It has its
+own API keys (fresh per run) and serves HTTPS with a certificate signed by a CA generated
+here, so clients must trust that CA (or turn verification off) exactly as with a private MaaS.
+
+It stands in for the MaaS only: the stack under test, its llama-stack, its registration and
+its gateway are the real ones, unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.local import stack
+from harness.local.ports import Ports, port_values
+from harness.local.state import RunFolder
+from harness.maas import MaasSettings
+from harness.paths import values_file
+
+RUN_NAME = "maas-standin"
+MODELS = ("meta-llama/Llama-3.2-3B-Instruct", "ibm-granite/granite-3.3-8b-instruct")
+KEYS_PER_TIER = {"enterprise": 3, "free": 2}
+KEYS_FILE = "standin-keys.json"
+CA_FILE = "ca.pem"  # public: the bundle clients trust
+CERT_DAYS = 7  # a run folder lives for a test session, not longer
+
+
+@dataclass(frozen=True)
+class Standin:
+    """A running stand-in: its HTTPS endpoint, keys by tier and the CA bundle that verifies it."""
+
+    endpoint: str  # https://127.0.0.1:<port>/v1
+    keys: dict[str, list[str]]
+    ca_bundle: Path
+    run_dir: Path
+
+    def settings(self, *, tier: str = "enterprise", model: str = MODELS[0]) -> MaasSettings:
+        """MaaS settings as a user would give them for this endpoint (CA bundle included)."""
+        return MaasSettings(self.endpoint, self.keys[tier][0], model, tier, str(self.ca_bundle))
+
+    @property
+    def secrets(self) -> list[str]:
+        return [key for keys in self.keys.values() for key in keys]
+
+
+class StandinMaas:
+    """Start, reuse and stop the stand-in (one per run name, like a local stack)."""
+
+    def __init__(self, run_name: str = RUN_NAME) -> None:
+        self.run = RunFolder.named(run_name)
+
+    def running(self) -> Standin | None:
+        if not self.run.alive_pids():
+            return None
+        return self._standin()
+
+    def up(self) -> Standin:
+        stack.say("starting the STAND-IN MaaS (maas-gateway chart: Envoy + ratelimit + Redis + model-server stand-in)")
+        stack.refuse_if_running(self.run)
+        self.run.reset([values_file("maas-standin")])
+        ports = Ports().fill_free()
+        self.run.put("ports", ports.as_dict())
+        self.run.write_values("ports.yaml", port_values(ports))
+        keys = {
+            tier: [f"standin-{tier}-{secrets.token_hex(12)}" for _ in range(n)] for tier, n in KEYS_PER_TIER.items()
+        }
+        self.run.write_values(KEYS_FILE, keys, secret=True)
+        tls = self._issue_certificate()
+        # A fixed Redis password per run (a chart-generated one changes on every re-render).
+        redis = {"auth": {"password": secrets.token_urlsafe(24)}}
+        gateway = {"apiKeys": {"keys": _key_entries(keys)}, "envoy": {"tls": tls}, "redis": redis}
+        self.run.write_values("secrets.yaml", {"maas-gateway": gateway}, secret=True)
+        stack.up(self.run)
+        return self._standin()
+
+    def down(self) -> None:
+        stopped = stack.down(self.run)
+        stack.say(f"stand-in MaaS: stopped {len(stopped)} processes")
+
+    def _standin(self) -> Standin:
+        port = Ports(**self.run.get("ports")).gateway
+        keys = json.loads((self.run.values_dir / KEYS_FILE).read_text())
+        return Standin(f"https://127.0.0.1:{port}/v1", keys, self.run.root / CA_FILE, self.run.root)
+
+    def _issue_certificate(self) -> dict[str, str]:
+        """A CA (written to the run folder as the trust bundle) and a server certificate for
+        127.0.0.1/localhost signed by it; returns the chart's envoy.tls values (cert + key)."""
+        ca_key, ca_cert = _ca()
+        key, cert = _server_certificate(ca_key, ca_cert)
+        (self.run.root / CA_FILE).write_bytes(_pem(ca_cert))
+        return {"certificate": (_pem(cert) + _pem(ca_cert)).decode(), "key": _pem_key(key).decode()}
+
+
+def _key_entries(keys: dict[str, list[str]]) -> list[dict[str, str]]:
+    return [
+        {"user": f"standin-{tier}-{i:02d}", "tier": tier, "key": key}
+        for tier, tier_keys in keys.items()
+        for i, key in enumerate(tier_keys, 1)
+    ]
+
+
+# --- certificates (cryptography) ------------------------------------------------------------
+
+
+def _name(common_name: str):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _builder(subject: str, issuer: str, public_key, days: int = CERT_DAYS):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def _ca():  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _builder("rag-maas stand-in CA", "rag-maas stand-in CA", key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return key, cert
+
+
+def _server_certificate(ca_key, ca_cert):  # type: ignore[no-untyped-def]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        _builder("127.0.0.1", "rag-maas stand-in CA", key.public_key())
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _pem(cert) -> bytes:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import serialization
+
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _pem_key(key) -> bytes:  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
