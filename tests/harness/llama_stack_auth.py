@@ -4,8 +4,10 @@ llama-stack 0.7.3 with `server.auth` (the chart's default) accepts only `Authori
 (llama_stack/core/server/auth.py, AuthenticationMiddleware) and checks the key with the gateway's
 key-validation route (the `custom` provider). Model calls it makes for the caller carry the key
 found in the `X-LlamaStack-Provider-Data` JSON header (llama_stack/core/request_headers.py):
-`vllm_api_token` for remote::vllm, `openai_api_key` for remote::openai
-(providers/remote/inference/{vllm,openai}, OpenAIMixin._get_api_key_from_config_or_provider_data).
+`vllm_api_token` for every remote::vllm provider (providers/remote/inference/vllm,
+OpenAIMixin._get_api_key_from_config_or_provider_data); provider data is per provider type, not
+per model, so `openai_api_key` is left out and remote::openai models (an external MaaS) keep
+their configured key.
 Sending the caller's own key there makes every chat, Responses and RAG generation call spend the
 caller's tier budget at the gateway; the gateway's validation route refuses provider data that
 carries a different key.
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import json
 
-# Provider-data fields read by the remote providers the charts render (see the module docstring).
-PROVIDER_KEY_FIELDS = ("vllm_api_token", "openai_api_key")
+# The provider-data field that carries the caller's key: models behind this stack's gateway are
+# remote::vllm. remote::openai models (an external MaaS, whose keys callers do not hold) keep
+# the key configured in llama-stack: `openai_api_key` is never forwarded.
+PROVIDER_KEY_FIELDS = ("vllm_api_token",)
 PROVIDER_DATA_HEADER = "X-LlamaStack-Provider-Data"
 
 _keys_by_base: dict[str, str] = {}

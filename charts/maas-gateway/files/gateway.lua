@@ -185,9 +185,12 @@ end
 -- model call (one source of truth); this costs no request and no tokens.
 -- The request's X-LlamaStack-Provider-Data header carries the key llama-stack sends to the models
 -- (vllm_api_token / openai_api_key, read by OpenAIMixin._get_api_key_from_config_or_provider_data).
--- It is required and must be the caller's own key: nobody authenticates with one key and spends
+-- vllm_api_token is required, and every key field must be the caller's own key: nobody authenticates with one key and spends
 -- another's budget, and a key configured in llama-stack itself is never spent for a caller.
 local PROVIDER_KEY_FIELDS = { "vllm_api_token", "openai_api_key" }
+-- Required: models behind this gateway are remote::vllm. (openai_api_key is optional: remote::openai
+-- models are an external MaaS whose own key llama-stack holds; if sent, it must match too.)
+local FORWARDED_FIELD = "vllm_api_token"
 
 local function validate_credentials(handle, raw)
   local doc = json.decode(raw)
@@ -203,26 +206,22 @@ local function validate_credentials(handle, raw)
   if getmetatable(request) == json.OBJECT and getmetatable(request["headers"]) == json.OBJECT then
     sent = request["headers"]["x-llamastack-provider-data"]
   end
-  local missing = error_json("Send your API key in X-LlamaStack-Provider-Data as well, e.g. " ..
-    '{"vllm_api_token": "<key>", "openai_api_key": "<key>"}: llama-stack spends it on the model calls it makes for you.',
+  local missing = error_json("Send your API key in X-LlamaStack-Provider-Data as well: " ..
+    '{"vllm_api_token": "<key>"}. llama-stack spends it on the model calls it makes for you.',
     "permission_denied", "provider_data_missing")
   if type(sent) ~= "string" then return 403, missing end
   local data = json.decode(sent)
   if data == nil or getmetatable(data) ~= json.OBJECT then
     return 400, error_json("X-LlamaStack-Provider-Data is not a JSON object.", "invalid_request_error", "invalid_provider_data")
   end
-  local forwarded = false
   for _, field in ipairs(PROVIDER_KEY_FIELDS) do
     local value = data[field]
-    if value ~= nil and value ~= json.NULL then
-      if value ~= doc["api_key"] then
-        return 403, error_json("X-LlamaStack-Provider-Data field '" .. field .. "' must carry the caller's own API key.",
-          "permission_denied", "provider_key_mismatch")
-      end
-      forwarded = true
+    if value ~= nil and value ~= json.NULL and value ~= doc["api_key"] then
+      return 403, error_json("X-LlamaStack-Provider-Data field '" .. field .. "' must carry the caller's own API key.",
+        "permission_denied", "provider_key_mismatch")
     end
   end
-  if not forwarded then return 403, missing end
+  if data[FORWARDED_FIELD] == nil then return 403, missing end
   -- No attributes: llama-stack's default access policy lets users who share an attribute value
   -- (e.g. a tier) read each other's files and vector stores; the principal alone keeps each
   -- user's resources their own.
