@@ -17,7 +17,9 @@ import httpx
 import openai
 import pytest
 from harness import llama_stack_auth
+from harness import registration as reg
 from harness.chunking import published_chunking
+from harness.pytest_plugin import llm_ids
 
 from .support import TIER_TOKENS, Gateway, await_window, remaining_tokens, wait_for_charge, words
 
@@ -37,6 +39,21 @@ PROTECTED = [
     ("POST", "/v1/responses", {"model": "m", "input": "hi"}),
     ("GET", "/v1/models", None),
 ]
+
+
+@pytest.fixture(scope="module")
+def gateway_chat_model(llama_stack_url: str, endpoints: Any) -> str:
+    """A llama-stack LLM served through this stack's gateway by a remote::vllm provider: the
+    model calls whose budget the caller's forwarded key pays (a MaaS's remote::openai models are
+    paid by the key llama-stack holds for that MaaS)."""
+    _, providers = reg.http_json("GET", llama_stack_url + "/v1/providers")
+    vllm = {p["provider_id"] for p in (providers or {}).get("data", []) if p.get("provider_type") == "remote::vllm"}
+    _, models = reg.http_json("GET", llama_stack_url + "/v1/models")
+    for model in llm_ids(models):
+        provider, _, served = model.partition("/")
+        if provider in vllm and served in endpoints.gateway_models:
+            return model
+    pytest.skip(f"llama-stack lists no remote::vllm model of this stack's gateway ({endpoints.gateway_models})")
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +99,11 @@ def test_provider_data_must_carry_the_callers_own_key(raw: httpx.Client, key_poo
     assert_json_error(raw.get("/v1/models", headers=headers), 401)
 
 
-def test_a_call_without_a_forwarded_key_reaches_no_model(raw: httpx.Client, chat_model: str, key_pool) -> None:
+def test_a_call_without_a_forwarded_key_reaches_no_model(raw: httpx.Client, gateway_chat_model: str, key_pool) -> None:
     """A caller must forward their key (the gateway's key check requires it), so no call can run
     on a key configured in llama-stack; the shipped overlays configure none anyway."""
     key = key_pool.shared("enterprise")
-    body = {"model": chat_model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    body = {"model": gateway_chat_model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     response = raw.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
     assert response.status_code in (401, 403), (
         f"a chat without a forwarded key was answered HTTP {response.status_code}: {response.text[:300]}"
@@ -111,11 +128,11 @@ def spend_through_llama_stack(client: Any, gateway: Gateway, key: str, model: st
 
 
 def test_free_key_spent_through_llama_stack_gets_429_there_and_at_the_gateway(
-    llama_stack_as: Callable[[str], Any], gateway: Gateway, key_pool, chat_model: str
+    llama_stack_as: Callable[[str], Any], gateway: Gateway, key_pool, gateway_chat_model: str
 ) -> None:
     key = key_pool.one("free")
     await_window(gateway, key, TEST_SPAN_S)
-    refused = spend_through_llama_stack(llama_stack_as(key), gateway, key, chat_model)
+    refused = spend_through_llama_stack(llama_stack_as(key), gateway, key, gateway_chat_model)
     assert refused.status_code == 429, refused
     assert "Rate limit exceeded" in str(refused), f"the 429 is not the gateway's rate-limit error: {refused}"
     direct = gateway.chat(key, "one more", max_tokens=1)
@@ -142,7 +159,7 @@ def own_store(llama_stack_as: Callable[[str], Any], llama_stack_url: str, key_po
 
 
 def test_free_key_spent_is_refused_by_responses_file_search(
-    llama_stack_as: Callable[[str], Any], gateway: Gateway, own_store: tuple[str, str], chat_model: str
+    llama_stack_as: Callable[[str], Any], gateway: Gateway, own_store: tuple[str, str], gateway_chat_model: str
 ) -> None:
     """llama-stack 0.7.3 reports a provider error inside a Responses call as the stream's
     `response.failed` event (error.code from the provider's JSON) and, without streaming, as
@@ -151,12 +168,12 @@ def test_free_key_spent_is_refused_by_responses_file_search(
     test checks both forms carry the gateway's rate-limit refusal."""
     key, store_id = own_store
     await_window(gateway, key, TEST_SPAN_S)
-    spend_through_llama_stack(llama_stack_as(key), gateway, key, chat_model)
+    spend_through_llama_stack(llama_stack_as(key), gateway, key, gateway_chat_model)
     tools = [{"type": "file_search", "vector_store_ids": [store_id]}]
     # Fresh clients: llama-stack 0.7.3 leaves the connection of a refused chat unusable
     # ("Exception in ASGI application" after the 429 was sent), so it is not reused.
     stream = llama_stack_as(key).responses.create(
-        model=chat_model, input="Who paints the lamp room?", tools=tools, stream=True
+        model=gateway_chat_model, input="Who paints the lamp room?", tools=tools, stream=True
     )
     events = list(stream)
     failed = [e for e in events if e.type == "response.failed"]
@@ -164,13 +181,13 @@ def test_free_key_spent_is_refused_by_responses_file_search(
     error = failed[-1].response.error
     assert error is not None and error.code == "rate_limit_exceeded", f"response.failed carries {error}"
     with pytest.raises(openai.APIStatusError) as refused:
-        llama_stack_as(key).responses.create(model=chat_model, input="Who paints the lamp room?", tools=tools)
+        llama_stack_as(key).responses.create(model=gateway_chat_model, input="Who paints the lamp room?", tools=tools)
     text = refused.value.response.text
     assert "Rate limit exceeded" in text, f"not the gateway's refusal: HTTP {refused.value.status_code} {text[:300]}"
 
 
 def test_enterprise_key_through_llama_stack_is_charged_on_enterprise_counters(
-    llama_stack_as: Callable[[str], Any], gateway: Gateway, key_pool, chat_model: str, llama_stack_key: str
+    llama_stack_as: Callable[[str], Any], gateway: Gateway, key_pool, gateway_chat_model: str, llama_stack_key: str
 ) -> None:
     key = key_pool.one("enterprise")
     await_window(gateway, key, TEST_SPAN_S)
@@ -178,7 +195,7 @@ def test_enterprise_key_through_llama_stack_is_charged_on_enterprise_counters(
     assert before.limit_tokens == TIER_TOKENS["enterprise"], f"not an enterprise budget: {before}"
     harness_before = remaining_tokens(gateway, llama_stack_key)
     reply = llama_stack_as(key).chat.completions.create(
-        model=chat_model, messages=[{"role": "user", "content": words(40)}], max_tokens=5
+        model=gateway_chat_model, messages=[{"role": "user", "content": words(40)}], max_tokens=5
     )
     assert reply.usage and reply.usage.total_tokens > 0, f"no usage in {reply}"
     assert before.remaining_tokens is not None
@@ -190,14 +207,14 @@ def test_enterprise_key_through_llama_stack_is_charged_on_enterprise_counters(
 
 
 def test_forwarded_keys_never_reach_the_logs(
-    target: Any, endpoints: Any, llama_stack_as: Callable[[str], Any], key_pool, chat_model: str
+    target: Any, endpoints: Any, llama_stack_as: Callable[[str], Any], key_pool, gateway_chat_model: str
 ) -> None:
     """Keys travel in headers and in the key check's body; no component may log them."""
     if not hasattr(target, "component_log"):
         pytest.skip(f"target {getattr(target, 'name', '?')!r} gives the tests no component logs")
     key = key_pool.shared("premium")
     llama_stack_as(key).chat.completions.create(
-        model=chat_model, messages=[{"role": "user", "content": "log check"}], max_tokens=2
+        model=gateway_chat_model, messages=[{"role": "user", "content": "log check"}], max_tokens=2
     )
     for component in ("llama-stack", "gateway"):
         log = target.component_log(component)
