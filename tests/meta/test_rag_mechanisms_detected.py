@@ -56,7 +56,14 @@ def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints
 SUITE_TIMEOUT_S = 600
 
 
-def _suite(path: str, tmp: Path, *, plugin_dir: Path | None = None) -> tuple[str, dict[str, tuple[str, str]]]:
+def _values_args(stack: Endpoints) -> list[str]:
+    """`--values` for each overlay the stack started with: a run with other values is refused."""
+    return [arg for fp in stack.values or [] for arg in ("--values", fp.rsplit(" sha256:", 1)[0])]
+
+
+def _suite(
+    path: str, tmp: Path, *, plugin_dir: Path | None = None, values: list[str] = ()
+) -> tuple[str, dict[str, tuple[str, str]]]:
     """Run one e2e module against the broken stack in a fresh pytest, as a user runs it.
 
     Returns its output and "module::test" -> (passed|failed|error|skipped, message).
@@ -65,7 +72,7 @@ def _suite(path: str, tmp: Path, *, plugin_dir: Path | None = None) -> tuple[str
     paths = [str(REPO_ROOT / "tests"), *([str(plugin_dir)] if plugin_dir else []), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths)), "RAG_DIAGNOSTICS_DIR": str(tmp / "diag")}
     command = [sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", "-q", "--target", "local"]
-    command += ["--run-name", RUN_NAME, f"--junitxml={junit}"]
+    command += ["--run-name", RUN_NAME, f"--junitxml={junit}", *values]
     command += ["-p", "meta_auto_chunking"] if plugin_dir else []
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=SUITE_TIMEOUT_S)
     outcomes: dict[str, tuple[str, str]] = {}
@@ -90,7 +97,7 @@ def _running(target: object) -> bool:
 
 
 def test_prefix_tests_fail_when_the_stand_in_ignores_the_chart(broken_stack: Endpoints, tmp_path: Path) -> None:
-    output, outcomes = _suite(EMBEDDINGS, tmp_path)
+    output, outcomes = _suite(EMBEDDINGS, tmp_path, values=_values_args(broken_stack))
     expected = {
         "test_embeddings::test_query_vector_uses_the_declared_prefix",
         "test_embeddings::test_documents_are_embedded_like_queries",
@@ -106,7 +113,7 @@ def test_chunking_tests_fail_without_the_published_chunking(broken_stack: Endpoi
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "meta_auto_chunking.py").write_text(AUTO_CHUNKING_PLUGIN)
-    output, outcomes = _suite(CHUNKING, tmp_path, plugin_dir=plugin_dir)
+    output, outcomes = _suite(CHUNKING, tmp_path, plugin_dir=plugin_dir, values=_values_args(broken_stack))
     expected = {
         "test_chunking::test_chunks_have_the_configured_size",
         "test_chunking::test_every_chunk_fits_the_embedding_model",
