@@ -23,6 +23,8 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 GATEWAY = "maas-gateway"
 # Overlays that deploy the in-release gateway (kind-maas talks to an external MaaS instead).
 GATEWAY_OVERLAYS = [p for p in overlays() if p.stem != "kind-maas"]
+# ... and llama-stack with it (maas-standin renders only the MaaS half: gateway and model server).
+STACK_OVERLAYS = [p for p in GATEWAY_OVERLAYS if p.stem != "maas-standin"]
 
 
 def component(docs: list[Obj], kind: str, name: str) -> Obj:
@@ -56,7 +58,7 @@ def env_of(container: Obj) -> dict[str, Obj]:
 # --- llama-stack authenticates with the gateway's keys ----------------------------------------
 
 
-@pytest.mark.parametrize("overlay", GATEWAY_OVERLAYS, ids=[p.stem for p in GATEWAY_OVERLAYS])
+@pytest.mark.parametrize("overlay", STACK_OVERLAYS, ids=[p.stem for p in STACK_OVERLAYS])
 def test_llama_stack_asks_the_gateway_about_every_key(helm: HelmBinary, renderer: Renderer, overlay) -> None:
     docs = render_ok(renderer, helm, "rag", overlay=overlay)
     _, config = run_config(docs)
@@ -73,7 +75,7 @@ def test_llama_stack_asks_the_gateway_about_every_key(helm: HelmBinary, renderer
         assert provider["endpoint"].startswith(f"http://{RELEASE}-maas-gateway:"), provider["endpoint"]
 
 
-@pytest.mark.parametrize("overlay", GATEWAY_OVERLAYS, ids=[p.stem for p in GATEWAY_OVERLAYS])
+@pytest.mark.parametrize("overlay", STACK_OVERLAYS, ids=[p.stem for p in STACK_OVERLAYS])
 def test_llama_stack_holds_no_model_key_of_its_own(helm: HelmBinary, renderer: Renderer, overlay) -> None:
     """Every model call spends the caller's forwarded key: a key in llama-stack's own config would
     be spent by any caller who does not forward one."""
@@ -232,7 +234,7 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-@pytest.mark.parametrize("overlay", GATEWAY_OVERLAYS, ids=[p.stem for p in GATEWAY_OVERLAYS])
+@pytest.mark.parametrize("overlay", STACK_OVERLAYS, ids=[p.stem for p in STACK_OVERLAYS])
 def test_back_ends_accept_only_their_client(helm: HelmBinary, renderer: Renderer, overlay) -> None:
     """Without these, any pod could call the model server with no key and no budget, or use the
     embeddings server and the vector database directly."""

@@ -147,7 +147,8 @@ def test_register_puts_llama_stack_traffic_on_the_service_key(stack: Stack) -> N
     result = stack.harness("register", "--model", "simulated-model")
     assert result.returncode == 0, result.stdout + result.stderr
     applied = json.loads((stack.runs_dir / RUN_NAME / "values" / "models.yaml").read_text())
-    tokens = {entry.get("apiToken") for entry in applied["global"]["models"].values() if entry}
+    # Entries without a token (values/local.yaml's own model) are called with each caller's key.
+    tokens = {entry["apiToken"] for entry in applied["global"]["models"].values() if entry and entry.get("apiToken")}
     assert tokens == {keys["internal"][0]}, "registration must use the internal (service) key"
     user_keys = {k for tier, ks in keys.items() if tier != "internal" for k in ks}
     assert not tokens & user_keys
