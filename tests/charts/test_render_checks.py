@@ -122,6 +122,30 @@ REFUSALS = [
         "at most 403",
     ),
     Refusal(
+        "route-without-auth",
+        "llama-stack",
+        {"route": {"enabled": True}, "auth": {"enabled": False}},
+        {"route": {"enabled": True}, "auth": {"enabled": False, "insecure": True}},
+        "auth.enabled",
+        "auth.insecure=true",
+    ),
+    Refusal(
+        "load-balancer-without-auth",
+        "llama-stack",
+        {"service": {"type": "LoadBalancer"}, "auth": {"enabled": False}},
+        {"service": {"type": "LoadBalancer"}, "auth": {"enabled": True}},
+        "service.type=LoadBalancer",
+        "auth.insecure=true",
+    ),
+    Refusal(
+        "route-without-auth-umbrella",
+        "rag",
+        umbrella({"route": {"enabled": True}, "auth": {"enabled": False}}),
+        umbrella({"route": {"enabled": True}, "auth": {"enabled": False, "insecure": True}}),
+        "route.enabled=true",
+        "auth.insecure=true",
+    ),
+    Refusal(
         "pgvector-existing-secret-not-wired",
         "rag",
         {"pgvector": {"auth": {"existingSecret": "pg-credentials", "secretKey": "pw"}}},
@@ -261,7 +285,12 @@ def _pgvector_secret_refs(docs: list[Obj]) -> set[tuple[str, str]]:
 
 
 def test_existing_secret_renders_stable_and_wired(helm: HelmBinary, renderer: Renderer) -> None:
-    values = next(r for r in REFUSALS if r.id == "pgvector-existing-secret-not-wired").good
+    # GitOps renders without a cluster: every generated password needs its existing Secret
+    # (pgvector's here, the gateway's Redis password below).
+    values = {
+        **next(r for r in REFUSALS if r.id == "pgvector-existing-secret-not-wired").good,
+        "maas-gateway": {"redis": {"auth": {"existingSecret": "redis-credentials"}}},
+    }
     first = render_ok(renderer, helm, "rag", values=values)
     assert not [ref(s) for s in of_kind(first, "Secret") if "pgvector" in s["metadata"]["name"]], (
         "existingSecret set, but the chart still renders a pgvector Secret"

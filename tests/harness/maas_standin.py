@@ -76,7 +76,9 @@ class StandinMaas:
         }
         self.run.write_values(KEYS_FILE, keys, secret=True)
         tls = self._issue_certificate()
-        gateway = {"apiKeys": {"keys": _key_entries(keys)}, "envoy": {"tls": tls}}
+        # A fixed Redis password per run (a chart-generated one changes on every re-render).
+        redis = {"auth": {"password": secrets.token_urlsafe(24)}}
+        gateway = {"apiKeys": {"keys": _key_entries(keys)}, "envoy": {"tls": tls}, "redis": redis}
         self.run.write_values("secrets.yaml", {"maas-gateway": gateway}, secret=True)
         stack.up(self.run)
         return self._standin()

@@ -14,13 +14,14 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import llama_stack_auth
 from harness.declared import Declared
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
@@ -358,18 +359,42 @@ def llama_stack_url(endpoints: Endpoints, registration: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_client(llama_stack_url: str) -> Any:
-    from llama_stack_client import LlamaStackClient
-
-    return LlamaStackClient(base_url=llama_stack_url, timeout=60)
+def llama_stack_key(endpoints: Endpoints) -> str:
+    """The key the harness's own llama-stack clients authenticate with (and spend)."""
+    return endpoints.llama_stack_key()
 
 
 @pytest.fixture(scope="session")
-def openai_llama(llama_stack_url: str) -> Any:
-    """The OpenAI client pointed at llama-stack's OpenAI-compatible routes (works for OGX too)."""
+def llama_client(llama_stack_url: str, llama_stack_key: str) -> Any:
+    from llama_stack_client import LlamaStackClient
+
+    headers = llama_stack_auth.caller_headers(llama_stack_key)
+    return LlamaStackClient(base_url=llama_stack_url, timeout=60, default_headers=headers)
+
+
+def openai_llama_client(llama_stack_url: str, key: str) -> Any:
+    """The OpenAI client on llama-stack's OpenAI-compatible routes as the caller owning `key`
+    (Bearer auth plus the key in provider data, see harness.llama_stack_auth); no retries, so a
+    429 reaches the test. An empty key sends a key no gateway knows and no provider data."""
     from openai import OpenAI
 
-    return OpenAI(base_url=llama_stack_url + "/v1", api_key="unused", timeout=60, max_retries=0)
+    headers = llama_stack_auth.caller_headers(key)
+    headers.pop("Authorization", None)  # the client sets it from api_key
+    return OpenAI(
+        base_url=llama_stack_url + "/v1", api_key=key or "none", timeout=60, max_retries=0, default_headers=headers
+    )
+
+
+@pytest.fixture(scope="session")
+def llama_stack_as(llama_stack_url: str) -> Callable[[str], Any]:
+    """A factory: the OpenAI client on llama-stack for the caller owning a given key."""
+    return lambda key: openai_llama_client(llama_stack_url, key)
+
+
+@pytest.fixture(scope="session")
+def openai_llama(llama_stack_url: str, llama_stack_key: str) -> Any:
+    """The OpenAI client pointed at llama-stack's OpenAI-compatible routes (works for OGX too)."""
+    return openai_llama_client(llama_stack_url, llama_stack_key)
 
 
 @pytest.fixture(scope="session")

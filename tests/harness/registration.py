@@ -24,13 +24,18 @@ import httpx
 import yaml
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness import maas
+from harness import llama_stack_auth, maas
 from harness.errors import HarnessError
 from harness.maas import MaasError, MaasSettings, model_ids, v1_url
 from harness.paths import VALUES_DIR
 from harness.redact import redact
 
 DEFAULT_PROVIDER = "vllm"
+# An external MaaS: remote::openai, whose key llama-stack 0.7.3 lets a request override only
+# through provider data `openai_api_key`, which the harness never forwards (its callers hold
+# keys of this stack's gateway, not of the MaaS). Models behind the stack's own gateway stay
+# remote::vllm, whose `vllm_api_token` carries each caller's key.
+EXTERNAL_PROVIDER = "openai"
 LEGACY_BELOW = (0, 7)  # servers below this version still have POST /v1/models
 STALE_REASON = (
     "still listed after its provider was removed: the llama-stack chart's prune-registry init "
@@ -118,7 +123,10 @@ def http_json(
 ) -> tuple[int, Any]:
     """One JSON request; returns (status, parsed body or text). Never raises on HTTP errors;
     raises ConnectionError (an OSError) when the server cannot be reached."""
-    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    # Without a token: the caller headers of an authenticated llama-stack the harness knows
+    # (harness.llama_stack_auth), or none.
+    auth = {"Authorization": f"Bearer {token}"} if token else llama_stack_auth.headers_for(url)
+    headers = {"Accept": "application/json", **auth}
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as error:
@@ -344,16 +352,23 @@ def register_maas(
     discover_all: bool = False,
     ids: Iterable[str] = (),
     timeout: float = 120,
+    provider: str = EXTERNAL_PROVIDER,
 ) -> Report:
     """Register MaaS models: `ids`, or what the MaaS lists (every one with `discover_all`,
-    else MAAS_MODEL or every one). Discovery errors become `missing` entries, key redacted."""
+    else MAAS_MODEL or every one). Discovery errors become `missing` entries, key redacted.
+
+    `provider`: `openai` (default) for an external MaaS, whose keys callers do not hold:
+    llama-stack calls it with `settings.api_key`. `vllm` for the stack's own gateway: callers'
+    calls then carry their own key (see harness.llama_stack_auth)."""
     try:
         listed = discover_models(settings.endpoint, settings.api_key, verify=settings.tls_verify)
         requested = list(dict.fromkeys(ids)) or maas.select_models(listed, "" if discover_all else settings.model)
     except MaasError as error:
         return Report(method="none", missing={v1_url(settings.endpoint): str(error)})
     served = [i for i in requested if i in listed]
-    desired = declared_specs(served, settings.endpoint, api_token=settings.api_key, tls_verify=settings.tls_verify)
+    desired = declared_specs(
+        served, settings.endpoint, api_token=settings.api_key, tls_verify=settings.tls_verify, provider=provider
+    )
     report = register(target, llama_stack_url, desired, timeout=timeout)
     report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})
     return report
@@ -386,6 +401,7 @@ def register_command(args: Any) -> int:
         # the service key (the `internal` tier), so no user's budget pays for it.
         key = settings.api_key or service_key(endpoints.keys)
         settings = replace(settings, endpoint=endpoints.gateway_url, api_key=key)
+    own_gateway = settings.endpoint.rstrip("/").removesuffix("/v1") == endpoints.gateway_url.rstrip("/")
     removals = [model_key(i) for i in getattr(args, "remove", None) or []]
     if removals and not ids and not getattr(args, "discover", False):
         report = register(target, endpoints.llama_stack_url, {}, remove=removals)
@@ -393,7 +409,10 @@ def register_command(args: Any) -> int:
         print("nothing to register: give --model ID, --discover or --remove ID", file=sys.stderr)
         return 2
     else:
-        report = register_maas(target, endpoints.llama_stack_url, settings, discover_all=not ids, ids=ids)
+        provider = DEFAULT_PROVIDER if own_gateway else EXTERNAL_PROVIDER
+        report = register_maas(
+            target, endpoints.llama_stack_url, settings, discover_all=not ids, ids=ids, provider=provider
+        )
     print(redact(report.render(), [settings.api_key]))
     return 0 if report.ok else 1
 

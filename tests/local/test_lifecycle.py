@@ -49,9 +49,9 @@ def test_busy_port_names_the_component(tmp_path: Path):
 
 
 def test_failing_component_reports_the_end_of_its_log(tmp_path: Path):
-    # An Envoy admin address it cannot bind makes Envoy exit at start-up.
+    # A listener address it cannot bind makes Envoy exit at start-up.
     overlay = tmp_path / "bad.yaml"
-    overlay.write_text("maas-gateway:\n  envoy:\n    adminAddress: 203.0.113.1\n")
+    overlay.write_text("maas-gateway:\n  envoy:\n    listenAddress: 203.0.113.1\n")
     target = LocalTarget(TargetOptions(run_name="test-bad-envoy", values=[overlay]))
     with pytest.raises(processes.StartError) as failure:
         target.up()

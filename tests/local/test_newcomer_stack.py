@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from harness import llama_stack_auth
+from harness.endpoints import Endpoints
 from harness.local import postgres
 from harness.paths import REPO_ROOT
 
@@ -103,9 +105,12 @@ def test_make_up_applies_the_values_overlay(stack: Stack) -> None:
 def test_a_model_added_by_overlay_answers_through_llama_stack(stack: Stack, model: str) -> None:
     status = stack.status()
     assert model in status["llama_stack_models"]
+    # llama-stack authenticates every call: the harness's key, forwarded for the model call too.
+    key = Endpoints.from_json(json.dumps(status)).llama_stack_key()
     response = httpx.post(
         f"{status['llama_stack_url']}/v1/chat/completions",
         json={"model": model, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 5},
+        headers=llama_stack_auth.caller_headers(key),
         timeout=HTTP_TIMEOUT_S,
     )
     assert response.status_code == 200, response.text
@@ -142,8 +147,8 @@ def test_register_puts_llama_stack_traffic_on_the_service_key(stack: Stack) -> N
     result = stack.harness("register", "--model", "simulated-model")
     assert result.returncode == 0, result.stdout + result.stderr
     applied = json.loads((stack.runs_dir / RUN_NAME / "values" / "models.yaml").read_text())
-    # Registration merges into what is applied: entries it did not touch carry no token of their own.
-    tokens = {entry["apiToken"] for entry in applied["global"]["models"].values() if entry and "apiToken" in entry}
+    # Entries without a token (values/local.yaml's own model) are called with each caller's key.
+    tokens = {entry["apiToken"] for entry in applied["global"]["models"].values() if entry and entry.get("apiToken")}
     assert tokens == {keys["internal"][0]}, "registration must use the internal (service) key"
     user_keys = {k for tier, ks in keys.items() if tier != "internal" for k in ks}
     assert not tokens & user_keys

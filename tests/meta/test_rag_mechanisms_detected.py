@@ -25,7 +25,6 @@ from harness.targets import TargetOptions, get_target
 pytestmark = pytest.mark.meta
 
 RUN_NAME = "meta-rag-broken"
-TMP_OVERLAYS: set[Path] = set()  # the overlay the broken stack was started with
 OVERLAY = 'embeddings:\n  prompt: "passage: "\n'
 # A pytest plugin for the subprocess: the documented client path is skipped, "auto" is sent.
 AUTO_CHUNKING_PLUGIN = """\
@@ -41,7 +40,6 @@ CHUNKING = "tests/e2e/test_chunking.py"
 def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     overlay = tmp_path_factory.mktemp("overlay") / "rag-broken.yaml"
     overlay.write_text(OVERLAY)
-    TMP_OVERLAYS.add(overlay)
     target = get_target("local", TargetOptions(run_name=RUN_NAME, values=[overlay]))
     if _running(target):
         target.down()
@@ -58,7 +56,14 @@ def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints
 SUITE_TIMEOUT_S = 600
 
 
-def _suite(path: str, tmp: Path, *, plugin_dir: Path | None = None) -> tuple[str, dict[str, tuple[str, str]]]:
+def _values_args(stack: Endpoints) -> list[str]:
+    """`--values` for each overlay the stack started with: a run with other values is refused."""
+    return [arg for fp in stack.values or [] for arg in ("--values", fp.rsplit(" sha256:", 1)[0])]
+
+
+def _suite(
+    path: str, tmp: Path, *, plugin_dir: Path | None = None, values: list[str] = ()
+) -> tuple[str, dict[str, tuple[str, str]]]:
     """Run one e2e module against the broken stack in a fresh pytest, as a user runs it.
 
     Returns its output and "module::test" -> (passed|failed|error|skipped, message).
@@ -67,9 +72,7 @@ def _suite(path: str, tmp: Path, *, plugin_dir: Path | None = None) -> tuple[str
     paths = [str(REPO_ROOT / "tests"), *([str(plugin_dir)] if plugin_dir else []), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths)), "RAG_DIAGNOSTICS_DIR": str(tmp / "diag")}
     command = [sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", "-q", "--target", "local"]
-    command += ["--run-name", RUN_NAME, f"--junitxml={junit}"]
-    # The stack's own overlay: the suite refuses a stack started with other values.
-    command += [arg for overlay in sorted(TMP_OVERLAYS) for arg in ("--values", str(overlay))]
+    command += ["--run-name", RUN_NAME, f"--junitxml={junit}", *values]
     command += ["-p", "meta_auto_chunking"] if plugin_dir else []
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=SUITE_TIMEOUT_S)
     outcomes: dict[str, tuple[str, str]] = {}
@@ -94,7 +97,7 @@ def _running(target: object) -> bool:
 
 
 def test_prefix_tests_fail_when_the_stand_in_ignores_the_chart(broken_stack: Endpoints, tmp_path: Path) -> None:
-    output, outcomes = _suite(EMBEDDINGS, tmp_path)
+    output, outcomes = _suite(EMBEDDINGS, tmp_path, values=_values_args(broken_stack))
     expected = {
         "test_embeddings::test_query_vector_uses_the_declared_prefix",
         "test_embeddings::test_documents_are_embedded_like_queries",
@@ -110,7 +113,7 @@ def test_chunking_tests_fail_without_the_published_chunking(broken_stack: Endpoi
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "meta_auto_chunking.py").write_text(AUTO_CHUNKING_PLUGIN)
-    output, outcomes = _suite(CHUNKING, tmp_path, plugin_dir=plugin_dir)
+    output, outcomes = _suite(CHUNKING, tmp_path, plugin_dir=plugin_dir, values=_values_args(broken_stack))
     expected = {
         "test_chunking::test_chunks_have_the_configured_size",
         "test_chunking::test_every_chunk_fits_the_embedding_model",

@@ -113,14 +113,25 @@ def endpoints() -> Endpoints:
 class FakeStack:
     """Answers like a healthy stack; flags make one behaviour break."""
 
-    def __init__(self, *, open_gateway: bool = False, no_usage: bool = False, no_headers: bool = False) -> None:
+    def __init__(
+        self, *, open_gateway: bool = False, no_usage: bool = False, no_headers: bool = False, broken_auth: bool = False
+    ) -> None:
         self.open_gateway, self.no_usage, self.no_headers = open_gateway, no_usage, no_headers
+        self.broken_auth = broken_auth  # llama-stack refuses keyless calls with 500 instead of 401
         self.keys_used: list[str] = []
 
     def __call__(
-        self, method: str, url: str, *, key: str = "", body: dict | None = None, timeout: float = 0
+        self,
+        method: str,
+        url: str,
+        *,
+        key: str = "",
+        body: dict | None = None,
+        timeout: float = 0,
+        headers: dict[str, str] | None = None,
     ) -> Response:
-        self.keys_used.append(key)
+        bearer = (headers or {}).get("Authorization", "").removeprefix("Bearer ")
+        self.keys_used.append(key or bearer)
         if url.startswith("http://127.0.0.1:1"):
             if not key and not self.open_gateway:
                 return Response(401, {}, '{"error": {"type": "authentication_error"}}')
@@ -135,6 +146,9 @@ class FakeStack:
             return Response(200, headers, '{"choices": [{"message": {"content": "hi"}}]' + usage + "}")
         if url.endswith("/v1/health"):
             return Response(200, {}, '{"status": "OK"}')
+        if not bearer:
+            return Response(500 if self.broken_auth else 401, {}, '{"error": {"message": "Authentication required"}}')
+        assert "X-LlamaStack-Provider-Data" in (headers or {}), "llama-stack calls must forward the key"
         return Response(
             200,
             {},
@@ -148,11 +162,11 @@ def test_verify_passes_every_check_on_a_healthy_stack() -> None:
     checks = Verifier(endpoints(), http=stack).run()
     assert [c.name for c in checks] == [
         "gateway without a key", "gateway with a key", "chat through the gateway", "llama-stack health",
-        "llama-stack models",
+        "llama-stack without a key", "llama-stack models",
     ]  # fmt: skip
     assert all(c.ok for c in checks), [c.line() for c in checks]
     assert "dev-ent-02" in stack.keys_used  # the roomiest tier's last key spends the budget
-    assert "maas/simulated-model" in checks[4].detail and "e5" not in checks[4].detail
+    assert "maas/simulated-model" in checks[5].detail and "e5" not in checks[5].detail
 
 
 @pytest.mark.parametrize(
@@ -161,6 +175,7 @@ def test_verify_passes_every_check_on_a_healthy_stack() -> None:
         ({"open_gateway": True}, "gateway without a key"),
         ({"no_usage": True}, "chat through the gateway"),
         ({"no_headers": True}, "chat through the gateway"),
+        ({"broken_auth": True}, "llama-stack without a key"),
     ],
 )
 def test_verify_reports_the_broken_behaviour(broken: dict, failing: str) -> None:
@@ -173,7 +188,7 @@ def test_verify_reports_an_unreachable_stack_per_check() -> None:
         raise ConnectionRefusedError("refused")
 
     checks = Verifier(endpoints(), http=refused).run()
-    assert len(checks) == 5 and not any(c.ok for c in checks)
+    assert len(checks) == 6 and not any(c.ok for c in checks)
     assert all(c.line().startswith("FAIL") for c in checks)
 
 
@@ -201,7 +216,10 @@ class _StackHandler(BaseHTTPRequestHandler):
         elif self.path == "/ls/v1/health":
             self._send(200, {"status": "OK"})
         elif self.path == "/ls/v1/models":
-            self._send(200, {"data": [{"id": "maas/simulated-model", "custom_metadata": {"model_type": "llm"}}]})
+            if not self.headers.get("Authorization", "").startswith("Bearer "):
+                self._send(401, {"error": {"message": "Authentication required"}})
+            else:
+                self._send(200, {"data": [{"id": "maas/simulated-model", "custom_metadata": {"model_type": "llm"}}]})
         else:
             self._send(404, {})
 
@@ -233,7 +251,7 @@ def test_verify_command_over_real_http(capsys: pytest.CaptureFixture[str], monke
     finally:
         server.shutdown()
     assert code == 0, out
-    assert out.count("PASS") == 5 and "FAIL" not in out
+    assert out.count("PASS") == 6 and "FAIL" not in out
     assert "x-ratelimit-remaining-tokens=4995" in out
     assert "dev-ent-02" not in out and "dev-free-01" not in out  # keys are never printed
-    assert "verify: all 5 checks OK" in out
+    assert "verify: all 6 checks OK" in out

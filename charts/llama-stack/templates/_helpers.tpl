@@ -95,6 +95,12 @@ Usage: {{ include "llama-stack.validate" . }}
 {{- $errors = append $errors (printf "vectorStore.chunkSizeTokens (%d) does not fit embeddings.maxInputTokens (%d): a chunk needs about %d x %s + 8 = %d tokens of the embedding model, which drops the rest of every chunk from its vector. Set vectorStore.chunkSizeTokens to at most %d (or raise embeddings.maxInputTokens for a model that reads more)." (int $vs.chunkSizeTokens) (int $e.maxInputTokens) (int $vs.chunkSizeTokens) (toString $e.tokenRatio) $need $fit) }}
 {{- end }}
 {{- end }}
+{{- $exposed := list }}
+{{- if .Values.route.enabled }}{{ $exposed = append $exposed "route.enabled=true" }}{{ end }}
+{{- if has .Values.service.type (list "LoadBalancer" "NodePort") }}{{ $exposed = append $exposed (printf "service.type=%s" .Values.service.type) }}{{ end }}
+{{- if and $exposed (not .Values.auth.enabled) (not .Values.auth.insecure) }}
+{{- $errors = append $errors (printf "auth.enabled is false while %s exposes llama-stack outside the cluster: anyone who finds it could use the models, files and vector stores. Set auth.enabled=true (the default), or set auth.insecure=true to expose it unauthenticated on purpose." (join " and " $exposed)) }}
+{{- end }}
 {{- if $errors }}
 {{- fail (printf "\nERROR: %s" (join "\nERROR: " $errors)) }}
 {{- end }}

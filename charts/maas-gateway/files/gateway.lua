@@ -1,5 +1,6 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
--- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, RELOAD_SECONDS, DEFAULT_MAX_TOKENS)
+-- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, RELOAD_SECONDS, DEFAULT_MAX_TOKENS,
+-- VALIDATE_PATH)
 -- and files/json.lua (the `json` decoder/encoder).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
@@ -177,9 +178,76 @@ local function reject(handle, status, body, extra)
   handle:respond(h, body)
 end
 
+-- llama-stack's `custom` auth provider (llama_stack/core/server/auth_providers.py,
+-- CustomAuthProvider, 0.7.3) POSTs {"api_key": "...", "request": {"path", "headers", "params"}}
+-- for every API call it receives and accepts a 200 answer {"principal": "..."};
+-- any other status is a 401 to its caller. The key is checked against the same key file as every
+-- model call (one source of truth); this costs no request and no tokens.
+-- The request's X-LlamaStack-Provider-Data header carries the key llama-stack sends to the models
+-- (vllm_api_token / openai_api_key, read by OpenAIMixin._get_api_key_from_config_or_provider_data).
+-- vllm_api_token is required, and every key field must be the caller's own key: nobody authenticates with one key and spends
+-- another's budget, and a key configured in llama-stack itself is never spent for a caller.
+local PROVIDER_KEY_FIELDS = { "vllm_api_token", "openai_api_key" }
+-- Required: models behind this gateway are remote::vllm. (openai_api_key is optional: remote::openai
+-- models are an external MaaS whose own key llama-stack holds; if sent, it must match too.)
+local FORWARDED_FIELD = "vllm_api_token"
+
+local function validate_credentials(handle, raw)
+  local doc = json.decode(raw)
+  if doc == nil or getmetatable(doc) ~= json.OBJECT or type(doc["api_key"]) ~= "string" then
+    return 400, error_json("Expected a JSON object with a string 'api_key'.", "invalid_request_error", "invalid_request_body")
+  end
+  local id = key_table(handle)[doc["api_key"]]
+  if id == nil then
+    return 401, error_json("Invalid API key provided.", "invalid_api_key", "invalid_api_key")
+  end
+  local request = doc["request"]
+  local sent = nil
+  if getmetatable(request) == json.OBJECT and getmetatable(request["headers"]) == json.OBJECT then
+    sent = request["headers"]["x-llamastack-provider-data"]
+  end
+  local missing = error_json("Send your API key in X-LlamaStack-Provider-Data as well: " ..
+    '{"vllm_api_token": "<key>"}. llama-stack spends it on the model calls it makes for you.',
+    "permission_denied", "provider_data_missing")
+  if type(sent) ~= "string" then return 403, missing end
+  local data = json.decode(sent)
+  if data == nil or getmetatable(data) ~= json.OBJECT then
+    return 400, error_json("X-LlamaStack-Provider-Data is not a JSON object.", "invalid_request_error", "invalid_provider_data")
+  end
+  for _, field in ipairs(PROVIDER_KEY_FIELDS) do
+    local value = data[field]
+    if value ~= nil and value ~= json.NULL and value ~= doc["api_key"] then
+      return 403, error_json("X-LlamaStack-Provider-Data field '" .. field .. "' must carry the caller's own API key.",
+        "permission_denied", "provider_key_mismatch")
+    end
+  end
+  if data[FORWARDED_FIELD] == nil then return 403, missing end
+  -- No attributes: llama-stack's default access policy lets users who share an attribute value
+  -- (e.g. a tier) read each other's files and vector stores; the principal alone keeps each
+  -- user's resources their own.
+  return 200, string.format('{"principal":"%s"}', json_escape(id.user))
+end
+
+local function on_validate(handle)
+  local headers = handle:headers()
+  if headers:get(":method") ~= "POST" then
+    reject(handle, 405, error_json("Use POST.", "invalid_request_error", "method_not_allowed"), { ["allow"] = "POST" })
+    return
+  end
+  local body = handle:body()
+  local raw = ""
+  if body ~= nil and body:length() > 0 then raw = body:getBytes(0, body:length()) end
+  local status, answer = validate_credentials(handle, raw)
+  handle:respond({ [":status"] = tostring(status), ["content-type"] = "application/json" }, answer)
+end
+
 local function on_request(handle)
   local headers = handle:headers()
   strip_identity_headers(headers)
+  if (headers:get(":path") or ""):match("^[^?]*") == VALIDATE_PATH then
+    on_validate(handle)
+    return
+  end
 
   local key = credential(headers)
   local id = nil
@@ -206,6 +274,7 @@ local function on_request(handle)
     reject(handle, 429, error_json("Token rate limit of tier '" .. id.tier .. "' is 0: no requests allowed.",
       "rate_limit_exceeded", "rate_limit_exceeded"), {
         ["retry-after"] = tostring(reset),
+        ["x-should-retry"] = "false",
         ["x-ratelimit-limit-tokens"] = "0",
         ["x-ratelimit-remaining-tokens"] = "0",
         ["x-ratelimit-reset-tokens"] = tostring(reset),
@@ -335,7 +404,12 @@ function envoy_on_response(handle)
       md["route"], md["user"]))
   end
 
-  -- Our own 429 (not one from the model server): tell the client when to come back.
+  -- Our own 429 (not one from the model server): tell the client when to come back, and tell
+-- OpenAI SDK clients not to retry by themselves (`x-should-retry: false`, honoured by
+-- openai/_base_client.py _should_retry). Without it the SDK sleeps Retry-After (up to 60 s here)
+-- and retries twice: a server that calls the gateway for its callers, such as llama-stack,
+-- would hold each refused call for minutes and then spend the next window, instead of
+-- answering the caller 429 as the gateway does.
   if headers:get(":status") == "429" and headers:get("x-envoy-ratelimited") ~= nil then
     local wait = 0
     for kind, st in pairs(rl) do
@@ -343,5 +417,6 @@ function envoy_on_response(handle)
     end
     if wait == 0 then wait = math.max(resets.requests, resets.tokens) end
     headers:replace("retry-after", tostring(wait))
+    headers:replace("x-should-retry", "false")
   end
 end

@@ -73,6 +73,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-api-keys" (include "maas-gateway.fullname" .)) .Values.apiKeys.existingSecret }}
 {{- end }}
 
+{{/* Name of the Secret with the Redis password (keys `password` and `redis.conf`). */}}
+{{- define "maas-gateway.redisAuthSecret" -}}
+{{- default (printf "%s-redis-auth" (include "maas-gateway.fullname" .)) .Values.redis.auth.existingSecret }}
+{{- end }}
+
 {{- define "maas-gateway.apiKeysMountPath" -}}/etc/maas/api-keys{{- end }}
 
 {{/* Windows whose counters reset exactly at their bounds (values.schema.json allows the same). */}}

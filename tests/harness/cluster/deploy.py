@@ -152,14 +152,16 @@ class ClusterDeployment:
         gateway_url, stack_url = self.connect(use_routes)
         keys = self.keys()
         some_key = next((k for tier_keys in keys.values() for k in tier_keys), "")
-        return Endpoints(
+        endpoints = Endpoints(
             gateway_url=gateway_url,
             llama_stack_url=stack_url,
             keys=keys,
             gateway_models=self.list_models(gateway_url, some_key) if gateway_url else [],
-            llama_stack_models=self.list_models(stack_url, "") if stack_url else [],
             run_dir=run_dir,
         )
+        # Created first: the Endpoints remember llama-stack's credentials for keyless calls.
+        endpoints.llama_stack_models = self.list_models(stack_url, "") if stack_url else []
+        return endpoints
 
     # apply / diagnose / remove ------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness import llama_stack_auth
 from harness.cluster.http_client import Response, request
 from harness.endpoints import Endpoints
 
@@ -54,6 +55,7 @@ class Verifier:
             _guard("gateway with a key", self.with_key),
             _guard("chat through the gateway", self.chat),
             _guard("llama-stack health", self.health),
+            _guard("llama-stack without a key", self.stack_no_key),
             _guard("llama-stack models", self.models),
         ]
 
@@ -99,8 +101,18 @@ class Verifier:
         resp = self.http("GET", self._ls("/v1/health"), timeout=self.timeout)
         return Check("llama-stack health", resp.status == 200, f"GET /v1/health -> {resp.status} {resp.body[:80]}")
 
+    def stack_no_key(self) -> Check:
+        """With auth on (the chart default) a keyless call is refused; a stack installed with
+        auth off (llama-stack.auth.enabled=false) passes and says so."""
+        resp = self.http("GET", self._ls("/v1/models"), timeout=self.timeout, headers={})
+        if resp.status == 200:
+            return Check("llama-stack without a key", True, "GET /v1/models -> 200: authentication is OFF")
+        return Check("llama-stack without a key", resp.status == 401, f"GET /v1/models -> {resp.status} (want 401)")
+
     def models(self) -> Check:
-        resp = self.http("GET", self._ls("/v1/models"), timeout=self.timeout)
+        key = self.endpoints.llama_stack_key()
+        headers = llama_stack_auth.caller_headers(key)
+        resp = self.http("GET", self._ls("/v1/models"), timeout=self.timeout, headers=headers)
         if resp.status != 200:
             return Check("llama-stack models", False, f"GET /v1/models -> {resp.status}")
         items = resp.json().get("data", [])

@@ -21,6 +21,7 @@ LOOPBACK = ("127.0.0.1", "localhost")
 class Ports:
     gateway: int = 0
     gateway_admin: int = 0
+    gateway_health: int = 0
     ratelimit_grpc: int = 0
     ratelimit_http: int = 0
     ratelimit_debug: int = 0
@@ -79,7 +80,7 @@ def port_values(p: Ports, models: dict[str, dict[str, Any]] | None = None) -> di
         "global": {"models": model_url_values(models or {}, p)},
         "vllm-gpu": {"port": p.model_server},
         "maas-gateway": {
-            "envoy": {"port": p.gateway, "adminPort": p.gateway_admin},
+            "envoy": {"port": p.gateway, "adminPort": p.gateway_admin, "healthPort": p.gateway_health},
             "ratelimit": {"grpcPort": p.ratelimit_grpc, "httpPort": p.ratelimit_http, "debugPort": p.ratelimit_debug},
             "redis": {"port": p.redis},
             "upstream": {"port": p.model_server},
@@ -88,6 +89,7 @@ def port_values(p: Ports, models: dict[str, dict[str, Any]] | None = None) -> di
         "embeddings": {"port": p.embeddings},
         "llama-stack": {
             "port": p.llama_stack,
+            "auth": {"endpoint": f"http://127.0.0.1:{p.gateway}/auth/validate"},
             "embeddings": {"url": f"http://127.0.0.1:{p.embeddings}/v1"},
             "vectorStore": {"pgvector": {"port": p.pgvector}},
         },

@@ -44,9 +44,14 @@ class LocalTarget:
         self.run.put("ports", ports.as_dict())
         models = base_models("local", self.run.overlays())
         self.run.write_values("ports.yaml", port_values(ports, models))
-        # A fresh database password per run; it reaches the chart through a 0600 values file.
-        db_password = {"pgvector": {"auth": {"password": secrets.token_urlsafe(24)}}}
-        self.run.write_values("secrets.yaml", db_password, secret=True)
+        # Fresh database and Redis passwords per run; they reach the chart through a 0600 values
+        # file (a chart-generated Redis password would change on every re-render, and a restarted
+        # rate limit service would no longer match the running Redis).
+        generated = {
+            "pgvector": {"auth": {"password": secrets.token_urlsafe(24)}},
+            "maas-gateway": {"redis": {"auth": {"password": secrets.token_urlsafe(24)}}},
+        }
+        self.run.write_values("secrets.yaml", generated, secret=True)
         rendered = stack.up(self.run)
         self.run.write_values(KEYS_FILE, gateway_keys.by_tier(_keys_from(rendered)), secret=True)
         return self.status()
