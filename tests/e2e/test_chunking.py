@@ -18,6 +18,8 @@ from harness import registration as reg
 from harness.bootstrap import TIKTOKEN_DIR
 from harness.chunking import Chunking, published_chunking
 
+from .test_rag import embedding_model
+
 pytestmark = [pytest.mark.e2e, pytest.mark.rag]
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -54,16 +56,6 @@ class Attached:
     chunking: Chunking
     document_tokens: int
     chunks: list[str]
-
-
-def embedding_model(llama_stack_url: str) -> str:
-    _, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
-    ids = [
-        m["id"] for m in payload.get("data", []) if (m.get("custom_metadata") or {}).get("model_type") == "embedding"
-    ]
-    if not ids:
-        pytest.skip(f"llama-stack at {llama_stack_url} lists no embedding model")
-    return ids[0]
 
 
 def wait_completed(client: Any, store_id: str, file_id: str) -> None:

@@ -21,6 +21,8 @@ import yaml
 from harness import registration as reg
 from harness.chunking import published_chunking
 
+from .test_rag import embedding_model
+
 pytestmark = [pytest.mark.e2e, pytest.mark.rag]
 
 TEXT = "How far did the Marrowind Glacier retreat between the two surveys?"
@@ -44,16 +46,6 @@ def declared_tei_args(run_dir: str) -> dict[str, str]:
                 return dict(a[2:].split("=", 1) for a in c.get("args") or [] if a.startswith("--") and "=" in a)
     pytest.skip("the rendered stack has no Text Embeddings Inference container (embeddings.enabled=false)")
     raise AssertionError
-
-
-def embedding_model(llama_stack_url: str) -> str:
-    _, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
-    ids = [
-        m["id"] for m in payload.get("data", []) if (m.get("custom_metadata") or {}).get("model_type") == "embedding"
-    ]
-    if not ids:
-        pytest.skip(f"llama-stack at {llama_stack_url} lists no embedding model")
-    return ids[0]
 
 
 def cosine(a: Any, b: Any) -> float:

@@ -23,7 +23,7 @@ from harness.endpoints import Endpoints
 from harness.paths import CHARTS_DIR, REPO_ROOT
 from harness.targets import TargetOptions, get_target
 
-from meta.test_suite_detects_breakage import parse_junit
+from meta.runs import parse_junit
 
 pytestmark = pytest.mark.meta
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ import pytest
 from harness.endpoints import Endpoints
 from harness.paths import REPO_ROOT
 from harness.targets import TargetOptions, get_target
+
+from .runs import parse_junit
 
 pytestmark = pytest.mark.meta
 
@@ -105,20 +106,6 @@ def run_suite(paths: list[str], tmp: Path, *extra: str, overlay: Path, env_extra
     env = {**_env(), "RAG_DIAGNOSTICS_DIR": str(diagnostics), **(env_extra or {})}
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
     return Run(done.returncode, done.stdout + done.stderr, parse_junit(junit), diagnostics)
-
-
-def parse_junit(path: Path) -> dict[str, tuple[str, str]]:
-    outcomes: dict[str, tuple[str, str]] = {}
-    for case in ET.parse(path).iter("testcase"):
-        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed"}.get(child.tag, child.tag)
-                message = f"{child.get('message', '')}\n{child.text or ''}"
-                break
-        outcomes[name] = (outcome, message)
-    return outcomes
 
 
 def _running(target: object) -> bool:
