@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from harness.llama_stack_auth import caller_headers
 from harness.targets.local import LocalTarget
 
 from .conftest import start_stack
@@ -24,18 +25,19 @@ STORED_TIMEOUT_S = 20.0  # chat completions are written to the inference store a
 
 
 @pytest.fixture(scope="module")
-def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTarget, str]]:
+def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTarget, str, dict[str, str]]]:
     target = start_stack("test-fresh-volume", None, tmp_path_factory.mktemp("fresh"))
     try:
-        yield target, target.status().llama_stack_url
+        endpoints = target.status()
+        yield target, endpoints.llama_stack_url, caller_headers(endpoints.llama_stack_key())
     finally:
         target.down()
 
 
-async def _first_requests(url: str, model: str) -> dict[str, list[int | str]]:
+async def _first_requests(url: str, model: str, headers: dict[str, str]) -> dict[str, list[int | str]]:
     """Send CONCURRENT chat completions and CONCURRENT uploads at once; their HTTP statuses
     (or the name of the exception a request raised)."""
-    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as client:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=HTTP_TIMEOUT_S) as client:
 
         async def chat(index: int) -> int:
             body = {"model": model, "messages": [{"role": "user", "content": f"fresh volume {index}"}]}
@@ -52,20 +54,20 @@ async def _first_requests(url: str, model: str) -> dict[str, list[int | str]]:
     return {kind: [r if isinstance(r, int) else type(r).__name__ for r in rs] for kind, rs in results.items()}
 
 
-def _stored_completions(url: str) -> int:
-    response = httpx.get(f"{url}/v1/chat/completions", params={"limit": 100}, timeout=HTTP_TIMEOUT_S)
+def _stored_completions(url: str, headers: dict[str, str]) -> int:
+    response = httpx.get(f"{url}/v1/chat/completions", params={"limit": 100}, headers=headers, timeout=HTTP_TIMEOUT_S)
     return len(response.json().get("data", [])) if response.status_code == 200 else -response.status_code
 
 
 def test_first_overlapping_requests_on_a_new_volume_are_all_served_and_stored(fresh_stack):
-    target, url = fresh_stack
+    target, url, headers = fresh_stack
     model = next(m for m in target.status().llama_stack_models if not m.startswith("embeddings/"))
-    statuses = asyncio.run(_first_requests(url, model))
+    statuses = asyncio.run(_first_requests(url, model, headers))
     expected = {"chat": [200] * CONCURRENT, "upload": [200] * CONCURRENT}
     assert statuses == expected, f"first requests to a new volume were not all served: {statuses}"
 
     deadline = time.monotonic() + STORED_TIMEOUT_S
-    while (stored := _stored_completions(url)) < CONCURRENT and time.monotonic() < deadline:
+    while (stored := _stored_completions(url, headers)) < CONCURRENT and time.monotonic() < deadline:
         time.sleep(0.5)
     assert stored == CONCURRENT, f"{stored} of {CONCURRENT} chat completions stored (negative: HTTP error)"
 
