@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from harness import registration
 from harness.llama_stack_auth import caller_headers
 from harness.targets.local import LocalTarget
 
@@ -26,7 +27,12 @@ STORED_TIMEOUT_S = 20.0  # chat completions are written to the inference store a
 
 @pytest.fixture(scope="module")
 def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTarget, str, dict[str, str]]]:
-    target = start_stack("test-fresh-volume", None, tmp_path_factory.mktemp("fresh"))
+    # The harness's own readiness wait reads the files, vector-store and responses routes, which
+    # would create the tables before this test's requests; a cluster's readinessProbe reads none.
+    # Wait on the model listing only, so the requests below are the first to reach the stores.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registration, "READY_ROUTES", ("/v1/models",))
+        target = start_stack("test-fresh-volume", None, tmp_path_factory.mktemp("fresh"))
     try:
         endpoints = target.status()
         yield target, endpoints.llama_stack_url, caller_headers(endpoints.llama_stack_key())
