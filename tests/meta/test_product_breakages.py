@@ -177,10 +177,16 @@ def restore(charts: Path, edits: tuple[Edit, ...]) -> None:
 def reset_counters(target: LocalTarget) -> None:
     """Empty Redis (every rate-limit counter) and the key pool's ledger: full budgets again."""
     port = int(target.run.get("ports")["redis"])
+    rendered = stack.render(target.run)
+    (secret,) = [s for s in rendered.of_kind("Secret") if s["metadata"]["name"].endswith("-redis-auth")]
+    password = rendered.secret_data(secret["metadata"]["name"])["password"].encode()
+    auth = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password), password)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
+        conn.sendall(auth + b"*1\r\n$8\r\nFLUSHALL\r\n")
         reply = conn.recv(64)
-    assert reply.startswith(b"+OK"), f"redis FLUSHALL answered {reply!r}"
+        if reply == b"+OK\r\n":  # AUTH's answer may arrive alone
+            reply += conn.recv(64)
+    assert reply.startswith(b"+OK\r\n+OK"), f"redis AUTH + FLUSHALL answered {reply!r}"
     (target.run.root / LEDGER).unlink(missing_ok=True)
 
 
