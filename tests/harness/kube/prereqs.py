@@ -73,7 +73,7 @@ def install_missing(say: Callable[[str], None] = print) -> None:
     if not missing or os.geteuid() != 0 or shutil.which("apt-get") is None:
         return
     names = [p.name for p in missing]
-    say(f"installing Debian packages for the kube lane: {' '.join(names)} (apt-get, about a minute)")
+    say(f"kube lane packages: apt-get install {' '.join(names)} (about a minute)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["apt-get", "install", "-y", "-qq", *names], env=env, check=True, stdout=subprocess.DEVNULL)
