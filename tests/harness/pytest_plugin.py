@@ -531,13 +531,17 @@ def model_calls(harness_state: HarnessState, endpoints: Endpoints) -> ModelCalls
 
 
 @pytest.fixture(scope="session")
-def pgvector_rows(harness_state: HarnessState, endpoints: Endpoints, declared: Declared) -> Any:
+def pgvector_rows(harness_state: HarnessState, target: Any, endpoints: Endpoints, declared: Declared) -> Any:
     """A function store id -> Rows read from the stack's PostgreSQL (see harness.vector_rows)."""
     from harness.local.state import RunFolder
     from harness.vector_rows import Dsn, read_rows
 
     if declared.vector_store_provider != "pgvector":
         pytest.skip(f"the values ({declared.describe()}) declare the vector store {declared.vector_store_provider!r}")
+    if hasattr(target, "postgres_dsn"):  # cluster targets: a port-forward to the release's PostgreSQL
+        dsn = target.postgres_dsn()
+        harness_state.add_secrets(dsn.password)
+        return lambda store_id: read_rows(dsn, store_id)
     if harness_state.target_name != "local" or not endpoints.run_dir:
         pytest.skip(f"the {harness_state.target_name} target exposes no PostgreSQL connection to the tests")
     run = RunFolder.named(harness_state.options.run_name)
