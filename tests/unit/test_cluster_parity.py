@@ -312,3 +312,60 @@ def test_port_forward_restart_keeps_the_local_port_and_a_ready_forward_gets_a_fr
     assert runner.started[-2].returncode == -15, "the old kubectl kept running"
     assert runner.calls[-1][-1] == "18080:8080"
     pf.stop()
+
+
+# 5. what reached the model ---------------------------------------------------------------------
+
+
+def model_server_manifest(image: str) -> str:
+    return f"""---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: rag-vllm-gpu
+  labels: {{app.kubernetes.io/component: model-server}}
+spec:
+  template:
+    spec:
+      containers:
+        - {{name: simulator, image: "{image}"}}
+"""
+
+
+def kube_with(tmp_path: Path, manifest: str) -> tuple[Any, RecordingRunner]:
+    from harness.targets.kube import KubeTarget
+
+    runner = runner_for({
+        ("helm", "get", "manifest"): CommandResult([], 0, manifest),
+        ("kubectl", "get", "services"): CommandResult([], 0, items(service("rag-vllm-gpu", 8000))),
+    })  # fmt: skip
+    target = KubeTarget(
+        TargetOptions(), runner=runner, run_dir=tmp_path / "run", say=lambda _: None,
+        waiter=FakeClock().waiter(), deployment_overrides={"probe": lambda port: True},
+    )  # fmt: skip
+    target.deployment("", NS)  # as after up(): the release is selected
+    return target, runner
+
+
+def test_kube_reads_model_calls_from_the_stand_in_image_through_a_port_forward(tmp_path: Path) -> None:
+    from harness.kube.images.specs import SIMULATOR
+
+    assert SIMULATOR.stand_in, "the simulator image built here is no longer labelled a stand-in"
+    target, runner = kube_with(tmp_path, model_server_manifest(SIMULATOR.ref))
+    try:
+        url = target.model_calls_url()
+        forward = next(c for c in runner.calls if "port-forward" in c)
+        assert "svc/rag-vllm-gpu" in forward
+        assert url == f"http://127.0.0.1:{forward[-1].split(':')[0]}/fake/model-calls"
+    finally:
+        target.close()
+
+
+def test_kube_reports_no_model_calls_for_a_real_model_server(tmp_path: Path) -> None:
+    target, runner = kube_with(tmp_path, model_server_manifest("vllm/vllm-openai:v0.11.0"))
+    assert target.model_calls_url() == ""
+    assert not any("port-forward" in c for c in runner.calls)
+
+
+def test_cluster_targets_without_images_of_their_own_do_not_claim_a_record() -> None:
+    assert not hasattr(kind(runner_for()), "model_calls_url"), "Kind pulls the real simulator: it records nothing"

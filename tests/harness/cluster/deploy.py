@@ -149,6 +149,7 @@ class ClusterDeployment:
         for pf in (f for f in self.forwards if f.component in components):
             pf.restart()
             pf.wait_ready(self.waiter, ready_timeout)
+            pf.start_supervisor()
 
     def service_url(self, component: str) -> str:
         """The component's Service as pods in the namespace reach it (http://NAME:PORT); "" when absent."""

@@ -102,6 +102,11 @@ class PortForward:
             self.start()
 
     def start_supervisor(self, interval: float = 1.0) -> None:
+        """Check the forward every `interval` s in a daemon thread; a no-op while one runs (a
+        supervisor that gave up after max_restarts has ended, so a reconnect starts a new one)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+
         def loop() -> None:
             # Event.wait doubles as the pause and wakes at once on stop().
             while not self._stopped.wait(interval):

@@ -206,8 +206,11 @@ class ClusterTarget:
         (self._deployment or self._existing_deployment()).components().stop(component)
 
     def start_component(self, component: str) -> None:
-        """Scale the component back to its replicas and return once it is rolled out (ready)."""
-        (self._deployment or self._existing_deployment()).components().start(component)
+        """Scale the component back to its replicas and return once it is rolled out (ready) and
+        a port-forward to it (if the tests hold one) answers again."""
+        deployment = self._deployment or self._existing_deployment()
+        deployment.components().start(component)
+        deployment.reconnect({component})
 
     def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
         """helm upgrade with `values` over everything else (None removes them); returns once the
