@@ -297,6 +297,36 @@ def test_override_values_upgrade_with_the_overrides_last_and_none_removes_them()
         target.close()
 
 
+def test_override_values_keeps_the_models_an_earlier_process_registered() -> None:
+    applied = {"global": {"models": {"e2e-extra": {"id": "m", "url": "http://x/v1"}}}}
+    runner = runner_for({("helm", "get", "values"): CommandResult([], 0, json.dumps(applied))})
+    target = kind(runner)
+    target.deploy()
+    try:
+        target.override_values({"maas-gateway": {"failureMode": "open"}}, restart="gateway")
+        upgrade = helm_upgrades(runner)[-1]
+        models = next(Path(upgrade[i + 1]) for i, a in enumerate(upgrade) if a == "-f" and "models" in upgrade[i + 1])
+        assert yaml.safe_load(models.read_text()) == applied, "the upgrade dropped a registered model"
+    finally:
+        target.close()
+
+
+def test_component_log_leaves_out_pods_that_are_terminating() -> None:
+    pods = items(
+        {
+            "metadata": {"name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "c"}]},
+        },
+        {"metadata": {"name": "new"}, "spec": {"containers": [{"name": "c"}]}},
+    )
+    runner = runner_for({("kubectl", "--context", CTX, "get", "pods"): CommandResult([], 0, pods)})
+    target = kind(runner)
+    target.deploy()
+    target.component_log("gateway")
+    logged = [c[4] for c in runner.calls if c[3:4] == ["logs"]]
+    assert logged == ["new"]
+
+
 # port-forwards across restarts ----------------------------------------------------------------
 
 

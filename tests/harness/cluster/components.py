@@ -98,7 +98,9 @@ class ComponentControl:
     def log(self, component: str) -> str:
         """Every container log of the component's current pods (may hold keys: never print it whole)."""
         texts = []
-        for pod in self._pods(component).get("items", []):
+        # Pods of a finished rollout that are still terminating are not the component any more.
+        current = [p for p in self._pods(component).get("items", []) if not p["metadata"].get("deletionTimestamp")]
+        for pod in current:
             name = pod["metadata"]["name"]
             for container in containers(pod):
                 argv = plans.kubectl_logs(name, container, self.namespace, self.context)

@@ -218,9 +218,12 @@ class ClusterDeployment:
 
     def override_values(self, base_values: list[Path], values: dict[str, Any] | None, restart: str) -> None:
         """helm upgrade with `values` as the last overlay (None removes it), then wait for `restart`."""
+        models = self._tmp / MODELS_FILE if self._tmp else None
+        if models is None or not models.is_file():
+            # Models registered by an earlier process: the upgrade must keep them (see apply_models).
+            models = self.private_values(MODELS_FILE, {"global": {"models": self.applied_models()}})
         if values is None:
-            if self._tmp is not None:
-                (self._tmp / OVERRIDES_FILE).unlink(missing_ok=True)
+            models.with_name(OVERRIDES_FILE).unlink(missing_ok=True)
         else:
             self.private_values(OVERRIDES_FILE, values)
         self.upgrade(base_values)
