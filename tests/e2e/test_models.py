@@ -63,8 +63,13 @@ def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model:
         url, token, verify = maas.endpoint, maas.api_key, maas.tls_verify
     elif harness_state.target_name == "local":
         url, token = endpoints.gateway_url, key_pool.shared("enterprise")
+    elif endpoints.in_cluster_gateway_url:  # cluster targets: the gateway's Service, as llama-stack sees it
+        url, token = endpoints.in_cluster_gateway_url, key_pool.shared("enterprise")
     else:
-        pytest.skip("needs MAAS_ENDPOINT/MAAS_API_KEY: the gateway URL llama-stack sees in-cluster is not exposed")
+        pytest.skip(
+            f"needs MAAS_ENDPOINT/MAAS_API_KEY: the {harness_state.target_name} target exposes no gateway URL "
+            "that llama-stack can reach (Endpoints.in_cluster_gateway_url is empty)"
+        )
     yield reg.ModelSpec(EXTRA_KEY, chat_model.split("/", 1)[1], reg.v1_url(url), api_token=token, tls_verify=verify)
 
 

@@ -24,6 +24,9 @@ class Endpoints:
     # The extra values overlays the stack was started with, as "path sha256:<12 hex>";
     # None when the target does not record them (then reuse cannot be checked).
     values: list[str] | None = None
+    # The gateway as llama-stack reaches it from inside the cluster (cluster targets:
+    # http://<gateway Service>:<port>); "" where llama-stack reaches gateway_url itself (local).
+    in_cluster_gateway_url: str = ""
 
     def __post_init__(self) -> None:
         llama_stack_auth.remember(self.llama_stack_url, self.llama_stack_key())

@@ -130,6 +130,8 @@ def test_kind_up_creates_cluster_installs_waits_and_forwards_in_order() -> None:
              "svc/rag-maas-gateway", f"{target.deployment().forwards[0].local_port}:8080"],
             ["kubectl", "--context", CTX, "port-forward", "-n", NS, "--address", "127.0.0.1",
              "svc/rag-llama-stack", f"{target.deployment().forwards[1].local_port}:8321"],
+            # the installed manifest, recorded as <run_dir>/rendered.yaml
+            ["helm", "get", "manifest", "rag", "-n", NS, "--kube-context", CTX],
         ]  # fmt: skip
         assert endpoints.keys == {"free": ["dev-free-01", "dev-free-02"], "premium": ["dev-premium-01"]}
         assert endpoints.gateway_url.startswith("http://127.0.0.1:")

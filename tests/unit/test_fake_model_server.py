@@ -512,3 +512,13 @@ def test_record_writes_path_and_body_never_headers(tmp_path: Path) -> None:
     assert lines[0]["body"]["messages"][0]["content"] == "remember me"
     assert "headers" not in lines[0]  # headers may carry keys: never recorded
     assert "sk-recorded-never" not in record.read_text()
+
+
+def test_recorded_calls_are_served_over_http_only_when_recording(tmp_path: Path) -> None:
+    with running(["--model", MODEL, "--mode", "echo", "--record", str(tmp_path / "calls.jsonl")]) as server:
+        assert post_json(server, "/v1/chat/completions", {"model": MODEL, "messages": [user("over http")]})[0] == 200
+        status, payload = raw_request(server, "GET", fms.MODEL_CALLS_PATH)
+    calls = json.loads(payload)["calls"]
+    assert status == 200 and [c["body"]["messages"][0]["content"] for c in calls] == ["over http"]
+    with running(["--model", MODEL, "--mode", "echo"]) as server:
+        assert raw_request(server, "GET", fms.MODEL_CALLS_PATH)[0] == 404, "served calls it never recorded"

@@ -204,6 +204,7 @@ def test_simulator_stand_in_takes_the_charts_arguments(kind_render: list[dict]) 
     container = _container(kind_render, "ghcr.io/llm-d/llm-d-inference-sim")
     launcher = (assemble.FILES / "llm-d-inference-sim").read_text()
     assert "--host 0.0.0.0" in launcher, "the simulator listens on all interfaces; the launcher must say so"
+    assert "--record /tmp/" in launcher, "tests on a cluster read what reached the model from /fake/model-calls"
     config = model_server.parse_args(["--host", "0.0.0.0", *container["args"]])
     assert config.port == int(container["args"][container["args"].index("--port") + 1])
     assert config.host == "0.0.0.0" and config.model == container["args"][container["args"].index("--model") + 1]

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.cluster import plans, routes, secrets
-from harness.cluster.diagnostics import ClusterDiagnostics
+from harness.cluster.components import ComponentControl
+from harness.cluster.diagnostics import ClusterDiagnostics, mask_secret_data
 from harness.cluster.http_client import model_ids
 from harness.cluster.portforward import PortForward, port_open
 from harness.cluster.profile import MaasSettings
@@ -24,11 +27,15 @@ from harness.cluster.runner import CommandRunner
 from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.endpoints import Endpoints
 from harness.paths import chart
+from harness.redact import redact
 
 # Components the tests reach from outside the cluster.
 GATEWAY = "gateway"
 LLAMA_STACK = "llama-stack"
 NAMESPACE_LABEL = "app.kubernetes.io/managed-by=rag-harness"
+# Private values files applied after the target's values on every upgrade, in this order.
+MODELS_FILE = "models.yaml"  # global.models of registrations (entries may carry apiToken)
+OVERRIDES_FILE = "overrides.yaml"  # the fault tests' temporary overrides
 
 
 def first_service(doc: str) -> tuple[str, int] | None:
@@ -57,6 +64,7 @@ class ClusterDeployment:
     probe: Callable[[int], bool] = port_open  # injectable for unit tests (no sockets)
     list_models: Callable[[str, str], list[str]] = model_ids
     _tmp: Path | None = None
+    _components: ComponentControl | None = None
 
     # install ------------------------------------------------------------------------------------
 
@@ -119,10 +127,36 @@ class ClusterDeployment:
         if svc is None:
             return None
         name, port = svc
-        pf = PortForward(self.runner, f"svc/{name}", port, self.namespace, self.context, probe=self.probe)
+        pf = PortForward(
+            self.runner, f"svc/{name}", port, self.namespace, self.context, probe=self.probe, component=component
+        )
         pf.start()
         self.forwards.append(pf)
         return pf
+
+    def forward_ready(self, component: str, ready_timeout: float = 30.0) -> PortForward | None:
+        """The component's supervised forward (opened on first use), once its local port answers."""
+        pf = next((f for f in self.forwards if f.component == component), None)
+        if pf is None and (pf := self.forward(component)) is not None:
+            atexit.register(self.close)
+            pf.wait_ready(self.waiter, ready_timeout)
+            pf.start_supervisor()
+        return pf
+
+    def reconnect(self, components: set[str], ready_timeout: float = 60.0) -> None:
+        """Restart the forwards of `components` and wait until they answer: after a rollout the
+        running kubectl may still hold a connection to a pod that is going away."""
+        for pf in (f for f in self.forwards if f.component in components):
+            pf.restart()
+            pf.wait_ready(self.waiter, ready_timeout)
+            pf.start_supervisor()
+
+    def service_url(self, component: str) -> str:
+        """The component's Service as pods in the namespace reach it (http://NAME:PORT); "" when absent."""
+        selector = plans.instance_selector(self.release, component)
+        argv = plans.kubectl_get_services(self.namespace, selector, self.context)
+        svc = first_service(self.runner.run(argv, check=False).stdout)
+        return f"http://{svc[0]}:{svc[1]}" if svc else ""
 
     def connect(self, use_routes: bool, ready_timeout: float = 30.0) -> tuple[str, str]:
         """(gateway_url, llama_stack_url) through Routes or port-forwards (supervised, reconnecting)."""
@@ -161,6 +195,7 @@ class ClusterDeployment:
         )
         # Created first: the Endpoints remember llama-stack's credentials for keyless calls.
         endpoints.llama_stack_models = self.list_models(stack_url, "") if stack_url else []
+        endpoints.in_cluster_gateway_url = self.service_url(GATEWAY)
         return endpoints
 
     # apply / diagnose / remove ------------------------------------------------------------------
@@ -176,16 +211,58 @@ class ClusterDeployment:
         """helm upgrade with `models` as the last `global.models` overlay (a 0600 file: entries may
         carry apiToken), then wait. `models` holds every applied entry (see `applied_models`), so the
         upgrade, which does not reuse the release's values, keeps models earlier registrations added."""
-        models_file = self.private_values("models.yaml", {"global": {"models": models}})
-        values = [*self.values_with_maas(base_values), models_file]
+        self.private_values(MODELS_FILE, {"global": {"models": models}})
+        self.upgrade(base_values)
+        self.wait(only={LLAMA_STACK})
+        self.reconnect({LLAMA_STACK})
+
+    def override_values(self, base_values: list[Path], values: dict[str, Any] | None, restart: str) -> None:
+        """helm upgrade with `values` as the last overlay (None removes it), then wait for `restart`."""
+        models = self._tmp / MODELS_FILE if self._tmp else None
+        if models is None or not models.is_file():
+            # Models registered by an earlier process: the upgrade must keep them (see apply_models).
+            models = self.private_values(MODELS_FILE, {"global": {"models": self.applied_models()}})
+        if values is None:
+            models.with_name(OVERRIDES_FILE).unlink(missing_ok=True)
+        else:
+            self.private_values(OVERRIDES_FILE, values)
+        self.upgrade(base_values)
+        self.wait(only={restart})
+        self.reconnect({restart})
+
+    def upgrade(self, base_values: list[Path]) -> None:
+        """helm upgrade with the target's values, then the applied models and the overrides (when
+        written): `helm upgrade` does not reuse the release's values, so every run applies them all."""
+        generated = [self._tmp / n for n in (MODELS_FILE, OVERRIDES_FILE)] if self._tmp else []
+        values = [*self.values_with_maas(base_values), *(p for p in generated if p.is_file())]
         argv = plans.helm_upgrade_install(self.release, self.chart_dir, self.namespace, values, self.context)
         self.runner.run(argv)
-        self.wait(only={LLAMA_STACK})
+
+    def components(self) -> ComponentControl:
+        """One per deployment: it remembers the replicas of what it stopped until it starts them."""
+        if self._components is None:
+            self._components = ComponentControl(
+                self.runner, self.waiter, self.namespace, self.release, self.context, say=self.say
+            )
+        return self._components
+
+    def known_secrets(self) -> list[str]:
+        """Values that must never be written out: the gateway keys and the MaaS key."""
+        known = [k for tier_keys in self.keys().values() for k in tier_keys]
+        return [*known, self.maas.api_key] if self.maas and self.maas.api_key else known
+
+    def rendered_manifest(self) -> str:
+        """`helm get manifest` of the release with Secret data masked and known keys redacted."""
+        manifest = self.runner.run(plans.helm_get_manifest(self.release, self.namespace, self.context)).stdout
+        return redact(mask_secret_data(manifest), self.known_secrets())
+
+    def rendered_objects(self) -> list[dict[str, Any]]:
+        """The release's objects as installed (`helm get manifest`), Secret data masked."""
+        manifest = self.runner.run(plans.helm_get_manifest(self.release, self.namespace, self.context)).stdout
+        return [doc for doc in yaml.safe_load_all(mask_secret_data(manifest)) if isinstance(doc, dict)]
 
     def diagnose(self, dest: Path) -> Path:
-        known = [k for tier_keys in self.keys().values() for k in tier_keys]
-        if self.maas and self.maas.api_key:
-            known.append(self.maas.api_key)
+        known = self.known_secrets()
         return ClusterDiagnostics(self.runner, self.namespace, self.release, self.context, known).collect(dest)
 
     def uninstall(self, delete_namespace: bool) -> None:

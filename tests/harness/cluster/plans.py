@@ -114,11 +114,15 @@ def instance_selector(release: str, component: str = "") -> str:
     return f"{selector},app.kubernetes.io/component={component}" if component else selector
 
 
-def kubectl_get_workloads(namespace: str, release: str, context: str = "") -> list[str]:
+def kubectl_get_workloads(namespace: str, release: str, context: str = "", component: str = "") -> list[str]:
     return [
         "kubectl", *_ctx(context), "get", ",".join(ROLLOUT_KINDS), "-n", namespace,
-        "-l", instance_selector(release), "-o", "json",
+        "-l", instance_selector(release, component), "-o", "json",
     ]  # fmt: skip
+
+
+def kubectl_scale(workload: str, replicas: int, namespace: str, context: str = "") -> list[str]:
+    return ["kubectl", *_ctx(context), "scale", workload, f"--replicas={replicas}", "-n", namespace]
 
 
 def kubectl_rollout_status(workload: str, namespace: str, timeout_s: int, context: str = "") -> list[str]:

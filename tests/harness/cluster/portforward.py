@@ -42,9 +42,12 @@ class PortForward:
     max_restarts: int = 50
     restarts: int = 0
     probe: Callable[[int], bool] = port_open  # is the local port accepting connections?
+    component: str = ""  # app.kubernetes.io/component of the forwarded Service
     _proc: Process | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    # check() (supervisor thread) and restart() (test thread) must not both start a kubectl.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if not self.local_port:
@@ -62,6 +65,10 @@ class PortForward:
 
     def check(self) -> bool:
         """Restart the forward if it exited; returns True when a restart happened."""
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         if self._stopped.is_set() or self._proc is None or self._proc.poll() is None:
             return False
         if self.restarts >= self.max_restarts:
@@ -74,13 +81,32 @@ class PortForward:
         return True
 
     def wait_ready(self, waiter: Waiter, timeout: float = 30.0) -> None:
+        """Until the local port accepts connections (restarting a dead forward); a forward that
+        answers again starts a fresh restart budget, so planned pod restarts never exhaust it."""
+
         def ready() -> bool | None:
             self.check()
             return self.probe(self.local_port) or None
 
         waiter.until(ready, WaitPolicy(timeout, initial=0.2, cap=2), what=f"port-forward to {self.target}")
+        self.restarts = 0
+
+    def restart(self) -> None:
+        """Stop the running kubectl and start a new one on the same local port (the URL stays valid)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
+                self._proc.wait(timeout=5)
+            self.start()
 
     def start_supervisor(self, interval: float = 1.0) -> None:
+        """Check the forward every `interval` s in a daemon thread; a no-op while one runs (a
+        supervisor that gave up after max_restarts has ended, so a reconnect starts a new one)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+
         def loop() -> None:
             # Event.wait doubles as the pause and wakes at once on stop().
             while not self._stopped.wait(interval):

@@ -108,3 +108,45 @@ def read_gateway_keys(runner: CommandRunner, namespace: str, release: str, conte
 
 def all_keys(keys: dict[str, list[str]]) -> list[str]:
     return [key for tier_keys in keys.values() for key in tier_keys]
+
+
+# Reading the pgvector password back -----------------------------------------------------------
+
+PGVECTOR = "pgvector"
+
+
+def pgvector_login(values_json: str) -> tuple[str, str, str, str]:
+    """(user, database, existingSecret name or "", data key) of pgvector from `helm get values --all -o json`."""
+    values = (json.loads(values_json or "{}") or {}).get(PGVECTOR) or {}
+    auth = values.get("auth") or {}
+    return (
+        str(values.get("user") or ""),
+        str(values.get("database") or ""),
+        str(auth.get("existingSecret") or ""),
+        str(auth.get("secretKey") or "password"),
+    )
+
+
+def secret_value(doc: str, secret_key: str) -> str:
+    """The decoded `secret_key` of the first Secret in `kubectl get secret(s) -o json` ("" when absent)."""
+    parsed = json.loads(doc or "{}")
+    for secret in parsed.get("items", [parsed] if parsed.get("kind") == "Secret" else []):
+        if encoded := (secret.get("data") or {}).get(secret_key):
+            return base64.b64decode(encoded).decode()
+    return ""
+
+
+def read_pgvector_login(runner: CommandRunner, namespace: str, release: str, context: str = "") -> tuple[str, str, str]:
+    """(user, database, password) of the release's PostgreSQL: the password from its Secret (the
+    chart's, or pgvector.auth.existingSecret). Never printed; raises KeyError when it is missing."""
+    values = runner.run(plans.helm_get_values(release, namespace, context, output="json"))
+    user, database, existing, secret_key = pgvector_login(values.stdout)
+    if existing:
+        result = runner.run(plans.kubectl_get_secret(existing, namespace, context))
+    else:
+        result = runner.run(plans.kubectl_get_secrets(namespace, plans.instance_selector(release, PGVECTOR), context))
+    password = secret_value(result.stdout, secret_key)
+    if not password:
+        where = existing or f"the Secret labelled {plans.instance_selector(release, PGVECTOR)}"
+        raise KeyError(f"{where} in namespace {namespace} holds no {secret_key!r}: no PostgreSQL password to read")
+    return user, database, password

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.cluster import gpu, plans, state
+from harness.cluster import gpu, plans, secrets, state
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.profile import InstallProfile, MaasSettings
 from harness.cluster.runner import CommandRunner, SubprocessRunner
@@ -19,8 +19,10 @@ from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
 from harness.paths import values_file
+from harness.vector_rows import Dsn
 
 OWNER = "rag-harness"  # value of the namespace label app.kubernetes.io/managed-by
+RENDERED_FILE = "rendered.yaml"  # in the run folder, as the local target names its render
 
 
 class NotInstalled(HarnessError):
@@ -151,11 +153,21 @@ class ClusterTarget:
         endpoints = deployment.endpoints(self.use_routes(), self.run_dir(deployment.namespace))
         if not endpoints.keys:
             self.say("warning: no gateway keys found in the release's gateway Secret; auth tests will skip")
+        self._record_render(deployment)
         return endpoints
 
     def status(self) -> Endpoints:
         deployment = self._existing_deployment()
-        return deployment.endpoints(self.use_routes(), self.run_dir(deployment.namespace))
+        endpoints = deployment.endpoints(self.use_routes(), self.run_dir(deployment.namespace))
+        self._record_render(deployment)
+        return endpoints
+
+    def _record_render(self, deployment: ClusterDeployment) -> Path:
+        """`<run_dir>/rendered.yaml`: the release's manifest as installed (Secret data masked, known
+        keys redacted), as the local target records its render; rewritten after every upgrade."""
+        path = Path(self.run_dir(deployment.namespace)) / RENDERED_FILE
+        path.write_text(deployment.rendered_manifest())
+        return path
 
     def run_dir(self, namespace: str) -> str:
         return str(state.run_dir(self.name, namespace))
@@ -185,6 +197,47 @@ class ClusterTarget:
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
         deployment = self._deployment or self._existing_deployment()
         deployment.apply_models(self.values(), models)
+        self._record_render(deployment)
+
+    # Faults: the fault tests stop and start one component's pods (app.kubernetes.io/component).
+
+    def stop_component(self, component: str) -> None:
+        """Scale the component's workloads to 0 and return once its pods are gone."""
+        (self._deployment or self._existing_deployment()).components().stop(component)
+
+    def start_component(self, component: str) -> None:
+        """Scale the component back to its replicas and return once it is rolled out (ready) and
+        a port-forward to it (if the tests hold one) answers again."""
+        deployment = self._deployment or self._existing_deployment()
+        deployment.components().start(component)
+        deployment.reconnect({component})
+
+    def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
+        """helm upgrade with `values` over everything else (None removes them); returns once the
+        `restart` component has rolled out and its port-forward answers again."""
+        deployment = self._deployment or self._existing_deployment()
+        deployment.override_values(self.values(), values, restart)
+        self._record_render(deployment)
+
+    def component_log(self, component: str) -> str:
+        """The logs of the component's current pods (may hold keys: callers must not print them whole)."""
+        return (self._deployment or self._existing_deployment()).components().log(component)
+
+    def postgres_dsn(self) -> Dsn:
+        """How the tests reach the release's PostgreSQL: a supervised port-forward to its Service
+        and the login from the release (password from its Secret; never printed)."""
+        deployment = self._deployment or self._existing_deployment()
+        forward = deployment.forward_ready(secrets.PGVECTOR)
+        if forward is None:
+            raise NotInstalled(f"release {self.options.release} has no {secrets.PGVECTOR} Service")
+        user, database, password = secrets.read_pgvector_login(
+            self.runner, deployment.namespace, deployment.release, deployment.context
+        )
+        return Dsn("127.0.0.1", forward.local_port, user, password, database)
+
+    def rendered_objects(self) -> list[dict[str, Any]]:
+        """The objects of the installed release (`helm get manifest`), Secret data masked."""
+        return (self._deployment or self._existing_deployment()).rendered_objects()
 
     def diagnose(self, dest: Path) -> Path:
         deployment = self._deployment or self._existing_deployment()

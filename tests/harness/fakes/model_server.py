@@ -12,6 +12,9 @@ What it does, deterministically:
 * ``GET /health``, ``GET /ready`` -> 200; ``GET /v1/models`` -> the served model names.
 * Fake-only ``GET /fake/received-headers``: the header *names* (never values: they may carry
   keys) of the last requests it received, so tests can prove what a gateway forwards.
+* Fake-only ``GET /fake/model-calls`` (only with ``--record``): ``{"calls": [...]}``, the
+  recorded model calls oldest first (what ``--record`` wrote), for tests that cannot read the
+  file (the stand-in image on a cluster); 404 without ``--record``.
 * ``POST /v1/chat/completions`` and ``POST /v1/completions``, plain or streamed (SSE
   ``data: {...}`` events, then ``data: [DONE]``). With ``stream_options.include_usage``
   (or the vLLM flag ``--enable-force-include-usage``) a last chunk has ``choices: []`` and
@@ -75,6 +78,7 @@ LOREM = (
 MODES = ("echo", "random")
 SHUTDOWN_GRACE_S = 5.0
 RECEIVED_HEADERS_PATH = "/fake/received-headers"
+MODEL_CALLS_PATH = "/fake/model-calls"
 
 # ---------------------------------------------------------------------------------------
 # Configuration (command line + the simulator's --config YAML file)
@@ -592,7 +596,7 @@ class Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         entry = RequestLog()
         path = self.path.split("?", 1)[0]
-        if path != RECEIVED_HEADERS_PATH:
+        if path not in (RECEIVED_HEADERS_PATH, MODEL_CALLS_PATH):
             self.server.header_names.record(self.command, path, [k.lower() for k in self.headers])
         with self.server.inflight:
             try:
@@ -656,6 +660,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, self._models(), entry)
         elif path == RECEIVED_HEADERS_PATH:
             self._send_json(200, self.server.header_names.snapshot(), entry)
+        elif path == MODEL_CALLS_PATH and self.server.config.record:
+            self._send_json(200, {"calls": self._recorded()}, entry)
         else:
             raise ApiError(404, f"no route GET {path}")
 
@@ -698,6 +704,11 @@ class Handler(BaseHTTPRequestHandler):
         line = json.dumps({"path": path, "body": body}) + "\n"
         with self.server.record_lock, open(self.server.config.record, "a", encoding="utf-8") as out:
             out.write(line)
+
+    def _recorded(self) -> list[dict[str, Any]]:
+        """What `_record` wrote, oldest first (read under its lock: no half-written line)."""
+        with self.server.record_lock, open(str(self.server.config.record), encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
 
     def _include_usage(self, body: dict[str, Any]) -> bool:
         options = body.get("stream_options")

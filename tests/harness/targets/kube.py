@@ -28,6 +28,18 @@ from harness.redact import redact
 NAMESPACE = "rag-e2e"
 CLUSTER_LOG_LINES = 400  # per component log in a diagnostics bundle
 POD_SECURITY = ("enforce", "audit", "warn")  # pod-security.kubernetes.io/<mode>=restricted
+MODEL_SERVER = "model-server"  # app.kubernetes.io/component of the vllm-gpu chart's workload
+
+
+def model_server_images(objects: list[dict[str, Any]]) -> set[str]:
+    """Container images of the rendered model-server workloads (app.kubernetes.io/component)."""
+    return {
+        container["image"]
+        for obj in objects
+        if obj.get("kind") in ("Deployment", "StatefulSet")
+        and (obj.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/component") == MODEL_SERVER
+        for container in obj["spec"]["template"]["spec"].get("containers", [])
+    }
 
 
 class KubeTarget(ClusterTarget):
@@ -90,6 +102,21 @@ class KubeTarget(ClusterTarget):
 
     def use_routes(self) -> bool:
         return False  # no Routes API: port-forwards, from inside the namespace
+
+    def model_calls_url(self) -> str:
+        """The model server's record of the calls it received (`GET /fake/model-calls`, through a
+        supervised port-forward) when every model-server image is the stand-in built here (its
+        image spec names a stand-in); "" when the model server is a real program that records nothing."""
+        from harness.fakes.model_server import MODEL_CALLS_PATH
+        from harness.kube.images.specs import by_ref
+
+        deployment = self._deployment or self._existing_deployment()
+        images = model_server_images(deployment.rendered_objects())
+        specs = by_ref()
+        if not images or not all(ref in specs and specs[ref].stand_in for ref in images):
+            return ""
+        forward = deployment.forward_ready(MODEL_SERVER)
+        return f"{forward.url}{MODEL_CALLS_PATH}" if forward else ""
 
     # Target protocol ----------------------------------------------------------------------
 
