@@ -19,11 +19,8 @@ SOCKET_TIMEOUT_S = 5.0
 
 
 def local_port(target: Any, name: str) -> int:
-    """A component's port on the local target; other targets do not expose their internals."""
-    run = getattr(target, "run", None)
-    if getattr(target, "name", "") != "local" or run is None:
-        pytest.skip(f"target {getattr(target, 'name', '?')!r} exposes no {name} address to the tests")
-    return int(run.get("ports")[name])
+    """A loopback port reaching the internal `name` (the target forwards it where it runs in a cluster)."""
+    return int(target.internal_port(name))
 
 
 def redis_says(port: int, command: bytes) -> bytes:

@@ -143,6 +143,34 @@ class ClusterDeployment:
             pf.start_supervisor()
         return pf
 
+    def forward_pod_port(self, component: str, port_name: str, ready_timeout: float = 30.0) -> PortForward | None:
+        """A supervised forward to the named container port of the component's Deployment (for a
+        port its Service does not carry); None when the release has no such Deployment or port."""
+        key = f"{component}/{port_name}"
+        if pf := next((f for f in self.forwards if f.component == key), None):
+            return pf
+        found = [
+            (doc["metadata"]["name"], port["containerPort"])
+            for doc in self.rendered_objects()
+            if doc.get("kind") == "Deployment"
+            and doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+            for container in doc["spec"]["template"]["spec"]["containers"]
+            for port in container.get("ports", [])
+            if port.get("name") == port_name
+        ]
+        if not found:
+            return None
+        name, remote = found[0]
+        pf = PortForward(
+            self.runner, f"deploy/{name}", remote, self.namespace, self.context, probe=self.probe, component=key
+        )
+        pf.start()
+        self.forwards.append(pf)
+        atexit.register(self.close)
+        pf.wait_ready(self.waiter, ready_timeout)
+        pf.start_supervisor()
+        return pf
+
     def reconnect(self, components: set[str], ready_timeout: float = 60.0) -> None:
         """Restart the forwards of `components` and wait until they answer: after a rollout the
         running kubectl may still hold a connection to a pod that is going away."""

@@ -37,3 +37,9 @@ class Target(Protocol):
     def diagnose(self, dest: Path) -> Path:
         """Write logs, events and rendered configs (secrets redacted) under dest; return it."""
         ...
+
+    def internal_port(self, name: str) -> int:
+        """A loopback port that reaches one of the gateway's internals, as a pod that is not part of
+        the gateway would: `redis` (the counters' Redis) or `gateway_health` (Envoy's readiness
+        listener). Raises KeyError for another name."""
+        ...

@@ -21,6 +21,7 @@ from harness.render import Rendered
 from harness.targets import TargetOptions
 
 KEYS_FILE = "keys.json"
+INTERNALS = ("redis", "gateway_health")  # what Target.internal_port reaches
 MODELS_FILE = "models.yaml"  # registrations' global.models, applied after the values files
 READY_TIMEOUT_S = 60.0  # after /v1/health: the stores behind every route the workflows use
 
@@ -116,6 +117,12 @@ class LocalTarget:
         """The logs of one component's processes (may hold keys: callers must not print them whole)."""
         specs = [s for s in container_specs(stack.render(self.run)) if s.component == component]
         return "".join(self.run.log(s.name).read_text(errors="replace") for s in specs if self.run.log(s.name).exists())
+
+    def internal_port(self, name: str) -> int:
+        """The port the local stack gave that internal (its processes listen on 127.0.0.1)."""
+        if name not in INTERNALS:
+            raise KeyError(f"no internal named {name!r}; choose one of {', '.join(INTERNALS)}")
+        return int(self.run.get("ports")[name])
 
     def rendered_objects(self) -> list[dict[str, Any]]:
         """The objects the running stack's values render to (Secrets masked)."""
