@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from harness import registration as reg
 from harness.declared import Declared
+from harness.maas import ssl_verify
+from harness.pytest_plugin import llm_ids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rag]
 
@@ -212,13 +215,24 @@ def test_long_document_answer_chunk_outranks_its_other_chunks(openai_llama, inge
 # --- Responses file_search -------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def own_chat_model(llama_stack_url: str, registration: Any) -> str:
+    """An LLM of the stack's own model server, whose calls `model_calls` records; in the MaaS lane
+    `chat_model` is the MaaS's, served by another process."""
+    _, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
+    external = set(registration.registered + registration.already) if registration is not None else set()
+    own = [m for m in llm_ids(payload) if m not in external]
+    assert own, f"llama-stack at {llama_stack_url} lists no model of the stack's own model server"
+    return own[0]
+
+
 def test_responses_file_search_passes_the_answer_to_the_model(
-    openai_llama, chat_model: str, ingested: Ingested, model_calls
+    openai_llama, own_chat_model: str, ingested: Ingested, model_calls
 ) -> None:
     question = QUESTIONS[0]
     before = len(model_calls.records())
     response = openai_llama.responses.create(
-        model=chat_model,
+        model=own_chat_model,
         input=question.text,
         tools=[{"type": "file_search", "vector_store_ids": [ingested.store_id], "max_num_results": 3}],
         include=["file_search_call.results"],
@@ -261,7 +275,7 @@ def context_prompt(context: str, question: str) -> str:
 
 
 def test_client_side_rag_puts_the_retrieved_chunk_in_the_model_prompt(
-    openai_llama, chat_model: str, ingested: Ingested, model_calls
+    openai_llama, own_chat_model: str, ingested: Ingested, model_calls
 ) -> None:
     """Retrieval then chat through llama-stack: the prompt the model server receives carries the chunk.
 
@@ -274,7 +288,7 @@ def test_client_side_rag_puts_the_retrieved_chunk_in_the_model_prompt(
     context = text_of(hits[0])  # whatever ranks first: ranking is the ranking tests' claim
     marker = f"[request {uuid.uuid4().hex[:12]}]"
     answer = openai_llama.chat.completions.create(
-        model=chat_model,
+        model=own_chat_model,
         messages=[{"role": "user", "content": f"{context_prompt(context, question.text)}\n{marker}"}],
         max_tokens=400,
     )
@@ -292,8 +306,9 @@ def test_real_model_answers_from_retrieved_context(openai_llama, ingested: Inges
         pytest.skip("MAAS_ENDPOINT and MAAS_API_KEY are not set: how a model uses context needs a real model")
     from openai import OpenAI
 
-    client = OpenAI(base_url=reg.v1_url(maas.endpoint), api_key=maas.api_key, timeout=120, max_retries=0)
-    model = maas.model or reg.discover_models(maas.endpoint, maas.api_key)[0]
+    http = httpx.Client(verify=ssl_verify(maas.tls_verify), timeout=120)
+    client = OpenAI(base_url=reg.v1_url(maas.endpoint), api_key=maas.api_key, max_retries=0, http_client=http)
+    model = maas.model or reg.discover_models(maas.endpoint, maas.api_key, verify=maas.tls_verify)[0]
     question = LONG_QUESTION
     context = text_of(search(openai_llama, ingested, question, results=1)[0])
 
