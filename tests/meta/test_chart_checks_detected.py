@@ -105,7 +105,11 @@ def broken_renderer(tmp: Path, brk: Break) -> Renderer:
 
 @pytest.mark.parametrize("name", list(BREAKS))
 def test_broken_mechanism_fails_its_tests(helm4: HelmBinary, tmp_path: Path, name: str) -> None:
-    brk = BREAKS[name]
+    check_break(helm4, tmp_path, BREAKS[name])
+
+
+def check_break(helm4: HelmBinary, tmp_path: Path, brk: Break) -> None:
+    """Each of the break's tests passes on the real charts and fails on the broken copy."""
     real = Renderer(tmp_path / "real")
     broken = broken_renderer(tmp_path / "broken", brk)
     for test in brk.tests:
