@@ -19,7 +19,7 @@ from harness.cluster import plans, state
 from harness.cluster.deploy import NAMESPACE_LABEL, ClusterDeployment
 from harness.cluster.target import ClusterTarget
 from harness.endpoints import Endpoints
-from harness.kube import binaries, netns, prereqs, teardown
+from harness.kube import binaries, lock, netns, prereqs, teardown
 from harness.kube.cluster import RUN_DIR, Cluster
 from harness.kube.config import CONTEXT
 from harness.paths import values_file
@@ -56,6 +56,7 @@ class KubeTarget(ClusterTarget):
         if self.dry_run:  # `install --dry-run` prints the helm/kubectl plan; it builds and starts nothing
             return CONTEXT
         prereqs.require()
+        lock.hold(say=self.say)
         binaries.ensure_binaries(self.say)
         self.cluster.up(self._images())
         self._use_kubeconfig()
@@ -143,6 +144,7 @@ class KubeTarget(ClusterTarget):
 
     def down(self) -> None:
         """Uninstall (when the cluster still runs), then tear the whole cluster down. Idempotent."""
+        lock.hold(say=self.say)
         saved = state.load(self.name)
         if self.cluster.running():
             self._use_kubeconfig()

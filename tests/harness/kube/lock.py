@@ -1,0 +1,81 @@
+"""One kube lane at a time per machine.
+
+The cluster's network namespace (`rag-kube`) and its addresses are machine-wide, while each
+checkout keeps its own run folder. A second lane started from another checkout would find the
+namespace, take it for a half-started cluster of its own and tear it down under the first. So
+every process that starts or removes the cluster first holds an exclusive `flock` on LOCK_PATH,
+for as long as it lives (the kernel drops the lock when the process exits, even on a crash).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.kube import netns
+
+LOCK_PATH = Path("/run/rag-kube.lock")
+WAIT_LIMIT_S = 45 * 60.0  # longer than a whole kube lane run
+REPORT_EVERY_S = 60.0
+POLL_S = 1.0
+
+_held: dict[Path, int] = {}  # lock file -> the open descriptor that holds it
+
+
+class LaneBusy(HarnessError):
+    """Another process held the kube lane for longer than WAIT_LIMIT_S."""
+
+
+def _holder(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 512).decode(errors="replace").strip() or "an unknown process"
+
+
+def _record_self(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"pid {os.getpid()} in {Path.cwd()}\n".encode())
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def hold(
+    *, say: Callable[[str], None] = print, path: Path = LOCK_PATH, wait_limit_s: float = WAIT_LIMIT_S
+) -> None:
+    """Hold the machine's kube lane until this process exits; wait while another process holds it.
+
+    Idempotent within a process. Raises LaneBusy after `wait_limit_s` seconds of waiting.
+    """
+    if path in _held:
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    started = time.monotonic()
+    reported = -REPORT_EVERY_S
+    while not _try_lock(fd):
+        waited = time.monotonic() - started
+        if waited >= wait_limit_s:
+            holder = _holder(fd)
+            os.close(fd)
+            raise LaneBusy(
+                f"another kube lane ({holder}) still runs after {waited / 60:.0f} min of waiting: "
+                f"wait for it to finish, or stop it (its checkout: `python -m harness down --target kube`)"
+            )
+        if waited - reported >= REPORT_EVERY_S:
+            say(
+                f"waiting for the kube lane held by {_holder(fd)} ({waited:.0f}s so far): "
+                f"one kube cluster per machine (its network namespace {netns.NAME} is machine-wide)"
+            )
+            reported = waited
+        time.sleep(POLL_S)
+    _record_self(fd)
+    _held[path] = fd

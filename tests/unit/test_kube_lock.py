@@ -1,0 +1,49 @@
+"""The kube lane's machine-wide lock: a second process waits, names the holder, and gets the lane once it is free."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness.kube import lock
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from harness.kube import lock
+lock.hold(path=Path(sys.argv[1]), say=lambda _: None)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def _holder(path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_second_process_waits_then_names_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "lane.lock"
+    proc = _holder(path)
+    said: list[str] = []
+    try:
+        with pytest.raises(lock.LaneBusy, match=rf"pid {proc.pid} .*harness down --target kube"):
+            lock.hold(path=path, say=said.append, wait_limit_s=1.5)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert said and f"pid {proc.pid}" in said[0] and "rag-kube" in said[0], said
+
+
+def test_lane_is_taken_once_the_holder_exits(tmp_path: Path) -> None:
+    path = tmp_path / "lane.lock"
+    proc = _holder(path)
+    proc.kill()
+    proc.wait()
+    lock.hold(path=path, say=lambda _: None, wait_limit_s=1.0)
+    assert path in lock._held
+    assert path.read_text().startswith(f"pid {os.getpid()} ")
