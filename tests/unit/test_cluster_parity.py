@@ -399,3 +399,25 @@ def test_kube_reports_no_model_calls_for_a_real_model_server(tmp_path: Path) -> 
 
 def test_cluster_targets_without_images_of_their_own_do_not_claim_a_record() -> None:
     assert not hasattr(kind(runner_for()), "model_calls_url"), "Kind pulls the real simulator: it records nothing"
+
+
+def endpoint_slices(*conditions: dict[str, bool]) -> CommandResult:
+    endpoints = [{"addresses": [f"10.0.0.{i}"], "conditions": c} for i, c in enumerate(conditions)]
+    return CommandResult([], 0, items({"metadata": {"name": "rag-maas-gateway-redis-x"}, "endpoints": endpoints}))
+
+
+def test_start_returns_only_once_the_services_route_to_ready_pods_and_no_terminating_one() -> None:
+    answers = [
+        endpoint_slices(),  # scaled up, not ready yet: no endpoints
+        endpoint_slices({"ready": False, "terminating": True}, {"ready": True, "terminating": False}),
+        endpoint_slices({"ready": True, "terminating": False}),
+    ]
+    runner = fault_runner(["rag-maas-gateway-redis-1"])
+    slices = ("kubectl", "--context", CTX, "get", "endpointslices", "-n", NS, "-l", component_selector("redis"))
+    runner.responses[slices] = lambda _argv: answers.pop(0)
+    target = kind(runner)
+    target.deploy()
+    target.stop_component("redis")
+    target.start_component("redis")
+    assert not answers, "start returned before the Service routed to the new pod only"
+    assert [c for c in runner.calls if c[3:5] == ["get", "endpointslices"]][-1] == [*slices, "-o", "json"]

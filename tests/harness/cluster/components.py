@@ -3,8 +3,10 @@
 A component is what the charts label `app.kubernetes.io/component` (gateway, ratelimit, redis,
 model-server, ...). Stopping scales its Deployments and StatefulSets to zero replicas and waits
 until its pods are gone, as a crash or a drained node leaves it; starting scales them back to the
-replica counts they had and waits until they are rolled out (ready). Everything goes through a
-CommandRunner, so unit tests see the exact plan.
+replica counts they had and waits until they are rolled out (ready) and their Services route to
+them again: a client reaches a component through its Service, so it has returned only once the
+Service's EndpointSlices list the new pods as ready and no terminating one. Everything goes
+through a CommandRunner, so unit tests see the exact plan.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ def workload_replicas(doc: str) -> list[Scaled]:
     ]
 
 
+def routed(doc: str) -> bool:
+    """True when every EndpointSlice in `kubectl get endpointslices -o json` has a ready endpoint
+    and none that is terminating (a component without a Service has no slices: nothing to wait for).
+
+    Conditions per endpoint as in discovery.k8s.io/v1 EndpointConditions (ready, terminating).
+    """
+    for piece in json.loads(doc or "{}").get("items", []):
+        conditions = [e.get("conditions") or {} for e in piece.get("endpoints") or []]
+        if not any(c.get("ready") for c in conditions) or any(c.get("terminating") for c in conditions):
+            return False
+    return True
+
+
 def pod_names(doc: str) -> list[str]:
     return [pod["metadata"]["name"] for pod in json.loads(doc or "{}").get("items", [])]
 
@@ -60,6 +75,7 @@ class ComponentControl:
     say: Callable[[str], None] = print
     stop_policy: WaitPolicy = WaitPolicy(timeout=STOP_TIMEOUT_S, initial=0.5, cap=2)
     rollout_policy: WaitPolicy = WaitPolicy(timeout=300, initial=1, cap=5)
+    route_policy: WaitPolicy = WaitPolicy(timeout=60, initial=0.2, cap=0.5)
     _stopped: dict[str, list[Scaled]] = field(default_factory=dict)
 
     def _selector(self, component: str) -> str:
@@ -86,7 +102,8 @@ class ComponentControl:
         self.waiter.until(gone, self.stop_policy, what=f"the {component} pods to terminate in {self.namespace}")
 
     def start(self, component: str) -> None:
-        """Scale the component's workloads back to the replicas `stop` found, then wait until ready."""
+        """Scale the component's workloads back to the replicas `stop` found, then wait until they
+        are ready and their Services route to them."""
         workloads = self._stopped.pop(component, [])
         for workload in workloads:
             self.say(f"scaling {workload.ref} back to {workload.replicas} replica(s)")
@@ -94,6 +111,13 @@ class ComponentControl:
         RolloutWaiter(
             self.runner, self.waiter, self.namespace, self.release, self.context, self.rollout_policy, say=self.say
         ).wait_all({component})
+
+        def back() -> bool | None:
+            argv = plans.kubectl_get_endpointslices(self.namespace, self._selector(component), self.context)
+            return routed(self.runner.run(argv).stdout) or None
+
+        self.waiter.until(back, self.route_policy, what=f"the {component} Services to route to its new pods")
+        self.say(f"{component} is back: its Services route to its ready pods")
 
     def log(self, component: str) -> str:
         """Every container log of the component's current pods (may hold keys: never print it whole)."""

@@ -133,6 +133,11 @@ def kubectl_get_pods(namespace: str, selector: str, context: str = "") -> list[s
     return ["kubectl", *_ctx(context), "get", "pods", "-n", namespace, "-l", selector, "-o", "json"]
 
 
+def kubectl_get_endpointslices(namespace: str, selector: str, context: str = "") -> list[str]:
+    # The EndpointSlice controller copies a Service's labels onto its slices.
+    return ["kubectl", *_ctx(context), "get", "endpointslices", "-n", namespace, "-l", selector, "-o", "json"]
+
+
 def kubectl_get_services(namespace: str, selector: str, context: str = "") -> list[str]:
     return ["kubectl", *_ctx(context), "get", "services", "-n", namespace, "-l", selector, "-o", "json"]
 
