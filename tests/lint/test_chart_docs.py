@@ -1,0 +1,87 @@
+"""The charts' README.md files are what helm-docs generates from README.md.gotmpl and the `# --`
+comments of values.yaml (`make docs`), and every row of their values tables has a description."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from charts.layout import CHARTS
+from harness import chart_docs
+from harness.paths import CHARTS_DIR
+from harness.tools import find
+
+pytestmark = pytest.mark.lint
+
+# A chart without subchart links, so a plain copy of its directory is a complete chart.
+COPIED_CHART = "vllm-gpu"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helm_docs_installed() -> None:
+    if find("helm-docs") is None:
+        message = "helm-docs is not installed; run `make bootstrap`"
+        if os.environ.get("RAG_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_every_chart_has_a_readme_template():
+    found = [chart.name for chart in chart_docs.documented_charts(CHARTS_DIR)]
+    assert sorted(found) == sorted(CHARTS), f"charts under {CHARTS_DIR}: {found}, expected {CHARTS}"
+    missing = [name for name in CHARTS if not (CHARTS_DIR / name / chart_docs.TEMPLATE).is_file()]
+    assert not missing, f"charts without {chart_docs.TEMPLATE}: {missing}"
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_committed_readme_is_generated(chart: str):
+    stale = chart_docs.stale_readme(CHARTS_DIR / chart)
+    assert stale is None, f"{stale.describe()}\n{stale.diff}"
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_every_value_row_has_a_description(chart: str):
+    readme = chart_docs.render(CHARTS_DIR / chart)
+    assert "| Key | Type | Default | Description |" in readme, f"{chart}: the README has no generated values table"
+    missing = chart_docs.undescribed_keys(readme)
+    assert not missing, f"{chart}/values.yaml: give these keys (or a parent map) a `# --` comment: {missing}"
+
+
+# The checks above must be able to fail: break a copy of a chart and see them report it.
+
+
+@pytest.fixture
+def chart_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / COPIED_CHART
+    shutil.copytree(CHARTS_DIR / COPIED_CHART, copy)
+    assert chart_docs.stale_readme(copy) is None, "the unedited copy must pass, or the edits below prove nothing"
+    return copy
+
+
+def _edit(path: Path, pattern: str, replacement: str) -> None:
+    text = path.read_text()
+    edited, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    assert count == 1, f"{pattern!r} not found in {path}"
+    path.write_text(edited)
+
+
+def test_a_changed_value_comment_makes_the_readme_stale(chart_copy: Path):
+    _edit(chart_copy / "values.yaml", r"^(\s*# -- )", r"\1Edited without make docs. ")
+    stale = chart_docs.stale_readme(chart_copy)
+    assert stale is not None and stale.chart == COPIED_CHART
+    assert "run `make docs`" in stale.describe() and f"charts/{COPIED_CHART}/README.md" in stale.describe()
+    assert "+| " in stale.diff and "Edited without make docs." in stale.diff
+
+
+def test_changed_prose_makes_the_readme_stale(chart_copy: Path):
+    _edit(chart_copy / chart_docs.TEMPLATE, r"^## ", "## Edited ")
+    stale = chart_docs.stale_readme(chart_copy)
+    assert stale is not None and "## Edited " in stale.diff
+
+
+def test_a_key_without_comment_is_reported(chart_copy: Path):
+    _edit(chart_copy / "values.yaml", r"^# -- [^\n]*\n(?:#(?! --)[^\n]*\n)*(port: )", r"\1")
+    assert chart_docs.undescribed_keys(chart_docs.render(chart_copy)) == ["port"]
