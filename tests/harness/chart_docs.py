@@ -9,6 +9,7 @@ The flags are defined here once, so the check and `make docs` render the same RE
 from __future__ import annotations
 
 import difflib
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,9 @@ class StaleReadme:
     diff: str  # unified diff, committed -> generated
 
     def describe(self) -> str:
-        return f"charts/{self.chart}/{README} is not what helm-docs generates from its {TEMPLATE} and values.yaml: {FIX}"
+        return (
+            f"charts/{self.chart}/{README} is not what helm-docs generates from its {TEMPLATE} and values.yaml: {FIX}"
+        )
 
 
 def documented_charts(charts_dir: Path) -> list[Path]:
@@ -47,7 +50,9 @@ def _helm_docs(charts_dir: Path, chart: Path, *extra: str) -> str:
     argv = [str(require("helm-docs")), "--chart-search-root", str(charts_dir), "--chart-to-generate", str(chart)]
     result = subprocess.run([*argv, *HELM_DOCS_FLAGS, *extra], capture_output=True, text=True)
     if result.returncode != 0:
-        raise HelmDocsFailed(f"helm-docs failed for {chart.name}; fix its {TEMPLATE} or values.yaml", detail=result.stderr)
+        raise HelmDocsFailed(
+            f"helm-docs failed for {chart.name}; fix its {TEMPLATE} or values.yaml", detail=result.stderr
+        )
     return result.stdout
 
 
@@ -79,11 +84,27 @@ def write(chart: Path) -> bool:
     return changed
 
 
-def undescribed_keys(readme: str) -> list[str]:
-    """Keys of the values table (`| Key | Type | Default | Description |`) whose description is empty."""
-    keys = []
+def _value_rows(readme: str) -> list[tuple[str, str]]:
+    """(key, description) of each row of the values table (`| Key | Type | Default | Description |`)."""
+    rows = []
     for line in readme.splitlines():
         cells = [cell.strip() for cell in line.split("|")]
-        if len(cells) == 6 and cells[1] not in ("Key", "-----") and cells[4] == "":
-            keys.append(cells[1])
-    return keys
+        if len(cells) == 6 and cells[1] not in ("Key", "-----"):
+            rows.append((cells[1], cells[4]))
+    return rows
+
+
+def undescribed_keys(readme: str) -> list[str]:
+    """Keys of the values table whose description is empty (no `# --` comment on them or a parent map)."""
+    return [key for key, description in _value_rows(readme) if not description]
+
+
+def hidden_placeholders(readme: str) -> dict[str, list[str]]:
+    """Keys whose description has a `<placeholder>` outside backticks, which Markdown takes for an
+    HTML tag and does not show, with those placeholders."""
+    found = {}
+    for key, description in _value_rows(readme):
+        tags = re.findall(r"<[A-Za-z][^>]*>", re.sub(r"`[^`]*`", "", description))
+        if tags:
+            found[key] = tags
+    return found

@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "bootstrap", help="install pinned tools into .cache/bin",
-        description="Install the pinned non-Python tools (helm 3 and 4, kubectl, kind, ratelimit, actionlint, helm-docs, "
-        "Redis, shellcheck, tiktoken data) into .cache/bin. Idempotent: present tools are skipped. "
+        description="Install the pinned non-Python tools (helm 3 and 4, kubectl, kind, ratelimit, actionlint, "
+        "helm-docs, Redis, shellcheck, tiktoken data) into .cache/bin. Idempotent: present tools are skipped. "
         "`make bootstrap` first creates .cache/venv with the Python packages.",
     ).set_defaults(func=cmd_bootstrap)  # fmt: skip
 

@@ -50,6 +50,12 @@ def test_every_value_row_has_a_description(chart: str):
     assert not missing, f"{chart}/values.yaml: give these keys (or a parent map) a `# --` comment: {missing}"
 
 
+@pytest.mark.parametrize("chart", CHARTS)
+def test_descriptions_show_their_placeholders(chart: str):
+    hidden = chart_docs.hidden_placeholders(chart_docs.render(CHARTS_DIR / chart))
+    assert not hidden, f"{chart}/values.yaml: put these in backticks, Markdown hides them as HTML tags: {hidden}"
+
+
 # The checks above must be able to fail: break a copy of a chart and see them report it.
 
 
@@ -85,3 +91,8 @@ def test_changed_prose_makes_the_readme_stale(chart_copy: Path):
 def test_a_key_without_comment_is_reported(chart_copy: Path):
     _edit(chart_copy / "values.yaml", r"^# -- [^\n]*\n(?:#(?! --)[^\n]*\n)*(port: )", r"\1")
     assert chart_docs.undescribed_keys(chart_docs.render(chart_copy)) == ["port"]
+
+
+def test_a_bare_placeholder_is_reported(chart_copy: Path):
+    _edit(chart_copy / "values.yaml", r"^(# -- Port the server listens on)", r"\1 (see <release>)")
+    assert chart_docs.hidden_placeholders(chart_docs.render(chart_copy)) == {"port": ["<release>"]}
