@@ -6,18 +6,21 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from charts.layout import CHARTS
 from harness import chart_docs
-from harness.paths import CHARTS_DIR
+from harness.paths import CHARTS_DIR, REPO_ROOT
 from harness.tools import find
 
 pytestmark = pytest.mark.lint
 
 # A chart without subchart links, so a plain copy of its directory is a complete chart.
 COPIED_CHART = "vllm-gpu"
+HARNESS_DOCS_TIMEOUT_S = 60  # helm-docs renders a chart in well under a second; this is a hang guard
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,3 +99,22 @@ def test_a_key_without_comment_is_reported(chart_copy: Path):
 def test_a_bare_placeholder_is_reported(chart_copy: Path):
     _edit(chart_copy / "values.yaml", r"^(# -- Port the server listens on)", r"\1 (see <release>)")
     assert chart_docs.hidden_placeholders(chart_docs.render(chart_copy)) == {"port": ["<release>"]}
+
+
+def _harness_docs(charts_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAG_CHARTS_DIR": str(charts_dir)}
+    argv = [sys.executable, "-m", "harness", "docs", *args]
+    return subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=HARNESS_DOCS_TIMEOUT_S)
+
+
+def test_docs_check_names_the_stale_chart_and_make_docs_fixes_it(chart_copy: Path):
+    """`make lint` runs `harness docs --check`, `make docs` runs `harness docs`."""
+    _edit(chart_copy / "values.yaml", r"^(# -- Port the server listens on)", r"\1 (edited)")
+    check = _harness_docs(chart_copy.parent, "--check")
+    assert check.returncode == 1, check.stdout + check.stderr
+    last = check.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: charts/{COPIED_CHART}/README.md ") and last.endswith("run `make docs`"), last
+    regenerate = _harness_docs(chart_copy.parent)
+    assert regenerate.returncode == 0 and f"charts/{COPIED_CHART}/README.md: regenerated" in regenerate.stdout
+    assert "(edited)" in (chart_copy / "README.md").read_text()
+    assert _harness_docs(chart_copy.parent, "--check").returncode == 0
