@@ -86,7 +86,7 @@ def write(chart: Path) -> bool:
 
 def _value_rows(readme: str) -> list[tuple[str, str]]:
     """(key, description) of each row of the values table (`| Key | Type | Default | Description |`)."""
-    rows = []
+    rows: list[tuple[str, str]] = []
     for line in readme.splitlines():
         cells = [cell.strip() for cell in line.split("|")]
         if len(cells) == 6 and cells[1] not in ("Key", "-----"):
@@ -102,7 +102,7 @@ def undescribed_keys(readme: str) -> list[str]:
 def hidden_placeholders(readme: str) -> dict[str, list[str]]:
     """Keys whose description has a `<placeholder>` outside backticks, which Markdown takes for an
     HTML tag and does not show, with those placeholders."""
-    found = {}
+    found: dict[str, list[str]] = {}
     for key, description in _value_rows(readme):
         tags = re.findall(r"<[A-Za-z][^>]*>", re.sub(r"`[^`]*`", "", description))
         if tags:
