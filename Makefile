@@ -16,7 +16,7 @@ export RAG_REQUIRE_TOOLS ?= 1
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint bench clean
+.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,11 +59,15 @@ e2e: bootstrap ## deploy the stack on TARGET (default local) and run the workflo
 	  echo "error: MAAS=1 needs MAAS_ENDPOINT and MAAS_API_KEY in the environment (or MAAS_ENDPOINT=standin for the stand-in MaaS)" >&2; exit 1; fi
 	@$(call PYTEST,tests/e2e --target $(TARGET) $(VALUES_ARGS) $(PYTEST_ARGS))
 
-lint: bootstrap ## ruff, shellcheck, actionlint, helm lint
+lint: bootstrap ## ruff, shellcheck, actionlint, helm lint, chart READMEs up to date (helm-docs)
 	@$(PY) -m ruff check tests benchmarks
 	@shellcheck scripts/*.sh .ci/run
 	@$(CACHE)/bin/actionlint
 	@for c in charts/*/; do $(CACHE)/bin/helm lint --strict "$$c" || exit 1; done
+	@$(PY) -m harness docs --check
+
+docs: bootstrap ## regenerate the charts' README values tables from the `# --` comments in values.yaml (helm-docs)
+	@$(PY) -m harness docs
 
 bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time
 	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done

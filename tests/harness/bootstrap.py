@@ -64,6 +64,8 @@ GO_TOOLS = (
     GoTool("ratelimit", "github.com/envoyproxy/ratelimit/src/service_cmd@v1.4.1-0.20260122083618-3fb702589d36"),
     GoTool("kind", "sigs.k8s.io/kind@v0.30.0"),
     GoTool("actionlint", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.7"),
+    # Generates the charts' README values tables from the `# --` comments in values.yaml (`make docs`).
+    GoTool("helm-docs", "github.com/norwoodj/helm-docs/cmd/helm-docs@v1.14.2"),
 )
 
 

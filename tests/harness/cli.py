@@ -57,6 +57,25 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return bootstrap()
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from harness import chart_docs
+    from harness.paths import CHARTS_DIR
+
+    charts = chart_docs.documented_charts(CHARTS_DIR)
+    if args.check:
+        stale = [s for s in map(chart_docs.stale_readme, charts) if s is not None]
+        for readme in stale:
+            print(readme.diff, file=sys.stderr)
+        if stale:
+            raise HarnessError("; ".join(readme.describe() for readme in stale))
+        print(f"chart READMEs up to date: {', '.join(c.name for c in charts)}")
+        return 0
+    for chart in charts:
+        changed = chart_docs.write(chart)
+        print(f"charts/{chart.name}/{chart_docs.README}: {'regenerated' if changed else 'up to date'}")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     options = _options(args)
     if args.target == "local":
@@ -104,9 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "bootstrap", help="install pinned tools into .cache/bin",
         description="Install the pinned non-Python tools (helm 3 and 4, kubectl, kind, ratelimit, actionlint, "
-        "Redis, shellcheck, tiktoken data) into .cache/bin. Idempotent: present tools are skipped. "
+        "helm-docs, Redis, shellcheck, tiktoken data) into .cache/bin. Idempotent: present tools are skipped. "
         "`make bootstrap` first creates .cache/venv with the Python packages.",
     ).set_defaults(func=cmd_bootstrap)  # fmt: skip
+
+    docs = sub.add_parser(
+        "docs", help="regenerate the charts' README.md files with helm-docs",
+        description="Regenerate each chart's README.md from its README.md.gotmpl and the `# --` comments "
+        "of its values.yaml (helm-docs).",
+    )  # fmt: skip
+    docs.add_argument("--check", action="store_true", help="write nothing; fail when a committed README is stale")
+    docs.set_defaults(func=cmd_docs)
 
     up = sub.add_parser("up", help="deploy the stack and wait until every component is healthy")
     add_target(up)
