@@ -122,6 +122,10 @@ class StackBreak:
     overlay: str = ""  # values YAML, given as an extra overlay
     # Harness code replaced while the stack starts (a stand-in that ignores the chart, say).
     while_starting: Callable[[pytest.MonkeyPatch], None] | None = None
+    # Whether the e2e runs render from the broken copy too (a component they restart runs broken).
+    # By default they render the real charts: what a test expects comes from the declared product,
+    # so a test that reads the render (the gateway's failureMode, say) is not misled by the breakage.
+    e2e_renders_copy: bool = False
 
 
 @dataclass
@@ -130,6 +134,7 @@ class BrokenStack:
     endpoints: Endpoints
     charts: Path  # the copy the stack renders from
     values: tuple[Path, ...]  # the overlays it started with
+    e2e_renders_copy: bool  # see StackBreak
 
     def run(
         self, paths: list[str], tmp: Path, *, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
@@ -137,11 +142,13 @@ class BrokenStack:
         """pytest `paths` against this stack (see `run_suite`).
 
         The run gets the stack's own overlays (the suite refuses a stack started with other
-        values) and renders from the same chart copy when it restarts a component.
+        values) and, with `e2e_renders_copy`, renders from the stack's chart copy.
         """
         values = tuple(arg for path in self.values for arg in ("--values", str(path)))
-        charts_env = {"RAG_CHARTS_DIR": str(self.charts), **(env or {})}
-        return run_suite(paths, tmp, run_name=self.target.run.name, extra=(*values, *extra), env=charts_env)
+        charts_env = {"RAG_CHARTS_DIR": str(self.charts)} if self.e2e_renders_copy else {}
+        return run_suite(
+            paths, tmp, run_name=self.target.run.name, extra=(*values, *extra), env={**charts_env, **(env or {})}
+        )
 
 
 def broken_stack(brk: StackBreak, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokenStack]:
@@ -154,8 +161,9 @@ def broken_stack(brk: StackBreak, tmp_path_factory: pytest.TempPathFactory) -> I
     apply_edits(charts, brk.edits)
     values: tuple[Path, ...] = ()
     if brk.overlay:
-        values = (tmp / "broken.yaml",)
-        values[0].write_text(brk.overlay)
+        overlay = tmp / "broken.yaml"
+        overlay.write_text(brk.overlay)
+        values = (overlay,)
     target = LocalTarget(TargetOptions(run_name=brk.run_name, values=list(values)))
     target.run.chart = charts / "rag"
     if target.run.alive_pids():
@@ -164,7 +172,7 @@ def broken_stack(brk: StackBreak, tmp_path_factory: pytest.TempPathFactory) -> I
         if brk.while_starting:
             brk.while_starting(patch)
         endpoints = target.up()
-    yield BrokenStack(target, endpoints, charts, values)
+    yield BrokenStack(target, endpoints, charts, values, brk.e2e_renders_copy)
     if os.environ.get("RAG_KEEP") != "1":
         target.down()
 

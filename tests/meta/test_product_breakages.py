@@ -153,7 +153,8 @@ def reset_counters(target: LocalTarget) -> None:
 @pytest.fixture(scope="module")
 def product_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokenStack]:
     # Nothing broken at start: each case makes its edits to the stack's chart copy, then restores them.
-    yield from broken_stack(StackBreak(RUN_NAME), tmp_path_factory)
+    # The e2e runs render from the copy too, when they restart a component (registration).
+    yield from broken_stack(StackBreak(RUN_NAME, e2e_renders_copy=True), tmp_path_factory)
 
 
 def assert_exactly(run: Run, expected: frozenset[str], what: str, may_fail: frozenset[str] = frozenset()) -> None:
