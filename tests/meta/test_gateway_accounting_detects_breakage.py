@@ -11,37 +11,32 @@ The e2e modules run against it in a subprocess pytest, as a user runs them.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from harness.endpoints import Endpoints
-from harness.paths import CHARTS_DIR, REPO_ROOT
-from harness.targets import TargetOptions, get_target
 
-from meta.runs import parse_junit
+from meta.runs import BrokenStack, Edit, Run, StackBreak, assert_fail_saying, broken_stack
 
 pytestmark = pytest.mark.meta
 
-RUN_NAME = "meta-gateway-broken"
 LUA = "maas-gateway/files/gateway.lua"
 ENVOY = "maas-gateway/templates/envoy-configmap.yaml"
-# (file, text the product has, what the broken copy has instead)
-PATCHES = {
-    "no include_usage": (
-        LUA,
-        'local USAGE_OPT_IN = { ["/v1/chat/completions"] = true, ["/v1/completions"] = true }',
-        "local USAGE_OPT_IN = {}",
+BREAK = StackBreak(
+    "meta-gateway-broken",
+    edits=(
+        # no include_usage
+        Edit(
+            LUA,
+            'local USAGE_OPT_IN = { ["/v1/chat/completions"] = true, ["/v1/completions"] = true }',
+            "local USAGE_OPT_IN = {}",
+        ),
+        Edit(LUA, "return body_bytes + completion * choices", "return 0"),  # estimate 0
+        Edit(LUA, '  headers:remove("authorization")\n\n', "\n"),  # key forwarded
+        Edit(ENVOY, "failure_mode_deny: {{ and $deny $f.enforced }}", "failure_mode_deny: false"),  # fails open
     ),
-    "estimate 0": (LUA, "return body_bytes + completion * choices", "return 0"),
-    "key forwarded": (LUA, '  headers:remove("authorization")\n\n', "\n"),
-    "fails open": (ENVOY, "failure_mode_deny: {{ and $deny $f.enforced }}", "failure_mode_deny: false"),
-}
+)
 ACCOUNTING = "test_accounting"
+# Each breakage, the tests that must fail because of it, and a phrase their failure shows.
 BREAKAGES = {
     "no include_usage": (
         {
@@ -74,50 +69,22 @@ SUITE = [
 ]
 
 
-def broken_charts(dest: Path) -> Path:
-    shutil.copytree(CHARTS_DIR, dest, symlinks=True)  # rag's charts/<name> symlinks stay relative
-    for name, (rel, good, bad) in PATCHES.items():
-        path = dest / rel
-        text = path.read_text()
-        assert good in text, f"breakage {name!r}: {rel} no longer contains {good!r}; update this meta test"
-        path.write_text(text.replace(good, bad, 1))
-    return dest / "rag"
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokenStack]:
+    yield from broken_stack(BREAK, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
-    chart = broken_charts(tmp_path_factory.mktemp("charts") / "charts")
-    target = get_target("local", TargetOptions(run_name=RUN_NAME))
-    target.run.chart = chart
-    if target.run.alive_pids():
-        target.down()  # a leftover may run other charts or carry spent keys
-    endpoints = target.up()
-    yield endpoints
-    if os.environ.get("RAG_KEEP") != "1":
-        target.down()
-
-
-@pytest.fixture(scope="module")
-def broken_run(broken_stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
-    junit = tmp_path_factory.mktemp("gateway-broken-run") / "junit.xml"
-    tests_dir = str(REPO_ROOT / "tests")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "pytest", *SUITE, "-p", "no:cacheprovider", "-q", "--target", "local"]
-    command += ["--run-name", RUN_NAME, f"--junitxml={junit}"]
-    subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-    return parse_junit(junit)
+def broken_run(stack: BrokenStack, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return stack.run(SUITE, tmp_path_factory.mktemp("gateway-broken-run"))
 
 
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
-def test_gateway_breakage_fails_the_tests_that_check_it(broken_run: dict[str, tuple[str, str]], breakage: str) -> None:
+def test_gateway_breakage_fails_the_tests_that_check_it(broken_run: Run, breakage: str) -> None:
     expected, phrase = BREAKAGES[breakage]
-    outcomes = {name: broken_run.get(name, ("not run", "")) for name in expected}
-    not_failed = {name: outcome for name, (outcome, _) in outcomes.items() if outcome != "failed"}
-    assert not not_failed, f"{breakage}: these tests did not fail: {not_failed}"
-    without_phrase = [name for name, (_, message) in outcomes.items() if phrase not in message]
-    assert not without_phrase, f"{breakage}: failures of {without_phrase} do not mention {phrase!r}"
+    assert_fail_saying(broken_run, expected, phrase, breakage)
 
 
-def test_gateway_breakages_leave_other_tests_passing(broken_run: dict[str, tuple[str, str]]) -> None:
-    passed = {name for name, (outcome, _) in broken_run.items() if outcome == "passed"}
+def test_gateway_breakages_leave_other_tests_passing(broken_run: Run) -> None:
+    passed = broken_run.passed()
     assert passed >= UNAFFECTED, f"tests the breakages do not touch did not pass: {sorted(UNAFFECTED - passed)}"

@@ -26,10 +26,9 @@ from pathlib import Path
 import pytest
 from harness.local import processes, stack
 from harness.paths import CHARTS_DIR, REPO_ROOT
-from harness.targets import TargetOptions, get_target
 from harness.targets.local import LocalTarget
 
-from .runs import Run, run_suite
+from .runs import BrokenStack, Edit, Run, StackBreak, apply_edits, broken_stack
 
 pytestmark = pytest.mark.meta
 
@@ -37,16 +36,6 @@ RUN_NAME = "meta-product"
 GATEWAY_MODULES = ["tests/e2e/test_auth.py", "tests/e2e/test_ratelimit.py", "tests/e2e/test_chat.py"]
 LEDGER = "e2e-key-ledger.json"  # the key pool's ledger in the run folder (harness.pytest_plugin)
 EMBEDDER_READY_S = 10
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace `old` (which must occur exactly `count` times) in charts/<path>."""
-
-    path: str
-    old: str
-    new: str
-    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -140,35 +129,6 @@ RANKING = frozenset(
 REGISTRATION = frozenset({"test_models::test_registration_adds_and_removes_a_model"})
 
 
-@dataclass
-class ProductStack:
-    target: LocalTarget
-    charts: Path  # the copy the stack renders from
-
-
-def copy_charts(dest: Path) -> Path:
-    # The umbrella's subcharts are relative symlinks: copying them as links keeps them pointing into the copy.
-    shutil.copytree(CHARTS_DIR, dest, symlinks=True)
-    return dest
-
-
-def charts_env(charts: Path) -> dict[str, str]:
-    """The e2e run renders from the copy too, when it restarts a component (registration)."""
-    return {"RAG_CHARTS_DIR": str(charts)}
-
-
-def apply_edits(charts: Path, edits: tuple[Edit, ...]) -> None:
-    for edit in edits:
-        path = charts / edit.path
-        text = path.read_text()
-        found = text.count(edit.old)
-        assert found == edit.count, (
-            f"breakage no longer applies: {edit.path} has {found} occurrence(s) of {edit.old!r}, expected "
-            f"{edit.count}; update the edit to break the same mechanism in the changed chart"
-        )
-        path.write_text(text.replace(edit.old, edit.new))
-
-
 def restore(charts: Path, edits: tuple[Edit, ...]) -> None:
     for edit in edits:
         shutil.copyfile(CHARTS_DIR / edit.path, charts / edit.path)
@@ -191,19 +151,10 @@ def reset_counters(target: LocalTarget) -> None:
 
 
 @pytest.fixture(scope="module")
-def product_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductStack]:
-    charts = copy_charts(tmp_path_factory.mktemp("product") / "charts")
-    target = get_target("local", TargetOptions(run_name=RUN_NAME))
-    assert isinstance(target, LocalTarget)
-    try:
-        target.status()
-        target.down()  # a leftover from an earlier run may carry other charts or spent keys
-    except Exception:  # status() raises when nothing runs: nothing to clean up
-        pass
-    target.run.chart = charts / "rag"
-    target.up()
-    yield ProductStack(target, charts)
-    target.down()
+def product_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokenStack]:
+    # Nothing broken at start: each case makes its edits to the stack's chart copy, then restores them.
+    # The e2e runs render from the copy too, when they restart a component (registration).
+    yield from broken_stack(StackBreak(RUN_NAME, e2e_renders_copy=True), tmp_path_factory)
 
 
 def assert_exactly(run: Run, expected: frozenset[str], what: str, may_fail: frozenset[str] = frozenset()) -> None:
@@ -216,14 +167,14 @@ def assert_exactly(run: Run, expected: frozenset[str], what: str, may_fail: froz
 
 
 @pytest.mark.parametrize("name", list(GATEWAY_BREAKAGES))
-def test_gateway_breakage_fails_exactly_its_tests(product_stack: ProductStack, name: str, tmp_path: Path) -> None:
+def test_gateway_breakage_fails_exactly_its_tests(product_stack: BrokenStack, name: str, tmp_path: Path) -> None:
     breakage = GATEWAY_BREAKAGES[name]
     target, charts = product_stack.target, product_stack.charts
     apply_edits(charts, breakage.edits)
     try:
         stack.restart(target.run, "gateway")
         reset_counters(target)
-        run = run_suite(GATEWAY_MODULES, tmp_path, run_name=RUN_NAME, env=charts_env(charts))
+        run = product_stack.run(GATEWAY_MODULES, tmp_path)
     finally:
         restore(charts, breakage.edits)
     assert_exactly(run, breakage.fail, name, breakage.may_fail)
@@ -244,7 +195,7 @@ def wait_listening(port: int, timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: ProductStack, tmp_path: Path) -> None:
+def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: BrokenStack, tmp_path: Path) -> None:
     target = product_stack.target
     port = int(target.run.get("ports")["embeddings"])
     _stop_component(target, "embeddings")
@@ -253,7 +204,7 @@ def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: Produc
     embedder = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, EMBEDDER_READY_S)
-        run = run_suite(["tests/e2e/test_rag.py"], tmp_path, run_name=RUN_NAME, env=charts_env(product_stack.charts))
+        run = product_stack.run(["tests/e2e/test_rag.py"], tmp_path)
     finally:
         embedder.terminate()
         embedder.wait(timeout=10)
@@ -262,13 +213,7 @@ def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: Produc
 
 
 def test_registration_skipping_a_model_fails_exactly_the_registration_test(
-    product_stack: ProductStack, tmp_path: Path
+    product_stack: BrokenStack, tmp_path: Path
 ) -> None:
-    run = run_suite(
-        ["tests/e2e/test_models.py"],
-        tmp_path,
-        run_name=RUN_NAME,
-        extra=("-p", "meta.skip_one_model"),
-        env=charts_env(product_stack.charts),
-    )
+    run = product_stack.run(["tests/e2e/test_models.py"], tmp_path, extra=("-p", "meta.skip_one_model"))
     assert_exactly(run, REGISTRATION, "registration skipping one model")

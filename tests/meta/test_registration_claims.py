@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from harness.paths import REPO_ROOT
 
-from .test_suite_detects_breakage import parse_junit
+from .runs import parse_junit
 
 pytestmark = pytest.mark.meta
 

@@ -13,24 +13,18 @@ The e2e modules run against it in a subprocess pytest, exactly as a user runs th
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness.endpoints import Endpoints
-from harness.paths import REPO_ROOT
-from harness.targets import TargetOptions, get_target
 
-from .runs import parse_junit
+from meta.runs import BrokenStack, Run, StackBreak, assert_fail_saying, broken_stack
 
 pytestmark = pytest.mark.meta
 
-RUN_NAME = "meta-broken"
-BROKEN_OVERLAY = """\
+BREAK = StackBreak(
+    "meta-broken",
+    overlay="""\
 maas-gateway:
   tiers:
     free: {tokens: {limit: 0, window: 1m}}
@@ -38,7 +32,8 @@ maas-gateway:
 vllm-gpu:
   simulator:
     mode: random
-"""
+""",
+)
 RATELIMIT = "tests/e2e/test_ratelimit.py"
 # Each breakage, the tests that must fail because of it, and a phrase their failure shows.
 BREAKAGES = {
@@ -70,102 +65,36 @@ UNAFFECTED = {
 }
 
 
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    outcomes: dict[str, tuple[str, str]]  # "module::test" -> (passed|failed|skipped|error, message)
-    diagnostics: Path
-
-
-def _env() -> dict[str, str]:
-    tests_dir = str(REPO_ROOT / "tests")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
-
-
-def run_suite(paths: list[str], tmp: Path, *extra: str, overlay: Path, env_extra: dict[str, str] | None = None) -> Run:
-    """Run e2e modules against the broken stack (started with `overlay`) in a fresh pytest process."""
-    junit, diagnostics = tmp / "junit.xml", tmp / "diagnostics"
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *paths,
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "--target",
-        "local",
-        "--run-name",
-        RUN_NAME,
-        "--values",  # the stack's own overlay: the suite refuses a stack started with other values
-        str(overlay),
-        f"--junitxml={junit}",
-        *extra,
-    ]
-    env = {**_env(), "RAG_DIAGNOSTICS_DIR": str(diagnostics), **(env_extra or {})}
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-    return Run(done.returncode, done.stdout + done.stderr, parse_junit(junit), diagnostics)
-
-
-def _running(target: object) -> bool:
-    try:
-        target.status()  # type: ignore[attr-defined]
-    except Exception:  # status() raises when nothing runs; any reason means "not usable"
-        return False
-    return True
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokenStack]:
+    yield from broken_stack(BREAK, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def broken_overlay(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    overlay = tmp_path_factory.mktemp("overlay") / "broken.yaml"
-    overlay.write_text(BROKEN_OVERLAY)
-    return overlay
-
-
-@pytest.fixture(scope="module")
-def broken_stack(broken_overlay: Path) -> Iterator[Endpoints]:
-    target = get_target("local", TargetOptions(run_name=RUN_NAME, values=[broken_overlay]))
-    if _running(target):
-        target.down()  # a leftover from an earlier run may carry other overlays or spent keys
-    endpoints = target.up()
-    yield endpoints
-    if os.environ.get("RAG_KEEP") != "1":
-        target.down()
-
-
-@pytest.fixture(scope="module")
-def broken_run(broken_stack: Endpoints, broken_overlay: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run_suite(
-        [RATELIMIT, "tests/e2e/test_auth.py", "tests/e2e/test_rag.py"],
-        tmp_path_factory.mktemp("broken-run"),
-        overlay=broken_overlay,
-    )
+def broken_run(stack: BrokenStack, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    modules = [RATELIMIT, "tests/e2e/test_auth.py", "tests/e2e/test_rag.py"]
+    return stack.run(modules, tmp_path_factory.mktemp("broken-run"))
 
 
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
 def test_breakage_fails_the_tests_that_check_it(broken_run: Run, breakage: str) -> None:
     expected, phrase = BREAKAGES[breakage]
-    assert broken_run.returncode == 1, f"the suite did not fail on a broken stack:\n{broken_run.output[-3000:]}"
-    outcomes = {name: broken_run.outcomes.get(name, ("not run", "")) for name in expected}
-    not_failed = {name: outcome for name, (outcome, _) in outcomes.items() if outcome != "failed"}
-    assert not not_failed, f"{breakage}: these tests did not fail: {not_failed}"
-    without_phrase = [name for name, (_, message) in outcomes.items() if phrase not in message]
-    assert not without_phrase, f"{breakage}: failures of {without_phrase} do not mention {phrase!r}"
+    assert broken_run.returncode == 1, f"the suite did not fail on a broken stack:\n{broken_run.tail()}"
+    assert_fail_saying(broken_run, expected, phrase, breakage)
 
 
 def test_only_the_broken_behaviours_fail(broken_run: Run) -> None:
     expected = set().union(*(names for names, _ in BREAKAGES.values()))
-    failed = {name for name, (outcome, _) in broken_run.outcomes.items() if outcome in ("failed", "error")}
+    failed = broken_run.failed()
     assert failed == expected, (
         f"unexpected failures {sorted(failed - expected)}; missing failures {sorted(expected - failed)}"
     )
-    passed = {name for name, (outcome, _) in broken_run.outcomes.items() if outcome == "passed"}
+    passed = broken_run.passed()
     assert passed >= UNAFFECTED, f"tests the breakage does not touch did not pass: {sorted(UNAFFECTED - passed)}"
 
 
-def test_failures_write_diagnostics_without_keys(broken_run: Run, broken_stack: Endpoints) -> None:
-    keys = [k for tier_keys in broken_stack.keys.values() for k in tier_keys]
+def test_failures_write_diagnostics_without_keys(broken_run: Run, stack: BrokenStack) -> None:
+    keys = [k for tier_keys in stack.endpoints.keys.values() for k in tier_keys]
     assert keys, "the broken stack reports no keys to look for"
     assert "diagnostics written to" in broken_run.output, "failing tests printed no diagnostics path"
     files = [p for p in broken_run.diagnostics.rglob("*") if p.is_file()]
@@ -175,17 +104,13 @@ def test_failures_write_diagnostics_without_keys(broken_run: Run, broken_stack: 
     assert not [k for k in keys if k in broken_run.output], "an API key appeared in the test output"
 
 
-def test_model_tests_skip_when_no_model_is_reachable(
-    broken_stack: Endpoints, broken_overlay: Path, tmp_path: Path
-) -> None:
+def test_model_tests_skip_when_no_model_is_reachable(stack: BrokenStack, tmp_path: Path) -> None:
     # A MaaS endpoint that refuses connections: discovery fails, nothing is registered.
-    run = run_suite(
-        ["tests/e2e/test_chat.py", "-k", "llama_stack"],
+    run = stack.run(
+        ["tests/e2e/test_chat.py"],
         tmp_path,
-        "--maas-endpoint",
-        "http://127.0.0.1:9/v1",
-        overlay=broken_overlay,
-        env_extra={"MAAS_API_KEY": "meta-dummy-key"},  # keys travel in the environment, never in argv
+        extra=("-k", "llama_stack", "--maas-endpoint", "http://127.0.0.1:9/v1"),
+        env={"MAAS_API_KEY": "meta-dummy-key"},  # keys travel in the environment, never in argv
     )
     assert run.outcomes, f"nothing ran:\n{run.output[-2000:]}"
     not_skipped = {name: outcome for name, (outcome, _) in run.outcomes.items() if outcome != "skipped"}
@@ -195,17 +120,13 @@ def test_model_tests_skip_when_no_model_is_reachable(
     assert "meta-dummy-key" not in run.output, "the MaaS key appeared in the output"
 
 
-def test_model_ignoring_its_context_fails_the_maas_lane_claim(
-    broken_stack: Endpoints, broken_overlay: Path, tmp_path: Path
-) -> None:
+def test_model_ignoring_its_context_fails_the_maas_lane_claim(stack: BrokenStack, tmp_path: Path) -> None:
     # The broken stack's gateway plays the MaaS: its model answers fixed text whatever the prompt.
-    run = run_suite(
-        ["tests/e2e/test_rag.py", "-k", "real_model"],
+    run = stack.run(
+        ["tests/e2e/test_rag.py"],
         tmp_path,
-        "--maas-endpoint",
-        broken_stack.gateway_url + "/v1",
-        overlay=broken_overlay,
-        env_extra={"MAAS_API_KEY": broken_stack.keys["enterprise"][-1]},  # never in argv
+        extra=("-k", "real_model", "--maas-endpoint", stack.endpoints.gateway_url + "/v1"),
+        env={"MAAS_API_KEY": stack.endpoints.keys["enterprise"][-1]},  # never in argv
     )
     outcome, message = run.outcomes.get(MODEL_IGNORES_PROMPT, ("not run", ""))
     assert outcome == "failed", f"{MODEL_IGNORES_PROMPT}: {outcome}\n{run.output[-2000:]}"

@@ -10,11 +10,11 @@ namespace, so a host daemon started by apt does not interfere).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import apt
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def problems(*, euid: int | None = None, packages: tuple[Package, ...] = PACKAGE
         names = " ".join(p.name for p in missing)
         found.append(
             f"missing Debian packages {names} ({'; '.join(p.why for p in missing)}): "
-            f"run `sudo apt-get install -y {names}`"
+            f"run `{apt.manual_command([p.name for p in missing])}`"
         )
     return found
 
@@ -67,13 +67,17 @@ def require() -> None:
         raise PrerequisiteMissing("; ".join(found))
 
 
-def install_missing(say: Callable[[str], None] = print) -> None:
-    """apt-get install the missing packages (root only; no-op when all are present)."""
-    missing = missing_packages()
-    if not missing or os.geteuid() != 0 or shutil.which("apt-get") is None:
+def install_missing(
+    say: Callable[[str], None] = print,
+    *,
+    packages: tuple[Package, ...] = PACKAGES,
+    euid: int | None = None,
+    has_apt: Callable[[], bool] = apt.available,
+    runner: apt.Runner = apt.run,
+) -> None:
+    """apt-get install the missing packages (root only, never through sudo: the lane itself needs
+    root; no-op when all are present or there is no apt-get). Raises apt.AptError when apt-get fails."""
+    missing = missing_packages(packages)
+    if not missing or (os.geteuid() if euid is None else euid) != 0 or not has_apt():
         return
-    names = [p.name for p in missing]
-    say(f"kube lane packages: apt-get install {' '.join(names)} (about a minute)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *names], env=env, check=True, stdout=subprocess.DEVNULL)
+    apt.install([p.name for p in missing], why="kube lane packages", say=say, runner=runner)
