@@ -29,6 +29,13 @@ def without_url() -> dict[str, Any]:
     return values
 
 
+def nest(dotted: str, value: Any) -> dict[str, Any]:
+    """`nest("a.b", v)` is `{"a": {"b": v}}`."""
+    for key in reversed(dotted.split(".")):
+        value = {key: value}
+    return value
+
+
 def tier_limit(limit: int) -> dict[str, Any]:
     return {"tiers": {"free": {"tokens": {"limit": limit, "window": "1m"}}}}
 
@@ -75,6 +82,38 @@ REJECTIONS = [
     ),
     Rejection(
         "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
+    ),
+    # Typos in keys the templates read one by one, which would otherwise be dropped silently.
+    Rejection(
+        "probe-key-typo",
+        "llama-stack",
+        {"probes": {"readiness": {"periodSecond": 5}}},
+        {"probes": {"readiness": {"periodSeconds": 5}}},
+        "periodSecond",
+    ),
+    Rejection(
+        "probe-key-the-template-ignores",
+        "llama-stack",
+        {"probes": {"startup": {"timeoutSeconds": 5}}},
+        {"probes": {"startup": {"failureThreshold": 5}}},
+        "timeoutSeconds",
+    ),
+    *(
+        Rejection(
+            f"resources-key-typo-{where}",
+            chart,
+            nest(where, {"request": {"cpu": "1"}}),
+            nest(where, {"requests": {"cpu": "1"}}),
+            "request",
+        )
+        for chart, where in (
+            ("llama-stack", "resources"),
+            ("maas-gateway", "redis.resources"),
+            ("vllm-gpu", "simulator.resources"),
+            ("rag", "pgvector.resources"),
+            ("rag", "embeddings.resources"),
+            ("rag", "maas-gateway.envoy.resources"),
+        )
     ),
 ]
 
