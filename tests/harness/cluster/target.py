@@ -199,6 +199,11 @@ class ClusterTarget:
         deployment.apply_models(self.values(), models)
         self._record_render(deployment)
 
+    def model_ca_path(self, path: str) -> str:
+        """A model's tlsVerify CA bundle, given as a path on this machine, as llama-stack's pod sees
+        it: shipped as a ConfigMap that the chart mounts (harness.cluster.model_ca)."""
+        return (self._deployment or self._existing_deployment()).trust_ca_bundle(path)
+
     # Faults: the fault tests stop and start one component's pods (app.kubernetes.io/component).
 
     def stop_component(self, component: str) -> None:
