@@ -217,6 +217,12 @@ class ClusterTarget:
         deployment.components().start(component)
         deployment.reconnect({component})
 
+    def reconnect(self, component: str) -> None:
+        """Restart this process's port-forward to `component` (if it holds one) and wait until it
+        answers: after another process's helm upgrade the running kubectl still points at a pod
+        that is gone. The URL stays the same."""
+        (self._deployment or self._existing_deployment()).reconnect({component})
+
     def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
         """helm upgrade with `values` over everything else (None removes them); returns once the
         `restart` component has rolled out and its port-forward answers again."""
