@@ -47,3 +47,14 @@ def test_lane_is_taken_once_the_holder_exits(tmp_path: Path) -> None:
     lock.hold(path=path, say=lambda _: None, wait_limit_s=1.0)
     assert path in lock._held
     assert path.read_text().startswith(f"pid {os.getpid()} ")
+
+
+def test_a_released_lane_is_free_for_a_child_process(tmp_path: Path) -> None:
+    path = tmp_path / "lane.lock"
+    lock.hold(path=path, say=lambda _: None)
+    lock.release(path=path)
+    assert path not in lock._held
+    child = _holder(path)  # would block on the parent's lock otherwise
+    child.kill()
+    child.wait()
+    lock.release(path=path)  # not held: nothing to do

@@ -79,3 +79,12 @@ def hold(
         time.sleep(POLL_S)
     _record_self(fd)
     _held[path] = fd
+
+
+def release(*, path: Path = LOCK_PATH) -> None:
+    """Give the lane up before this process ends, e.g. to a `python -m harness down` it runs as a
+    child (that process takes the lane like any other, and would otherwise wait for its parent).
+    A no-op when this process does not hold it; `hold` takes it again."""
+    fd = _held.pop(path, None)
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor drops the flock
