@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness.kube import binaries, lock, netns, teardown
+from harness.kube import binaries, netns, teardown
 from harness.kube.cluster import RUN_DIR, Cluster
 from harness.kube.config import SANDBOX_IMAGE, Layout
 from harness.paths import REPO_ROOT
@@ -83,9 +83,6 @@ def test_down_leaves_nothing_and_up_down_repeats(harness_state) -> None:
         harness_state.target.close()
     # The stand-in MaaS (MAAS_ENDPOINT=standin) runs in the lane's namespace: stop it as its session would.
     harness_state.stop_standin_now()
-    # This session is done with its cluster: the `down` processes below take the lane themselves
-    # (a session that started the cluster holds it, and they would wait for it to end).
-    lock.release()
     cli_down()
     assert leftovers() == [], "after the session's down"
     pause = next(p for p in ensure_images(say=print) if "pause" in p.name)

@@ -49,12 +49,21 @@ def test_lane_is_taken_once_the_holder_exits(tmp_path: Path) -> None:
     assert path.read_text().startswith(f"pid {os.getpid()} ")
 
 
-def test_a_released_lane_is_free_for_a_child_process(tmp_path: Path) -> None:
+
+CHILD = """
+import sys
+from pathlib import Path
+from harness.kube import lock
+lock.hold(path=Path(sys.argv[1]), say=print, wait_limit_s=5)
+"""
+
+
+def test_a_child_of_the_holder_acts_within_its_lane(tmp_path: Path) -> None:
     path = tmp_path / "lane.lock"
     lock.hold(path=path, say=lambda _: None)
-    lock.release(path=path)
-    assert path not in lock._held
-    child = _holder(path)  # would block on the parent's lock otherwise
-    child.kill()
-    child.wait()
-    lock.release(path=path)  # not held: nothing to do
+    try:
+        child = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(lock._held.pop(path))
+    assert child.returncode == 0, child.stderr
+    assert f"held by this process's parent (pid {os.getpid()} " in child.stdout, child.stdout
