@@ -45,8 +45,10 @@ test: bootstrap ## run every test that can run here: charts, unit, local stack, 
 
 # Its own pytest process: the kube target moves the test process into the cluster's network namespace.
 # tee-sys: the cluster build and start-up progress shows while it happens, not only on failure.
-test-kube: bootstrap ## the kube lane: a real single-node Kubernetes built here (root), e2e suite + lane tests
-	@$(call PYTEST,tests/e2e tests/kube --target kube --capture=tee-sys $(PYTEST_ARGS))
+# The MaaS lane runs here too, always against the stand-in MaaS: it serves inside the cluster's
+# network namespace, and nothing outside that namespace (a real MaaS) is reachable from the pods.
+test-kube: bootstrap ## the kube lane: a real single-node Kubernetes built here (root), e2e suite (MaaS lane with the stand-in MaaS) + lane tests
+	@$(call PYTEST,tests/e2e tests/kube --target kube --maas-endpoint standin --capture=tee-sys $(PYTEST_ARGS))
 
 test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 	@$(call PYTEST,tests/charts $(PYTEST_ARGS))

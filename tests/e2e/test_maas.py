@@ -92,6 +92,7 @@ def test_discover_registers_every_listed_model(
         pytest.skip(f"the MaaS lists {len(listed)} model(s) to this key; discovery of several needs two or more")
     before = set(reg.listed_models(llama_stack_url))
     done = harness_cli(harness_state, "register", "--discover", env=maas_env(configured))
+    target.reconnect("llama-stack")  # that process restarted llama-stack (on a cluster: another pod)
     output = done.stdout + done.stderr
     wanted = {spec.llama_stack_id for spec in reg.declared_specs(listed, configured.endpoint).values()}
     added = sorted(wanted - before)

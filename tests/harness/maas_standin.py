@@ -8,6 +8,12 @@ model-server stand-in behind them serving several model ids that contain a slash
 own API keys (fresh per run) and serves HTTPS with a certificate signed by a CA generated
 here, so clients must trust that CA (or turn verification off) exactly as with a private MaaS.
 
+Where it listens: on the local target, 127.0.0.1. On the kube target, the same program runs
+inside the cluster's network namespace (the harness process has entered it) and serves on the
+node address, which the pods reach through the CNI bridge: its listener binds every address
+of that namespace, which has no link to the machine's network, and its certificate names the
+node address. So the MaaS traffic of both targets stays on this machine.
+
 It stands in for the MaaS only: the stack under test, its llama-stack, its registration and
 its gateway are the real ones, unchanged.
 """
@@ -20,6 +26,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.local import stack
 from harness.local.ports import Ports, port_values
@@ -28,6 +35,7 @@ from harness.maas import MaasSettings
 from harness.paths import values_file
 
 RUN_NAME = "maas-standin"
+LOOPBACK = "127.0.0.1"
 MODELS = ("meta-llama/Llama-3.2-3B-Instruct", "ibm-granite/granite-3.3-8b-instruct")
 KEYS_PER_TIER = {"enterprise": 3, "free": 2}
 KEYS_FILE = "standin-keys.json"
@@ -39,7 +47,7 @@ CERT_DAYS = 7  # a run folder lives for a test session, not longer
 class Standin:
     """A running stand-in: its HTTPS endpoint, keys by tier and the CA bundle that verifies it."""
 
-    endpoint: str  # https://127.0.0.1:<port>/v1
+    endpoint: str  # https://<host>:<port>/v1 (host: 127.0.0.1, or the kube node address)
     keys: dict[str, list[str]]
     ca_bundle: Path
     run_dir: Path
@@ -54,10 +62,16 @@ class Standin:
 
 
 class StandinMaas:
-    """Start, reuse and stop the stand-in (one per run name, like a local stack)."""
+    """Start, reuse and stop the stand-in (one per run name, like a local stack).
 
-    def __init__(self, run_name: str = RUN_NAME) -> None:
+    `host`: the address its clients use, and that its certificate names. On 127.0.0.1 it
+    listens on loopback only; on any other address (the kube node's, inside the cluster's
+    network namespace) it listens on every address of the current network namespace.
+    """
+
+    def __init__(self, run_name: str = RUN_NAME, *, host: str = LOOPBACK) -> None:
         self.run = RunFolder.named(run_name)
+        self.host = host
 
     def running(self) -> Standin | None:
         if not self.run.alive_pids():
@@ -65,12 +79,16 @@ class StandinMaas:
         return self._standin()
 
     def up(self) -> Standin:
-        stack.say("starting the STAND-IN MaaS (maas-gateway chart: Envoy + ratelimit + Redis + model-server stand-in)")
+        stack.say(
+            "starting the STAND-IN MaaS (maas-gateway chart: Envoy + ratelimit + Redis + model-server stand-in) "
+            f"on {self.host}"
+        )
         stack.refuse_if_running(self.run)
         self.run.reset([values_file("maas-standin")])
         ports = Ports().fill_free()
         self.run.put("ports", ports.as_dict())
-        self.run.write_values("ports.yaml", port_values(ports))
+        self.run.put("host", self.host)
+        self.run.write_values("ports.yaml", _listen_values(port_values(ports), self.host))
         keys = {
             tier: [f"standin-{tier}-{secrets.token_hex(12)}" for _ in range(n)] for tier, n in KEYS_PER_TIER.items()
         }
@@ -89,16 +107,27 @@ class StandinMaas:
 
     def _standin(self) -> Standin:
         port = Ports(**self.run.get("ports")).gateway
+        host = str(self.run.get("host", LOOPBACK))
         keys = json.loads((self.run.values_dir / KEYS_FILE).read_text())
-        return Standin(f"https://127.0.0.1:{port}/v1", keys, self.run.root / CA_FILE, self.run.root)
+        return Standin(f"https://{host}:{port}/v1", keys, self.run.root / CA_FILE, self.run.root)
 
     def _issue_certificate(self) -> dict[str, str]:
         """A CA (written to the run folder as the trust bundle) and a server certificate for
-        127.0.0.1/localhost signed by it; returns the chart's envoy.tls values (cert + key)."""
+        127.0.0.1, localhost and the stand-in's host, signed by it; returns the chart's envoy.tls
+        values (cert + key)."""
         ca_key, ca_cert = _ca()
-        key, cert = _server_certificate(ca_key, ca_cert)
+        key, cert = _server_certificate(ca_key, ca_cert, self.host)
         (self.run.root / CA_FILE).write_bytes(_pem(ca_cert))
         return {"certificate": (_pem(cert) + _pem(ca_cert)).decode(), "key": _pem_key(key).decode()}
+
+
+def _listen_values(values: dict[str, Any], host: str) -> dict[str, Any]:
+    """The chart's port values, plus the listener's bind address when clients come from elsewhere
+    than loopback. Every address, not only `host`: the runner probes readiness on 127.0.0.1, and
+    the only network that reaches this namespace's other addresses is the cluster's own."""
+    if host != LOOPBACK:
+        values["maas-gateway"]["envoy"]["listenAddress"] = "0.0.0.0"
+    return values
 
 
 def _key_entries(keys: dict[str, list[str]]) -> list[dict[str, str]]:
@@ -157,16 +186,17 @@ def _ca():  # type: ignore[no-untyped-def]
     return key, cert
 
 
-def _server_certificate(ca_key, ca_cert):  # type: ignore[no-untyped-def]
+def _server_certificate(ca_key, ca_cert, host: str = LOOPBACK):  # type: ignore[no-untyped-def]
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    addresses = dict.fromkeys([LOOPBACK, host])
+    names = [x509.DNSName("localhost"), *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]
     cert = (
-        _builder("127.0.0.1", "rag-maas stand-in CA", key.public_key())
+        _builder(host, "rag-maas stand-in CA", key.public_key())
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

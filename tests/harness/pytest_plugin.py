@@ -61,9 +61,16 @@ class HarnessState:
     secrets: set[str] = field(default_factory=set)
     diagnoses: list[tuple[str, Path]] = field(default_factory=list)
     standin: Any = None  # harness.maas_standin.Standin when MAAS_ENDPOINT=standin
+    stop_standin: Callable[[], None] | None = None  # set when this session started the stand-in
 
     def add_secrets(self, *values: str) -> None:
         self.secrets.update(v for v in values if v)
+
+    def stop_standin_now(self) -> None:
+        """Stop the stand-in MaaS this session started (once; a no-op otherwise)."""
+        stop, self.stop_standin = self.stop_standin, None
+        if stop is not None:
+            stop()
 
 
 class KeyPool:
@@ -234,26 +241,40 @@ def harness_state(pytestconfig: pytest.Config) -> HarnessState:
 
 
 @pytest.fixture(scope="session")
-def maas(harness_state: HarnessState) -> Iterator[MaasSettings]:
+def maas(harness_state: HarnessState, request: pytest.FixtureRequest) -> Iterator[MaasSettings]:
     """The MaaS under test. MAAS_ENDPOINT=standin starts (or reuses) the stand-in MaaS and
-    uses one of its enterprise keys and its CA bundle; MAAS_MODEL defaults to its model with a slash."""
+    uses one of its enterprise keys and its CA bundle; MAAS_MODEL defaults to its model with a slash.
+
+    The stand-in runs where the target's llama-stack reaches this machine's processes
+    (`Target.maas_standin_host()`): 127.0.0.1 for the local target; on the kube target the node
+    address inside the cluster's network namespace, so the cluster is started first (it moves
+    this process into that namespace, and the stand-in's processes start there too)."""
     if not harness_state.maas.is_standin:
         yield harness_state.maas
         return
-    from harness.maas_standin import MODELS, StandinMaas
+    from harness.maas_standin import LOOPBACK, MODELS, RUN_NAME, StandinMaas
 
-    if harness_state.target_name != "local":
-        pytest.fail("MAAS_ENDPOINT=standin: the stand-in MaaS listens on 127.0.0.1; only --target local reaches it")
-    standin = StandinMaas()
+    target = request.getfixturevalue("target")
+    if not hasattr(target, "maas_standin_host"):
+        pytest.fail(
+            f"MAAS_ENDPOINT=standin: the stand-in MaaS runs on this machine, which the {harness_state.target_name} "
+            "target's pods do not reach; use --target local or --target kube, or a real MAAS_ENDPOINT"
+        )
+    host = target.maas_standin_host()
+    if host != LOOPBACK:
+        request.getfixturevalue("endpoints")  # the cluster (and its network namespace) exists from here on
+    standin = StandinMaas(RUN_NAME if host == LOOPBACK else f"{RUN_NAME}-{harness_state.target_name}", host=host)
     found = standin.running()
     started = found is None
     found = found or standin.up()
     harness_state.add_secrets(*found.secrets)
     harness_state.standin = found
     harness_state.maas = found.settings(model=harness_state.maas.model or MODELS[0])
+    if started:
+        harness_state.stop_standin = standin.down
     yield harness_state.maas
-    if started and not harness_state.options.keep:
-        standin.down()
+    if not harness_state.options.keep:
+        harness_state.stop_standin_now()
 
 
 REQUIRE_ENV = "RAG_REQUIRE_TOOLS"

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +52,10 @@ Models = dict[str, dict[str, Any]]  # `global.models`: key -> entry
 
 
 class AppliesModels(Protocol):
+    """What registration needs of a target. A target whose llama-stack does not read this
+    machine's files (a cluster) also has `model_ca_path(path) -> str`: it makes a CA bundle
+    given as a local path readable by llama-stack and returns the path llama-stack reads."""
+
     def applied_models(self) -> Models: ...
 
     def apply_models(self, models: Models) -> None: ...
@@ -250,6 +254,18 @@ def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
     return {key: entry for key, entry in merged.items() if entry.get("enabled", True) and entry.get("id")}
 
 
+def as_llama_stack_sees_it(target: AppliesModels, desired: Mapping[str, ModelSpec]) -> dict[str, ModelSpec]:
+    """`desired` with each CA bundle path (tlsVerify) replaced by the path llama-stack reads it at:
+    the same path on the local target; on a cluster, the bundle mounted from a ConfigMap."""
+    place = getattr(target, "model_ca_path", None)
+    if place is None:
+        return dict(desired)
+    return {
+        key: replace(spec, tls_verify=place(spec.tls_verify)) if isinstance(spec.tls_verify, str) else spec
+        for key, spec in desired.items()
+    }
+
+
 def register(
     target: AppliesModels,
     llama_stack_url: str,
@@ -261,8 +277,10 @@ def register(
     """Make llama-stack list `desired` and not the `remove` keys, keeping every other model.
 
     Idempotent: when every desired model is listed with the applied settings and nothing is
-    to be removed, nothing is applied (no restart, no upgrade).
+    to be removed, nothing is applied (no restart, no upgrade). A spec's tlsVerify CA bundle is
+    a path on this machine; the target makes it readable by llama-stack (`as_llama_stack_sees_it`).
     """
+    desired = as_llama_stack_sees_it(target, desired)
     listed = set(listed_models(llama_stack_url))
     applied = target.applied_models()
     wanted = {spec.llama_stack_id for spec in desired.values()}
@@ -384,8 +402,6 @@ def register_command(args: Any) -> int:
     MAAS_TLS_VERIFY from the environment (the key never from a command line). Prints the
     report; exit 0 when every desired model is listed, 1 otherwise, 2 with nothing to do.
     """
-    from dataclasses import replace
-
     from harness.targets import TargetOptions, get_target
 
     settings = MaasSettings.from_env()

@@ -81,6 +81,8 @@ def test_down_leaves_nothing_and_up_down_repeats(harness_state) -> None:
 
     if harness_state.target is not None:
         harness_state.target.close()
+    # The stand-in MaaS (MAAS_ENDPOINT=standin) runs in the lane's namespace: stop it as its session would.
+    harness_state.stop_standin_now()
     cli_down()
     assert leftovers() == [], "after the session's down"
     pause = next(p for p in ensure_images(say=print) if "pause" in p.name)

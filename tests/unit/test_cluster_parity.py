@@ -311,6 +311,36 @@ def test_override_values_keeps_the_models_an_earlier_process_registered() -> Non
         target.close()
 
 
+def test_a_model_ca_bundle_ships_as_a_configmap_and_is_mounted_on_every_upgrade(tmp_path: Path) -> None:
+    from harness.cluster import model_ca
+
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(pem)
+    runner = runner_for()
+    target = kind(runner)
+    target.deploy()
+    try:
+        path = target.model_ca_path(str(bundle))
+        name = model_ca.configmap_name(pem)
+        assert path == model_ca.in_container_path(name)
+        apply_at = next(i for i, call in enumerate(runner.calls) if "apply" in call and call[-2:] == ["-f", "-"])
+        configmap = json.loads(runner.inputs[apply_at])
+        assert (configmap["kind"], configmap["metadata"]["name"], configmap["data"]) == (
+            "ConfigMap", name, {"ca.pem": pem.decode()},
+        )  # fmt: skip
+        target.apply_models({"private": {"id": "m", "url": "https://x/v1", "tlsVerify": path}})
+        upgrade = helm_upgrades(runner)[-1]
+        assert values_files(upgrade) == ["kind.yaml", "models.yaml", "model-ca.yaml"]
+        mounts = yaml.safe_load(next(Path(a) for a in upgrade if a.endswith("model-ca.yaml")).read_text())
+        assert mounts["llama-stack"]["extraVolumes"] == [{"name": name, "configMap": {"name": name}}]
+        # Removing the model removes its mount from the next upgrade.
+        target.apply_models({"private": {"enabled": False}})
+        assert values_files(helm_upgrades(runner)[-1]) == ["kind.yaml", "models.yaml"]
+    finally:
+        target.close()
+
+
 def test_component_log_leaves_out_pods_that_are_terminating() -> None:
     pods = items(
         {

@@ -47,3 +47,23 @@ def test_lane_is_taken_once_the_holder_exits(tmp_path: Path) -> None:
     lock.hold(path=path, say=lambda _: None, wait_limit_s=1.0)
     assert path in lock._held
     assert path.read_text().startswith(f"pid {os.getpid()} ")
+
+
+
+CHILD = """
+import sys
+from pathlib import Path
+from harness.kube import lock
+lock.hold(path=Path(sys.argv[1]), say=print, wait_limit_s=5)
+"""
+
+
+def test_a_child_of_the_holder_acts_within_its_lane(tmp_path: Path) -> None:
+    path = tmp_path / "lane.lock"
+    lock.hold(path=path, say=lambda _: None)
+    try:
+        child = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(lock._held.pop(path))
+    assert child.returncode == 0, child.stderr
+    assert f"held by this process's parent (pid {os.getpid()} " in child.stdout, child.stdout

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from harness.cluster import plans, routes, secrets
+from harness.cluster import model_ca, plans, routes, secrets
 from harness.cluster.components import ComponentControl
 from harness.cluster.diagnostics import ClusterDiagnostics, mask_secret_data
 from harness.cluster.http_client import model_ids
@@ -35,6 +35,7 @@ LLAMA_STACK = "llama-stack"
 NAMESPACE_LABEL = "app.kubernetes.io/managed-by=rag-harness"
 # Private values files applied after the target's values on every upgrade, in this order.
 MODELS_FILE = "models.yaml"  # global.models of registrations (entries may carry apiToken)
+MODEL_CA_FILE = "model-ca.yaml"  # llama-stack's mounts of the CA bundles those models trust
 OVERRIDES_FILE = "overrides.yaml"  # the fault tests' temporary overrides
 
 
@@ -228,6 +229,17 @@ class ClusterDeployment:
 
     # apply / diagnose / remove ------------------------------------------------------------------
 
+    def trust_ca_bundle(self, path: str) -> str:
+        """Ship the CA bundle at `path` (on this machine) to the release's namespace as a ConfigMap
+        and return the path llama-stack reads it at, for a model's tlsVerify (see harness.cluster.model_ca).
+        Idempotent: the same bundle gives the same ConfigMap and path."""
+        pem = model_ca.read_bundle(path)
+        name = model_ca.configmap_name(pem)
+        self.say(f"CA bundle {path} -> ConfigMap {name}, mounted into llama-stack (the model's tlsVerify)")
+        manifest = model_ca.configmap_manifest(name, pem, self.namespace)
+        self.runner.run(plans.kubectl_apply_stdin(self.namespace, self.context), input=manifest)
+        return model_ca.in_container_path(name)
+
     def applied_models(self) -> dict[str, dict[str, Any]]:
         """`global.models` of the installed release (`helm get values`): what earlier installs and
         registrations applied. Read, never printed: entries may carry apiToken."""
@@ -259,12 +271,27 @@ class ClusterDeployment:
         self.reconnect({restart})
 
     def upgrade(self, base_values: list[Path]) -> None:
-        """helm upgrade with the target's values, then the applied models and the overrides (when
-        written): `helm upgrade` does not reuse the release's values, so every run applies them all."""
-        generated = [self._tmp / n for n in (MODELS_FILE, OVERRIDES_FILE)] if self._tmp else []
-        values = [*self.values_with_maas(base_values), *(p for p in generated if p.is_file())]
+        """helm upgrade with the target's values, then the applied models, the mounts of the CA
+        bundles they trust, and the overrides (when written): `helm upgrade` does not reuse the
+        release's values, so every run applies them all."""
+        base = self.values_with_maas(base_values)
+        self._write_model_ca_mounts(base)
+        generated = [self._tmp / n for n in (MODELS_FILE, MODEL_CA_FILE, OVERRIDES_FILE)] if self._tmp else []
+        values = [*base, *(p for p in generated if p.is_file())]
         argv = plans.helm_upgrade_install(self.release, self.chart_dir, self.namespace, values, self.context)
         self.runner.run(argv)
+
+    def _write_model_ca_mounts(self, base_values: list[Path]) -> None:
+        """MODEL_CA_FILE from the models file: a mount per CA bundle an applied model trusts (none: no file)."""
+        models_file = self._tmp / MODELS_FILE if self._tmp else None
+        if models_file is None or not models_file.is_file():
+            return
+        models = (yaml.safe_load(models_file.read_text()) or {}).get("global", {}).get("models") or {}
+        mounts = model_ca.volume_values(models, base_values)
+        if mounts:
+            self.private_values(MODEL_CA_FILE, mounts)
+        else:
+            models_file.with_name(MODEL_CA_FILE).unlink(missing_ok=True)
 
     def components(self) -> ComponentControl:
         """One per deployment: it remembers the replicas of what it stopped until it starts them."""

@@ -109,6 +109,11 @@ def kubectl_delete_namespace(namespace: str, context: str = "") -> list[str]:
     return ["kubectl", *_ctx(context), "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"]
 
 
+def kubectl_apply_stdin(namespace: str, context: str = "") -> list[str]:
+    """`kubectl apply` of the manifest given on stdin."""
+    return ["kubectl", *_ctx(context), "apply", "-n", namespace, "-f", "-"]
+
+
 def instance_selector(release: str, component: str = "") -> str:
     selector = f"app.kubernetes.io/instance={release}"
     return f"{selector},app.kubernetes.io/component={component}" if component else selector

@@ -199,6 +199,11 @@ class ClusterTarget:
         deployment.apply_models(self.values(), models)
         self._record_render(deployment)
 
+    def model_ca_path(self, path: str) -> str:
+        """A model's tlsVerify CA bundle, given as a path on this machine, as llama-stack's pod sees
+        it: shipped as a ConfigMap that the chart mounts (harness.cluster.model_ca)."""
+        return (self._deployment or self._existing_deployment()).trust_ca_bundle(path)
+
     # Faults: the fault tests stop and start one component's pods (app.kubernetes.io/component).
 
     def stop_component(self, component: str) -> None:
@@ -211,6 +216,12 @@ class ClusterTarget:
         deployment = self._deployment or self._existing_deployment()
         deployment.components().start(component)
         deployment.reconnect({component})
+
+    def reconnect(self, component: str) -> None:
+        """Restart this process's port-forward to `component` (if it holds one) and wait until it
+        answers: after another process's helm upgrade the running kubectl still points at a pod
+        that is gone. The URL stays the same."""
+        (self._deployment or self._existing_deployment()).reconnect({component})
 
     def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
         """helm upgrade with `values` over everything else (None removes them); returns once the

@@ -34,6 +34,11 @@ class Target(Protocol):
         `applied_models()` and change only what is meant to change."""
         ...
 
+    def reconnect(self, component: str) -> None:
+        """Follow a component that another process restarted (e.g. `python -m harness register`):
+        return once this process's connection to it answers again at the same URL."""
+        ...
+
     def diagnose(self, dest: Path) -> Path:
         """Write logs, events and rendered configs (secrets redacted) under dest; return it."""
         ...

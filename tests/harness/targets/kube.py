@@ -104,6 +104,11 @@ class KubeTarget(ClusterTarget):
     def use_routes(self) -> bool:
         return False  # no Routes API: port-forwards, from inside the namespace
 
+    def maas_standin_host(self) -> str:
+        """Where the stand-in MaaS serves so that llama-stack's pod reaches it: the node address, inside
+        the cluster's network namespace (pods reach it through the CNI bridge; nothing outside can)."""
+        return netns.NODE_IP
+
     def model_calls_url(self) -> str:
         """The model server's record of the calls it received (`GET /fake/model-calls`, through a
         supervised port-forward) when every model-server image is the stand-in built here (its

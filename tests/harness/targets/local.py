@@ -77,6 +77,13 @@ class LocalTarget:
         endpoints.llama_stack_models = _model_ids(f"{endpoints.llama_stack_url}/v1/models", None)
         return endpoints
 
+    def reconnect(self, component: str) -> None:
+        """Nothing to follow: a restarted local component listens on the same port again."""
+
+    def maas_standin_host(self) -> str:
+        """Where the stand-in MaaS serves so that this target's llama-stack reaches it: loopback."""
+        return "127.0.0.1"
+
     def applied_models(self) -> dict[str, dict[str, Any]]:
         """The run's models file (`values/models.yaml`): every entry registrations applied."""
         path = self.run.values_dir / MODELS_FILE
