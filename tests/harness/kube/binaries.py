@@ -12,6 +12,10 @@ CoreDNS: the same approach for `github.com/coredns/coredns`, importing only the 
 cluster's Corefile uses (CoreDNS documents compile-time plugin selection this way), which
 keeps the build to about a minute instead of pulling every cloud SDK.
 
+kube-network-policies: Kubernetes SIG Network's NetworkPolicy implementation (the one kind
+ships), built from its own main package `sigs.k8s.io/kube-network-policies/cmd` with CGO off
+as its Makefile does; the lane's CNI bridge does not enforce NetworkPolicy by itself.
+
 A stamp file next to the binaries records what they were built from; a second run with the
 same stamp reuses them. The Go build cache (shared machine-wide) makes a rebuild fast too.
 """
@@ -39,6 +43,7 @@ KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", 
 COREDNS_VERSION = "v1.14.7"
 # Plugins the Corefile (harness.kube.cluster) uses; the rest of CoreDNS's plugins are left out.
 COREDNS_PLUGINS = ("cache", "errors", "health", "hosts", "kubernetes", "loadbalance", "log", "ready")
+NETWORK_POLICIES_VERSION = "v0.8.0"
 HEARTBEAT_S = 30.0  # how often a long build says it is still working
 
 
@@ -95,6 +100,17 @@ COREDNS = GoBuild(
     why="cluster DNS: Service names resolve inside the cluster",
 )
 
+NETWORK_POLICIES = GoBuild(
+    name="kube-network-policies",
+    module=f"sigs.k8s.io/kube-network-policies@{NETWORK_POLICIES_VERSION}",
+    packages=("sigs.k8s.io/kube-network-policies/cmd",),
+    outputs=("kube-network-policies",),
+    ldflags="-s -w",
+    cold="about 2 minutes",
+    why="NetworkPolicy enforcement (nftables + NFQUEUE), which the CNI bridge does not do",
+)
+BUILDS = (KUBERNETES, COREDNS, NETWORK_POLICIES)
+
 
 class BuildError(RuntimeError):
     pass
@@ -148,6 +164,11 @@ def coredns_main(plugins: tuple[str, ...]) -> str:
     )
 
 
+def wrapper_gomod(name: str, module: str, version: str) -> str:
+    """go.mod of a wrapper module `rag.local/<name>` that requires only `module` at `version`."""
+    return f"module rag.local/{name}\n\ngo 1.25.0\n\nrequire {module} {version}\n"
+
+
 def write_wrapper(build: GoBuild) -> Path:
     """Create the wrapper module for `build` under .cache/kube/src and resolve its go.sum."""
     src = KUBE_CACHE / ("src" if build is KUBERNETES else f"src-{build.name}")
@@ -156,17 +177,29 @@ def write_wrapper(build: GoBuild) -> Path:
     if build is KUBERNETES:
         (src / "go.mod").write_text(kubernetes_gomod(module, version))
         (src / "tools.go").write_text(kubernetes_tools_go(build.packages))
+    elif build is NETWORK_POLICIES:
+        # Its upstream main, unchanged: the wrapper only pins the version (MVS then picks exactly
+        # the dependency versions of the module's own go.mod, as nothing else is required).
+        (src / "go.mod").write_text(wrapper_gomod(build.name, module, version))
+        (src / "tools.go").write_text(kubernetes_tools_go(build.packages))
     else:
-        (src / "go.mod").write_text(f"module rag.local/coredns\n\ngo 1.25.0\n\nrequire {module} {version}\n")
+        (src / "go.mod").write_text(wrapper_gomod(build.name, module, version))
         (src / "main.go").write_text(coredns_main(COREDNS_PLUGINS))
     go(["mod", "tidy"], cwd=src)
     return src
 
 
+def build_argv(build: GoBuild) -> list[str]:
+    """`nice -n 10 go build ...` for `build`: one package is written to its output's name (a main
+    package at `.../cmd` would otherwise be called `cmd`), several into BIN under their own names."""
+    out = f"{BIN}/{build.outputs[0]}" if len(build.packages) == 1 else f"{BIN}/"
+    return ["nice", "-n", "10", "go", "build", "-trimpath", "-ldflags", build.ldflags, "-o", out, *build.packages]
+
+
 def run_build(build: GoBuild, src: Path, say: Callable[[str], None]) -> None:
-    """`nice -n 10 go build -o BIN pkgs...`, saying every HEARTBEAT_S that it is still running."""
+    """Run `build_argv(build)` in `src`, saying every HEARTBEAT_S that it is still running."""
     env = {**os.environ, "CGO_ENABLED": "0"}
-    argv = ["nice", "-n", "10", "go", "build", "-trimpath", "-ldflags", build.ldflags, "-o", f"{BIN}/", *build.packages]
+    argv = build_argv(build)
     log = KUBE_CACHE / f"build-{build.name}.log"
     started = time.monotonic()
     with log.open("w") as out:
@@ -204,8 +237,8 @@ class Binaries:
 
 
 def ensure_binaries(say: Callable[[str], None] = print) -> Binaries:
-    """Build (or reuse) the five Kubernetes commands and CoreDNS; returns where they are."""
+    """Build (or reuse) the five Kubernetes commands, CoreDNS and kube-network-policies; returns where they are."""
     KUBE_CACHE.mkdir(parents=True, exist_ok=True)
-    for build in (KUBERNETES, COREDNS):
+    for build in BUILDS:
         ensure(build, say)
     return Binaries(BIN)

@@ -3,7 +3,8 @@
 Order and why: etcd (the API's store) -> containerd (the CRI the kubelet needs) -> images
 imported into containerd -> kube-apiserver -> kube-controller-manager (ALL controllers, so the
 node lifecycle controller clears the node's not-ready taint by itself) -> kube-scheduler ->
-kubelet -> kube-proxy (iptables) -> CoreDNS. Each is started with `nsenter --net=...`, logs to
+kubelet -> kube-proxy (iptables) -> kube-network-policies (NetworkPolicy enforcement: the CNI
+bridge enforces none) -> CoreDNS. Each is started with `nsenter --net=...`, logs to
 `<run>/logs/<name>.log`, and is health-waited before the next one starts. Then the node must be
 Ready without taints, and storage (default StorageClass + hostPath PVs) is created.
 
@@ -19,7 +20,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -80,6 +81,7 @@ class Component:
     argv: list[str]
     healthy: Callable[[], bool]
     why: str
+    env: dict[str, str] = field(default_factory=dict)  # on top of PATH
 
 
 def until_healthy(timeout_s: float, interval_s: float = 0.5) -> Retrying:
@@ -96,6 +98,13 @@ def _get_ok(url: str, *, tls: ssl.SSLContext | None = None) -> bool:
         return httpx.get(url, verify=tls or False, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def network_policies_table_exists() -> bool:
+    """kube-network-policies' nftables table is in the lane's namespace (it writes it once synced)."""
+    family, name = config.NETWORK_POLICIES_TABLE
+    proc = subprocess.run(netns.nsenter(["nft", "list", "table", family, name]), capture_output=True, check=False)
+    return proc.returncode == 0
 
 
 def client_tls(pki_dir: Path, client: str) -> ssl.SSLContext:
@@ -157,8 +166,10 @@ class Cluster:
         for component in (self._apiserver(), self._controller_manager(), self._scheduler()):
             self._start(component)
         self._apply_coredns_rbac()
-        for component in (self._kubelet(), self._kube_proxy(), self._coredns()):
+        for component in (self._kubelet(), self._kube_proxy()):
             self._start(component)
+        self.start_network_policies()
+        self._start(self._coredns())
         self._wait_node_ready()
         storage.create(self.kubectl, self.layout.volumes, say=self.say)
         self.say(f"kube cluster ready in {time.monotonic() - started:.0f}s (logs in {self.layout.logs})")
@@ -292,12 +303,57 @@ class Cluster:
             "cluster DNS (Service names and the node name)",
         )
 
+    def _network_policies(self) -> Component:
+        binary = self.bins[binaries.NETWORK_POLICIES.outputs[0]]
+        return Component(
+            "kube-network-policies",
+            config.network_policies_argv(binary, self.layout.network_policies_account),
+            lambda: _get_ok(f"http://{config.NETWORK_POLICIES_METRICS}/metrics") and network_policies_table_exists(),
+            f"NetworkPolicy enforcement ({binaries.NETWORK_POLICIES.module}, Kubernetes SIG Network's own "
+            "implementation: nftables + NFQUEUE)",
+            env=config.in_cluster_env(),
+        )
+
+    def start_network_policies(self) -> None:
+        """Give kube-network-policies its ServiceAccount files (as a pod has them) and start it.
+
+        Healthy once its metrics answer and its nftables table exists: it writes the table only
+        after its caches of pods, namespaces and NetworkPolicies have synced from the API.
+        """
+        self.kubectl("apply", "-f", "-", input=config.NETWORK_POLICIES_RBAC)
+        account = self.layout.network_policies_account
+        account.mkdir(parents=True, exist_ok=True)
+        account.chmod(0o700)
+        token = self.kubectl(
+            "create", "token", config.NETWORK_POLICIES_ACCOUNT, "-n", config.NETWORK_POLICIES_NAMESPACE,
+            f"--duration={int(pki.VALIDITY.total_seconds())}s",
+        ).stdout.strip()  # fmt: skip
+        (account / "token").write_text(token)
+        (account / "token").chmod(0o600)
+        (account / "ca.crt").write_bytes((self.layout.pki / "ca.crt").read_bytes())
+        (account / "namespace").write_text(config.NETWORK_POLICIES_NAMESPACE)
+        self._start(self._network_policies())
+
+    def stop_network_policies(self) -> None:
+        """Stop kube-network-policies and remove its nftables table: NetworkPolicies are then not enforced.
+
+        Removing the table matters: the controller fails closed, so its rules left without it
+        would drop every new connection of the pods that policies select.
+        """
+        pid = self._pids().pop("kube-network-policies", None)
+        if pid is not None:
+            teardown.terminate([pid])
+            pids = self._pids()
+            pids.pop("kube-network-policies", None)
+            self.layout.pids.write_text(json.dumps(pids, indent=2))
+        teardown.remove_network_policies_table()
+
     # starting and waiting ------------------------------------------------------------------
 
     def _start(self, component: Component) -> None:
         self.say(f"starting {component.name}: {component.why}")
         log = self.layout.logs / f"{component.name}.log"
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **component.env}
         running = processes.start(component.name, netns.nsenter(component.argv), env, log, self.layout.run, None)
         self._record_pid(component.name, running.pid)
         t0 = time.monotonic()

@@ -25,6 +25,15 @@ CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CNI_NETWORK = "rag-kube"
 KUBELET_SYNC_S = 10  # kubelet syncFrequency: bounds how long a changed Secret takes to reach a pod
 COREDNS_READY_PORT = 8181
+# kube-network-policies: the nftables table it owns (its default NFTableName), the NFQUEUE it
+# reads (upstream install.yaml's 98; queues are per network namespace) and its metrics address.
+NETWORK_POLICIES_TABLE = ("inet", "kube-network-policies")
+NETWORK_POLICIES_QUEUE = 98
+NETWORK_POLICIES_METRICS = "127.0.0.1:9080"
+NETWORK_POLICIES_NAMESPACE = "kube-system"
+NETWORK_POLICIES_ACCOUNT = "kube-network-policies"
+# Where client-go's rest.InClusterConfig reads a pod's ServiceAccount token and CA: fixed paths.
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def kubernetes_service_ip(service_cidr: str = netns.SERVICE_CIDR) -> str:
@@ -77,6 +86,11 @@ class Layout:
     @property
     def volumes(self) -> Path:
         return self.run / "volumes"
+
+    @property
+    def network_policies_account(self) -> Path:
+        """The ServiceAccount files kube-network-policies reads (token, ca.crt, namespace), as a pod has them."""
+        return self.run / "kube-network-policies" / "serviceaccount"
 
     @property
     def pids(self) -> Path:
@@ -254,3 +268,74 @@ subjects:
     kind: User
     name: rag-kube:coredns
 """
+
+
+# Upstream's RBAC for it (kube-network-policies v0.8.0 install.yaml): read pods, namespaces and
+# NetworkPolicies. Kept as upstream has it, with the same ServiceAccount.
+NETWORK_POLICIES_RBAC = f"""apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {NETWORK_POLICIES_ACCOUNT}
+  namespace: {NETWORK_POLICIES_NAMESPACE}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: kube-network-policies
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces]
+    verbs: [list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kube-network-policies
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: kube-network-policies
+subjects:
+  - kind: ServiceAccount
+    name: {NETWORK_POLICIES_ACCOUNT}
+    namespace: {NETWORK_POLICIES_NAMESPACE}
+"""
+
+# Run as a pod runs it: its main takes credentials only from rest.InClusterConfig (the
+# ServiceAccount files at SERVICE_ACCOUNT_MOUNT, KUBERNETES_SERVICE_HOST/PORT). In a private
+# mount namespace of its own, a small tmpfs over /run (the process needs nothing else there;
+# /var/run points to it) holds that folder, bind-mounted from the run folder. Nothing on the
+# machine's own mounts changes. $1: the account folder; the rest: the command.
+_IN_CLUSTER_MOUNT = (
+    "set -e; mount -t tmpfs -o mode=0755,size=1m kube-network-policies /run; "
+    f'mkdir -p {SERVICE_ACCOUNT_MOUNT}; mount --bind -o ro "$1" {SERVICE_ACCOUNT_MOUNT}; '
+    'shift; exec "$@"'
+)
+
+
+def network_policies_argv(binary: str, account_dir: Path) -> list[str]:
+    """kube-network-policies with upstream install.yaml's flags, as the lane's node, in its own mount namespace.
+
+    Output: `unshare --mount ... sh -c <mount the account, exec> ...` (no secret on it: the token
+    is a file). NRI stays at its default; containerd serves none here, and without it the
+    controller reads pod IPs from the API (upstream's fallback).
+    """
+    command = [
+        binary,
+        f"--hostname-override={NODE_NAME}",
+        f"--nfqueue-id={NETWORK_POLICIES_QUEUE}",
+        f"--metrics-bind-address={NETWORK_POLICIES_METRICS}",
+        "--v=2",
+    ]
+    return [
+        "unshare", "--mount", "--propagation", "private", "--",
+        "sh", "-c", _IN_CLUSTER_MOUNT, "kube-network-policies", str(account_dir), *command,
+    ]  # fmt: skip
+
+
+def in_cluster_env() -> dict[str, str]:
+    """The env a pod gets that rest.InClusterConfig reads: the API server's address (its cert names NODE_IP)."""
+    return {"KUBERNETES_SERVICE_HOST": netns.NODE_IP, "KUBERNETES_SERVICE_PORT": str(APISERVER_PORT)}
