@@ -16,7 +16,7 @@ import pytest
 from harness.kube import binaries, netns, teardown
 from harness.kube import cluster as cluster_module
 from harness.kube.cluster import RUN_DIR, Cluster
-from harness.kube.config import NETWORK_POLICIES_TABLE, SANDBOX_IMAGE, Layout
+from harness.kube.config import SANDBOX_IMAGE, Layout
 from harness.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.kube, pytest.mark.lane_teardown]
@@ -47,8 +47,6 @@ def leftovers() -> list[str]:
     found += [f"host link {line.split(':')[1].strip()}" for line in host_links.splitlines() if "rk-" in line]
     rules = _in_host_net(["iptables-save"])
     found += [f"host iptables {line}" for line in rules.splitlines() if "KUBE-" in line or "CNI-" in line]
-    tables = _in_host_net(["nft", "list", "tables"])
-    found += [f"host nftables {line}" for line in tables.splitlines() if NETWORK_POLICIES_TABLE[1] in line]
     if RUN_DIR.exists():
         found.append(f"run folder {RUN_DIR}")
     return found
@@ -93,6 +91,6 @@ def test_down_leaves_nothing_and_up_down_repeats(harness_state) -> None:
         running = leftovers()
         assert any(line.startswith("mount ") for line in running), f"cycle {cycle}: no pod mounts to clean up?"
         assert any(line.startswith("process ") for line in running), f"cycle {cycle}: no processes to clean up?"
-        assert cluster_module.network_policies_table_exists(), f"cycle {cycle}: no NetworkPolicy table to clean up?"
+        assert cluster_module.network_policy_chains_exist(), f"cycle {cycle}: no NetworkPolicy chains to clean up?"
         cli_down()
         assert leftovers() == [], f"cycle {cycle}: after down"

@@ -1,7 +1,8 @@
 """The gateway's internals answer only the gateway, on a cluster that enforces NetworkPolicy.
 
-The lane runs kube-network-policies (Kubernetes SIG Network's NetworkPolicy implementation), so
-the charts' NetworkPolicies are enforced here. From a probe pod in the release namespace that
+The lane runs kube-router's NetworkPolicy controller (iptables + ipset), so the charts'
+NetworkPolicies are enforced here. Its rules let the node's own traffic through (kubelet probes),
+so reachability is checked from a pod. From a probe pod in the release namespace that
 belongs to no component: Envoy admin, the rate limit debug and gRPC ports and Redis (by pod IP
 and through its Service) accept no connection, while the same probe reaches the gateway's API
 port and gets the gateway's own answers (the positive control: the probe's network works, so a

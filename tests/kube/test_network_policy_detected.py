@@ -1,7 +1,7 @@
 """Meta: the reachability tests fail when NetworkPolicy is not enforced.
 
-The break is the lane without its enforcer: kube-network-policies is stopped and its nftables
-table removed, which is what the cluster is like on a CNI that ignores NetworkPolicy (the charts'
+The break is the lane without its enforcer: kube-router is stopped and its iptables chains
+removed, which is what the cluster is like on a CNI that ignores NetworkPolicy (the charts'
 policies stay installed, nothing applies them). The tests of test_network_policy then run against
 that cluster: Redis (by pod IP and through its Service) and the rate limit gRPC port, which only
 policy guards, must fail their tests, while the probe's positive control still passes. The

@@ -60,56 +60,71 @@ def test_build_is_cached_only_with_matching_stamp(tmp_path: Path, monkeypatch: p
     assert build.cached()
 
 
-def test_network_policies_build_its_upstream_main_under_its_own_name() -> None:
-    build = binaries.NETWORK_POLICIES
-    assert build.module == "sigs.k8s.io/kube-network-policies@v0.8.0"
-    assert build.packages == ("sigs.k8s.io/kube-network-policies/cmd",)
+def test_kube_router_builds_its_upstream_main_with_its_version() -> None:
+    build = binaries.KUBE_ROUTER
+    assert build.module == "github.com/cloudnativelabs/kube-router/v2@v2.1.0"
+    assert build.packages == ("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",)
+    assert "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v2.1.0" in build.ldflags
     assert build in binaries.BUILDS
     argv = binaries.build_argv(build)
     assert argv[:3] == ["nice", "-n", "10"]
-    assert argv[argv.index("-o") + 1] == f"{binaries.BIN}/kube-network-policies"  # not `cmd`
-    assert argv[-1] == "sigs.k8s.io/kube-network-policies/cmd"
+    assert argv[argv.index("-o") + 1] == f"{binaries.BIN}/kube-router"
+    assert argv[-1] == build.packages[0]
     # several packages still go into BIN under their own names
     kube = binaries.build_argv(binaries.KUBERNETES)
     assert kube[kube.index("-o") + 1] == f"{binaries.BIN}/" and kube[-5:] == list(binaries.KUBERNETES.packages)
 
 
 def test_wrapper_gomod_requires_only_the_pinned_module() -> None:
-    text = binaries.wrapper_gomod("kube-network-policies", "sigs.k8s.io/kube-network-policies", "v0.8.0")
-    assert text.startswith("module rag.local/kube-network-policies\n")
-    assert "require sigs.k8s.io/kube-network-policies v0.8.0\n" in text
+    text = binaries.wrapper_gomod("kube-router", "github.com/cloudnativelabs/kube-router/v2", "v2.1.0")
+    assert text.startswith("module rag.local/kube-router\n")
+    assert "require github.com/cloudnativelabs/kube-router/v2 v2.1.0\n" in text
     assert "replace" not in text
-    assert binaries.kubernetes_tools_go(("sigs.k8s.io/kube-network-policies/cmd",)).startswith("//go:build tools")
+    assert binaries.kubernetes_tools_go(binaries.KUBE_ROUTER.packages).startswith("//go:build tools")
 
 
-def test_network_policies_run_as_the_node_with_in_cluster_credentials(tmp_path: Path) -> None:
-    account = Layout(tmp_path).network_policies_account
-    argv = config.network_policies_argv("/bin/knp", account)
-    assert argv[:5] == ["unshare", "--mount", "--propagation", "private", "--"]
-    script = argv[argv.index("-c") + 1]
-    # the account folder is bind-mounted where rest.InClusterConfig reads it, in its own mount namespace only
-    assert "mount -t tmpfs" in script and f'mount --bind -o ro "$1" {config.SERVICE_ACCOUNT_MOUNT}' in script
-    assert config.SERVICE_ACCOUNT_MOUNT == "/var/run/secrets/kubernetes.io/serviceaccount"
-    assert script.rstrip().endswith('exec "$@"')
-    assert argv[argv.index("-c") + 3] == str(account)
-    command = argv[argv.index("/bin/knp") :]
-    assert f"--hostname-override={config.NODE_NAME}" in command
-    assert f"--nfqueue-id={config.NETWORK_POLICIES_QUEUE}" in command
-    assert "--metrics-bind-address=127.0.0.1:9080" in command  # loopback, not upstream's every-address default
-    assert not any("token" in arg for arg in argv), "the token is a file, never an argument"
-    assert config.in_cluster_env() == {"KUBERNETES_SERVICE_HOST": netns.NODE_IP, "KUBERNETES_SERVICE_PORT": "6443"}
+def test_kube_router_runs_as_a_firewall_only_for_the_node(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kube-router.kubeconfig"
+    argv = config.kube_router_argv("/bin/kube-router", kubeconfig)
+    assert argv[0] == "/bin/kube-router"
+    assert {"--run-firewall=true", "--run-router=false", "--run-service-proxy=false"} <= set(argv)
+    assert f"--kubeconfig={kubeconfig}" in argv and f"--hostname-override={config.NODE_NAME}" in argv
+    assert f"--service-cluster-ip-range={netns.SERVICE_CIDR}" in argv
+    assert "--health-port=20244" in argv
 
 
-def test_network_policies_rbac_is_upstreams_read_only_role() -> None:
-    docs = list(yaml.safe_load_all(config.NETWORK_POLICIES_RBAC))
-    kinds = {doc["kind"]: doc for doc in docs}
-    assert set(kinds) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
-    rules = kinds["ClusterRole"]["rules"]
-    assert {r for rule in rules for r in rule["resources"]} == {"pods", "namespaces", "networkpolicies"}
-    assert all(rule["verbs"] == ["list", "watch"] for rule in rules)
-    (subject,) = kinds["ClusterRoleBinding"]["subjects"]
-    assert (subject["name"], subject["namespace"]) == (config.NETWORK_POLICIES_ACCOUNT, "kube-system")
-    assert config.NETWORK_POLICIES_TABLE == ("inet", "kube-network-policies")  # the table teardown removes
+def test_kube_router_rbac_is_upstreams_role_bound_to_its_certificate_user() -> None:
+    docs = {doc["kind"]: doc for doc in yaml.safe_load_all(config.KUBE_ROUTER_RBAC)}
+    assert set(docs) == {"ClusterRole", "ClusterRoleBinding"}
+    resources = {r for rule in docs["ClusterRole"]["rules"] for r in rule["resources"]}
+    assert {"pods", "namespaces", "networkpolicies", "nodes", "endpointslices"} <= resources
+    (subject,) = docs["ClusterRoleBinding"]["subjects"]
+    assert (subject["kind"], subject["name"]) == ("User", config.KUBE_ROUTER_USER)
+
+
+IPTABLES_SAVE = """# Generated by iptables-save
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-ROUTER-FORWARD - [0:0]
+:KUBE-POD-FW-ABCDEF0123456789 - [0:0]
+:KUBE-NWPLCY-DEFAULT - [0:0]
+-A FORWARD -m comment --comment "kube-router netpol - TEMCG2JMHZYE7H7T" -j KUBE-ROUTER-FORWARD
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-ROUTER-FORWARD -d 10.213.64.5/32 -j KUBE-POD-FW-ABCDEF0123456789
+-A KUBE-POD-FW-ABCDEF0123456789 -j KUBE-NWPLCY-DEFAULT
+COMMIT
+"""
+
+
+def test_without_kube_router_keeps_kube_proxy_and_drops_every_kube_router_chain() -> None:
+    left = config.without_kube_router(IPTABLES_SAVE)
+    assert "KUBE-ROUTER" not in left and "KUBE-POD-FW" not in left and "KUBE-NWPLCY" not in left
+    for kept in ("*filter", ":KUBE-FORWARD - [0:0]", "-j KUBE-FORWARD", "--ctstate INVALID -j DROP", "COMMIT"):
+        assert kept in left
+    assert config.without_kube_router(left) == left
 
 
 def test_prereqs_name_each_missing_thing_and_its_fix() -> None:

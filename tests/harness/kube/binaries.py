@@ -12,9 +12,10 @@ CoreDNS: the same approach for `github.com/coredns/coredns`, importing only the 
 cluster's Corefile uses (CoreDNS documents compile-time plugin selection this way), which
 keeps the build to about a minute instead of pulling every cloud SDK.
 
-kube-network-policies: Kubernetes SIG Network's NetworkPolicy implementation (the one kind
-ships), built from its own main package `sigs.k8s.io/kube-network-policies/cmd` with CGO off
-as its Makefile does; the lane's CNI bridge does not enforce NetworkPolicy by itself.
+kube-router: its NetworkPolicy controller (iptables + ipset) enforces the charts' policies, which
+the lane's CNI bridge ignores. Built from its own main package with CGO off and the version
+ldflags of its Makefile. (kube-network-policies, the enforcer kind ships, needs the nftables
+`queue` expression, and this machine's kernel is built without it: CONFIG_NFT_QUEUE is not set.)
 
 A stamp file next to the binaries records what they were built from; a second run with the
 same stamp reuses them. The Go build cache (shared machine-wide) makes a rebuild fast too.
@@ -43,7 +44,7 @@ KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", 
 COREDNS_VERSION = "v1.14.7"
 # Plugins the Corefile (harness.kube.cluster) uses; the rest of CoreDNS's plugins are left out.
 COREDNS_PLUGINS = ("cache", "errors", "health", "hosts", "kubernetes", "loadbalance", "log", "ready")
-NETWORK_POLICIES_VERSION = "v0.8.0"
+KUBE_ROUTER_VERSION = "v2.1.0"
 HEARTBEAT_S = 30.0  # how often a long build says it is still working
 
 
@@ -100,16 +101,16 @@ COREDNS = GoBuild(
     why="cluster DNS: Service names resolve inside the cluster",
 )
 
-NETWORK_POLICIES = GoBuild(
-    name="kube-network-policies",
-    module=f"sigs.k8s.io/kube-network-policies@{NETWORK_POLICIES_VERSION}",
-    packages=("sigs.k8s.io/kube-network-policies/cmd",),
-    outputs=("kube-network-policies",),
-    ldflags="-s -w",
-    cold="about 2 minutes",
-    why="NetworkPolicy enforcement (nftables + NFQUEUE), which the CNI bridge does not do",
+KUBE_ROUTER = GoBuild(
+    name="kube-router",
+    module=f"github.com/cloudnativelabs/kube-router/v2@{KUBE_ROUTER_VERSION}",
+    packages=("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",),
+    outputs=("kube-router",),
+    ldflags=f"-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={KUBE_ROUTER_VERSION}",
+    cold="about 5 minutes",
+    why="NetworkPolicy enforcement (iptables + ipset), which the CNI bridge does not do",
 )
-BUILDS = (KUBERNETES, COREDNS, NETWORK_POLICIES)
+BUILDS = (KUBERNETES, COREDNS, KUBE_ROUTER)
 
 
 class BuildError(RuntimeError):
@@ -177,7 +178,7 @@ def write_wrapper(build: GoBuild) -> Path:
     if build is KUBERNETES:
         (src / "go.mod").write_text(kubernetes_gomod(module, version))
         (src / "tools.go").write_text(kubernetes_tools_go(build.packages))
-    elif build is NETWORK_POLICIES:
+    elif build is KUBE_ROUTER:
         # Its upstream main, unchanged: the wrapper only pins the version (MVS then picks exactly
         # the dependency versions of the module's own go.mod, as nothing else is required).
         (src / "go.mod").write_text(wrapper_gomod(build.name, module, version))
@@ -191,7 +192,7 @@ def write_wrapper(build: GoBuild) -> Path:
 
 def build_argv(build: GoBuild) -> list[str]:
     """`nice -n 10 go build ...` for `build`: one package is written to its output's name (a main
-    package at `.../cmd` would otherwise be called `cmd`), several into BIN under their own names."""
+    package is named after its folder otherwise), several into BIN under their own names."""
     out = f"{BIN}/{build.outputs[0]}" if len(build.packages) == 1 else f"{BIN}/"
     return ["nice", "-n", "10", "go", "build", "-trimpath", "-ldflags", build.ldflags, "-o", out, *build.packages]
 
@@ -237,7 +238,7 @@ class Binaries:
 
 
 def ensure_binaries(say: Callable[[str], None] = print) -> Binaries:
-    """Build (or reuse) the five Kubernetes commands, CoreDNS and kube-network-policies; returns where they are."""
+    """Build (or reuse) the five Kubernetes commands, CoreDNS and kube-router; returns where they are."""
     KUBE_CACHE.mkdir(parents=True, exist_ok=True)
     for build in BUILDS:
         ensure(build, say)

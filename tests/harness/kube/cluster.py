@@ -3,7 +3,7 @@
 Order and why: etcd (the API's store) -> containerd (the CRI the kubelet needs) -> images
 imported into containerd -> kube-apiserver -> kube-controller-manager (ALL controllers, so the
 node lifecycle controller clears the node's not-ready taint by itself) -> kube-scheduler ->
-kubelet -> kube-proxy (iptables) -> kube-network-policies (NetworkPolicy enforcement: the CNI
+kubelet -> kube-proxy (iptables) -> kube-router's firewall (NetworkPolicy enforcement: the CNI
 bridge enforces none) -> CoreDNS. Each is started with `nsenter --net=...`, logs to
 `<run>/logs/<name>.log`, and is health-waited before the next one starts. Then the node must be
 Ready without taints, and storage (default StorageClass + hostPath PVs) is created.
@@ -20,7 +20,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -42,6 +42,7 @@ CLIENTS = [
     pki.Client("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
     pki.Client("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
     pki.Client("coredns", "rag-kube:coredns"),
+    pki.Client("kube-router", config.KUBE_ROUTER_USER),
 ]
 
 
@@ -81,7 +82,6 @@ class Component:
     argv: list[str]
     healthy: Callable[[], bool]
     why: str
-    env: dict[str, str] = field(default_factory=dict)  # on top of PATH
 
 
 def until_healthy(timeout_s: float, interval_s: float = 0.5) -> Retrying:
@@ -100,11 +100,14 @@ def _get_ok(url: str, *, tls: ssl.SSLContext | None = None) -> bool:
         return False
 
 
-def network_policies_table_exists() -> bool:
-    """kube-network-policies' nftables table is in the lane's namespace (it writes it once synced)."""
-    family, name = config.NETWORK_POLICIES_TABLE
-    proc = subprocess.run(netns.nsenter(["nft", "list", "table", family, name]), capture_output=True, check=False)
-    return proc.returncode == 0
+def iptables(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """An iptables command (`iptables`, `iptables-save`, `iptables-restore` as args[0]) inside the lane's namespace."""
+    return subprocess.run(netns.nsenter(list(args)), input=input, capture_output=True, text=True, check=False)
+
+
+def network_policy_chains_exist() -> bool:
+    """kube-router's top-level firewall chains are in the namespace's filter table (it adds them once synced)."""
+    return all(iptables("iptables", "-S", chain).returncode == 0 for chain in config.KUBE_ROUTER_CHAINS)
 
 
 def client_tls(pki_dir: Path, client: str) -> ssl.SSLContext:
@@ -304,56 +307,47 @@ class Cluster:
         )
 
     def _network_policies(self) -> Component:
-        binary = self.bins[binaries.NETWORK_POLICIES.outputs[0]]
+        kubeconfig = self.layout.pki / "kube-router.kubeconfig"
         return Component(
-            "kube-network-policies",
-            config.network_policies_argv(binary, self.layout.network_policies_account),
-            lambda: _get_ok(f"http://{config.NETWORK_POLICIES_METRICS}/metrics") and network_policies_table_exists(),
-            f"NetworkPolicy enforcement ({binaries.NETWORK_POLICIES.module}, Kubernetes SIG Network's own "
-            "implementation: nftables + NFQUEUE)",
-            env=config.in_cluster_env(),
+            "kube-router",
+            config.kube_router_argv(self.bins[binaries.KUBE_ROUTER.outputs[0]], kubeconfig),
+            lambda: (
+                _get_ok(f"http://127.0.0.1:{config.KUBE_ROUTER_HEALTH_PORT}/healthz") and network_policy_chains_exist()
+            ),
+            f"NetworkPolicy enforcement ({binaries.KUBE_ROUTER.module} as a firewall only: iptables + ipset)",
         )
 
     def start_network_policies(self) -> None:
-        """Give kube-network-policies its ServiceAccount files (as a pod has them) and start it.
+        """Bind kube-router's user to upstream's ClusterRole and start it.
 
-        Healthy once its metrics answer and its nftables table exists: it writes the table only
-        after its caches of pods, namespaces and NetworkPolicies have synced from the API.
+        Healthy once its health endpoint answers and its chains are in the filter table.
         """
-        self.kubectl("apply", "-f", "-", input=config.NETWORK_POLICIES_RBAC)
-        account = self.layout.network_policies_account
-        account.mkdir(parents=True, exist_ok=True)
-        account.chmod(0o700)
-        token = self.kubectl(
-            "create", "token", config.NETWORK_POLICIES_ACCOUNT, "-n", config.NETWORK_POLICIES_NAMESPACE,
-            f"--duration={int(pki.VALIDITY.total_seconds())}s",
-        ).stdout.strip()  # fmt: skip
-        (account / "token").write_text(token)
-        (account / "token").chmod(0o600)
-        (account / "ca.crt").write_bytes((self.layout.pki / "ca.crt").read_bytes())
-        (account / "namespace").write_text(config.NETWORK_POLICIES_NAMESPACE)
+        self.kubectl("apply", "-f", "-", input=config.KUBE_ROUTER_RBAC)
         self._start(self._network_policies())
 
     def stop_network_policies(self) -> None:
-        """Stop kube-network-policies and remove its nftables table: NetworkPolicies are then not enforced.
+        """Stop kube-router and remove its chains and rules: NetworkPolicies are then not enforced.
 
-        Removing the table matters: the controller fails closed, so its rules left without it
-        would drop every new connection of the pods that policies select.
+        Its rules outlive it (it is a DaemonSet's pod elsewhere: rules stay while it restarts), so
+        the filter table is restored without them; kube-proxy's rules stay.
         """
-        pid = self._pids().pop("kube-network-policies", None)
-        if pid is not None:
+        pids = self._pids()
+        if (pid := pids.pop("kube-router", None)) is not None:
             teardown.terminate([pid])
-            pids = self._pids()
-            pids.pop("kube-network-policies", None)
             self.layout.pids.write_text(json.dumps(pids, indent=2))
-        teardown.remove_network_policies_table()
+        save = iptables("iptables-save", "-t", "filter")
+        if save.returncode != 0:
+            raise ClusterError(f"iptables-save failed: {save.stderr.strip()}")
+        restore = iptables("iptables-restore", input=config.without_kube_router(save.stdout))
+        if restore.returncode != 0:
+            raise ClusterError(f"iptables-restore without kube-router's rules failed: {restore.stderr.strip()}")
 
     # starting and waiting ------------------------------------------------------------------
 
     def _start(self, component: Component) -> None:
         self.say(f"starting {component.name}: {component.why}")
         log = self.layout.logs / f"{component.name}.log"
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **component.env}
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
         running = processes.start(component.name, netns.nsenter(component.argv), env, log, self.layout.run, None)
         self._record_pid(component.name, running.pid)
         t0 = time.monotonic()

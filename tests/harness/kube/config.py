@@ -25,15 +25,13 @@ CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CNI_NETWORK = "rag-kube"
 KUBELET_SYNC_S = 10  # kubelet syncFrequency: bounds how long a changed Secret takes to reach a pod
 COREDNS_READY_PORT = 8181
-# kube-network-policies: the nftables table it owns (its default NFTableName), the NFQUEUE it
-# reads (upstream install.yaml's 98; queues are per network namespace) and its metrics address.
-NETWORK_POLICIES_TABLE = ("inet", "kube-network-policies")
-NETWORK_POLICIES_QUEUE = 98
-NETWORK_POLICIES_METRICS = "127.0.0.1:9080"
-NETWORK_POLICIES_NAMESPACE = "kube-system"
-NETWORK_POLICIES_ACCOUNT = "kube-network-policies"
-# Where client-go's rest.InClusterConfig reads a pod's ServiceAccount token and CA: fixed paths.
-SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+# kube-router in firewall-only mode enforces NetworkPolicy with iptables + ipset; these are its
+# top-level chains (the filter table's INPUT, FORWARD and OUTPUT jump to them) and the chain
+# prefixes of its per-pod and per-policy chains (pkg/controllers/netpol/network_policy_controller.go).
+KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-INPUT", "KUBE-ROUTER-FORWARD", "KUBE-ROUTER-OUTPUT")
+KUBE_ROUTER_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
+KUBE_ROUTER_HEALTH_PORT = 20244  # upstream's default; /healthz answers 200 while its controllers heartbeat
+KUBE_ROUTER_USER = "rag-kube:kube-router"
 
 
 def kubernetes_service_ip(service_cidr: str = netns.SERVICE_CIDR) -> str:
@@ -86,11 +84,6 @@ class Layout:
     @property
     def volumes(self) -> Path:
         return self.run / "volumes"
-
-    @property
-    def network_policies_account(self) -> Path:
-        """The ServiceAccount files kube-network-policies reads (token, ca.crt, namespace), as a pod has them."""
-        return self.run / "kube-network-policies" / "serviceaccount"
 
     @property
     def pids(self) -> Path:
@@ -270,72 +263,70 @@ subjects:
 """
 
 
-# Upstream's RBAC for it (kube-network-policies v0.8.0 install.yaml): read pods, namespaces and
-# NetworkPolicies. Kept as upstream has it, with the same ServiceAccount.
-NETWORK_POLICIES_RBAC = f"""apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: {NETWORK_POLICIES_ACCOUNT}
-  namespace: {NETWORK_POLICIES_NAMESPACE}
----
-apiVersion: rbac.authorization.k8s.io/v1
+# Upstream's ClusterRole for kube-router (daemonset/generic-kuberouter.yaml at v2.1.0), bound
+# to the lane's kube-router client certificate instead of a ServiceAccount.
+KUBE_ROUTER_RBAC = f"""apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
-  name: kube-network-policies
+  name: kube-router
 rules:
   - apiGroups: [""]
-    resources: [pods, namespaces]
-    verbs: [list, watch]
+    resources: [namespaces, pods, services, nodes, endpoints]
+    verbs: [list, get, watch]
   - apiGroups: [networking.k8s.io]
     resources: [networkpolicies]
-    verbs: [list, watch]
+    verbs: [list, get, watch]
+  - apiGroups: [coordination.k8s.io]
+    resources: [leases]
+    verbs: [get, create, update]
+  - apiGroups: [""]
+    resources: [services/status]
+    verbs: [update]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata:
-  name: kube-network-policies
+  name: kube-router
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ClusterRole
-  name: kube-network-policies
+  name: kube-router
 subjects:
-  - kind: ServiceAccount
-    name: {NETWORK_POLICIES_ACCOUNT}
-    namespace: {NETWORK_POLICIES_NAMESPACE}
+  - apiGroup: rbac.authorization.k8s.io
+    kind: User
+    name: {KUBE_ROUTER_USER}
 """
 
-# Run as a pod runs it: its main takes credentials only from rest.InClusterConfig (the
-# ServiceAccount files at SERVICE_ACCOUNT_MOUNT, KUBERNETES_SERVICE_HOST/PORT). In a private
-# mount namespace of its own, a small tmpfs over /run (the process needs nothing else there;
-# /var/run points to it) holds that folder, bind-mounted from the run folder. Nothing on the
-# machine's own mounts changes. $1: the account folder; the rest: the command.
-_IN_CLUSTER_MOUNT = (
-    "set -e; mount -t tmpfs -o mode=0755,size=1m kube-network-policies /run; "
-    f'mkdir -p {SERVICE_ACCOUNT_MOUNT}; mount --bind -o ro "$1" {SERVICE_ACCOUNT_MOUNT}; '
-    'shift; exec "$@"'
-)
 
-
-def network_policies_argv(binary: str, account_dir: Path) -> list[str]:
-    """kube-network-policies with upstream install.yaml's flags, as the lane's node, in its own mount namespace.
-
-    Output: `unshare --mount ... sh -c <mount the account, exec> ...` (no secret on it: the token
-    is a file). NRI stays at its default; containerd serves none here, and without it the
-    controller reads pod IPs from the API (upstream's fallback).
-    """
-    command = [
-        binary,
-        f"--hostname-override={NODE_NAME}",
-        f"--nfqueue-id={NETWORK_POLICIES_QUEUE}",
-        f"--metrics-bind-address={NETWORK_POLICIES_METRICS}",
-        "--v=2",
-    ]
+def kube_router_argv(binary: str, kubeconfig: Path) -> list[str]:
+    """kube-router as upstream's firewall-only DaemonSet runs it (daemonset/kube-router-firewall-daemonset.yaml):
+    NetworkPolicy only, no routing, no service proxy (kube-proxy keeps that), as the lane's node."""
     return [
-        "unshare", "--mount", "--propagation", "private", "--",
-        "sh", "-c", _IN_CLUSTER_MOUNT, "kube-network-policies", str(account_dir), *command,
-    ]  # fmt: skip
+        binary,
+        "--run-router=false",
+        "--run-firewall=true",
+        "--run-service-proxy=false",
+        f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={NODE_NAME}",
+        f"--service-cluster-ip-range={netns.SERVICE_CIDR}",
+        f"--health-port={KUBE_ROUTER_HEALTH_PORT}",
+        "--metrics-port=0",
+        "--v=1",
+    ]
 
 
-def in_cluster_env() -> dict[str, str]:
-    """The env a pod gets that rest.InClusterConfig reads: the API server's address (its cert names NODE_IP)."""
-    return {"KUBERNETES_SERVICE_HOST": netns.NODE_IP, "KUBERNETES_SERVICE_PORT": str(APISERVER_PORT)}
+def without_kube_router(iptables_save: str) -> str:
+    """`iptables-save -t filter` output minus kube-router's chains and every rule naming them.
+
+    Input and output: iptables-save text. What is left is the filter table as if kube-router
+    had never run (kube-proxy's chains untouched), for `iptables-restore`.
+    """
+
+    def ours(line: str) -> bool:
+        words = line.replace(":", " ").split()
+        return any(word.startswith(KUBE_ROUTER_CHAIN_PREFIXES) for word in words)
+
+    return "".join(line for line in iptables_save.splitlines(keepends=True) if not ours(line))

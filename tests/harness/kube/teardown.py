@@ -8,8 +8,7 @@ pids file is cleaned up too):
 - cgroups: the kubelet's `kubepods` hierarchy under each cgroup v1 controller and cgroup v2;
 - mounts: everything mounted under the run folder (overlay rootfs, pod netns bind mounts,
   Secret/ConfigMap tmpfs, shm), deepest first;
-- kube-network-policies' nftables table (deleted after the controller stops);
-- the netns (and with it its veths, bridge, routes, iptables rules and nftables tables), and /run/netns's own
+- the netns (and with it its veths, bridge, routes, iptables rules and ipsets, kube-router's too), and /run/netns's own
   bind mount when `ip netns add` created it and nothing else uses it;
 - files: the run folder, CNI result caches of the lane's network, shim sockets of killed shims.
 containerd's root (its images) is a cache next to the run folder: its containers are deleted
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.kube import binaries, netns
-from harness.kube.config import CNI_NETWORK, NETWORK_POLICIES_TABLE, Layout
+from harness.kube.config import CNI_NETWORK, Layout
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CNI_RESULTS = Path("/var/lib/cni/results")
@@ -37,7 +36,7 @@ SHIM_SOCKET_DIR = Path("/run/containerd/s")  # containerd 1.6 puts shim sockets 
 STOP_ORDER = (
     "kubelet",
     "coredns",
-    "kube-network-policies",
+    "kube-router",
     "kube-proxy",
     "kube-scheduler",
     "kube-controller-manager",
@@ -192,17 +191,6 @@ def remove_cgroups() -> None:
             folder.rmdir()
 
 
-def remove_network_policies_table() -> None:
-    """Delete kube-network-policies' nftables table from the lane's namespace, if both exist.
-
-    SIGTERM ends the controller without its own clean-up (it handles only SIGINT), and the
-    table it leaves fails closed; deleting the namespace removes it too.
-    """
-    if netns.exists():
-        family, name = NETWORK_POLICIES_TABLE
-        subprocess.run(netns.nsenter(["nft", "delete", "table", family, name]), capture_output=True, check=False)
-
-
 def teardown(run: Path, *, say: Callable[[str], None] = print) -> None:
     """Stop and remove everything of the cluster under `run` (idempotent)."""
     layout = Layout(run)
@@ -221,7 +209,6 @@ def teardown(run: Path, *, say: Callable[[str], None] = print) -> None:
         terminate([pid for pid, _ in shim_list], grace_s=5.0)
     for name in (n for n in STOP_ORDER if n in pids and n != "kubelet"):
         terminate([pids[name]])
-    remove_network_policies_table()
     for name in ("containerd", "etcd"):
         if name in pids:
             terminate([pids[name]])
