@@ -19,9 +19,12 @@ import json
 from typing import Any
 
 import pytest
+from harness.cluster.runner import SubprocessRunner
+from harness.cluster.secrets import all_keys, read_gateway_keys
+from harness.kube.config import CONTEXT
 
 from .network_probe import INTERNALS, Internal, Probe, pod_ip, service_host
-from .support import decode, kubectl_json
+from .support import kubectl_json
 
 pytestmark = [pytest.mark.kube, pytest.mark.auth]
 
@@ -95,18 +98,11 @@ def referenced_objects(pod: dict[str, Any]) -> tuple[set[str], set[str]]:
     return config_maps, secrets
 
 
-def gateway_keys(namespace: str, release: str) -> set[str]:
-    """Every key in the gateway's key file (lines `tier user key`)."""
-    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=gateway"
-    (secret,) = kubectl_json("get", "secrets", "-n", namespace, "-l", selector)["items"]
-    return {line.split()[-1] for line in decode(secret, "api-keys").splitlines() if len(line.split()) >= 3}
-
-
 def test_llama_stack_pod_holds_no_gateway_key(release: tuple[str, str]) -> None:
     """There is no service key to send from outside llama-stack's pod: no gateway key is in its
     env, nor in a ConfigMap or Secret it mounts or reads (llama-stack forwards each caller's key)."""
     namespace, name = release
-    keys = gateway_keys(namespace, name)
+    keys = set(all_keys(read_gateway_keys(SubprocessRunner(), namespace, name, CONTEXT)))
     assert keys, "the gateway's key file is empty: nothing to compare"
     selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component=llama-stack"
     pods = kubectl_json("get", "pods", "-n", namespace, "-l", selector)["items"]
