@@ -237,7 +237,9 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 @pytest.mark.parametrize("overlay", STACK_OVERLAYS, ids=[p.stem for p in STACK_OVERLAYS])
 def test_back_ends_accept_only_their_client(helm: HelmBinary, renderer: Renderer, overlay) -> None:
     """Without these, any pod could call the model server with no key and no budget, or use the
-    embeddings server and the vector database directly."""
+    embeddings server and the vector database directly. The model server also admits its own
+    chart's `helm test` pod (which lists its models), and only that one: an enforcing cluster
+    would otherwise fail `helm test`."""
     docs = render_ok(renderer, helm, "rag", overlay=overlay)
     gateway, llama_stack = workload_labels(docs, "gateway"), workload_labels(docs, "llama-stack")
     expected = {"model-server": gateway, "embeddings": llama_stack, "pgvector": llama_stack}
@@ -247,6 +249,12 @@ def test_back_ends_accept_only_their_client(helm: HelmBinary, renderer: Renderer
         assert len(policies) == 1, f"{back_end}: {len(policies)} NetworkPolicies select its pods"
         [rule] = policies[0]["spec"]["ingress"]
         allowed = peers(rule)
-        assert len(allowed) == 1 and selects(allowed[0], client), f"{back_end} accepts {allowed}"
+        if back_end == "model-server":
+            test_pod = {**pods, "app.kubernetes.io/component": "test"}
+            assert len(allowed) == 2 and selects(allowed[1], test_pod), f"{back_end} accepts {allowed}"
+            assert not selects(allowed[1], pods) and not selects(allowed[1], client), f"test peer too wide: {allowed}"
+        else:
+            assert len(allowed) == 1, f"{back_end} accepts {allowed}"
+        assert selects(allowed[0], client), f"{back_end} accepts {allowed}"
         others = [workload_labels(docs, c) for c in ("gateway", "llama-stack", "ratelimit") if c != back_end]
         assert [selects(allowed[0], labels) for labels in others].count(True) == 1, f"{back_end}: peer too wide"

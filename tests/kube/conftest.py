@@ -6,9 +6,19 @@ other test of the session.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from harness.cluster import plans
+from harness.cluster.runner import SubprocessRunner
+from harness.kube.config import CONTEXT
+
+from .network_probe import Probe
 
 LAST = "lane_teardown"
+PROBE_NAME = "network-probe"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,3 +34,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
         return
     items.sort(key=lambda item: item.get_closest_marker(LAST) is not None)
+
+
+@pytest.fixture(scope="module")
+def release(target: Any, endpoints: Any) -> tuple[str, str]:
+    """(namespace, release) of the session's install."""
+    return target.deployment().namespace, target.options.release
+
+
+@pytest.fixture(scope="module")
+def gateway_values(release: tuple[str, str]) -> dict[str, Any]:
+    """maas-gateway's values as installed (`helm get values --all`)."""
+    namespace, name = release
+    doc = SubprocessRunner().run(plans.helm_get_values(name, namespace, CONTEXT, output="json")).stdout
+    return json.loads(doc)["maas-gateway"]
+
+
+@pytest.fixture(scope="module")
+def probe(release: tuple[str, str]) -> Iterator[Probe]:
+    started = Probe.start(PROBE_NAME, release[0])
+    yield started
+    started.delete()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from harness.kube import binaries, netns, teardown
+from harness.kube import cluster as cluster_module
 from harness.kube.cluster import RUN_DIR, Cluster
 from harness.kube.config import SANDBOX_IMAGE, Layout
 from harness.paths import REPO_ROOT
@@ -92,5 +93,6 @@ def test_down_leaves_nothing_and_up_down_repeats(harness_state) -> None:
         running = leftovers()
         assert any(line.startswith("mount ") for line in running), f"cycle {cycle}: no pod mounts to clean up?"
         assert any(line.startswith("process ") for line in running), f"cycle {cycle}: no processes to clean up?"
+        assert cluster_module.network_policy_chains_exist(), f"cycle {cycle}: no NetworkPolicy chains to clean up?"
         cli_down()
         assert leftovers() == [], f"cycle {cycle}: after down"

@@ -3,7 +3,8 @@
 Order and why: etcd (the API's store) -> containerd (the CRI the kubelet needs) -> images
 imported into containerd -> kube-apiserver -> kube-controller-manager (ALL controllers, so the
 node lifecycle controller clears the node's not-ready taint by itself) -> kube-scheduler ->
-kubelet -> kube-proxy (iptables) -> CoreDNS. Each is started with `nsenter --net=...`, logs to
+kubelet -> kube-proxy (iptables) -> kube-router's firewall (NetworkPolicy enforcement: the CNI
+bridge enforces none) -> CoreDNS. Each is started with `nsenter --net=...`, logs to
 `<run>/logs/<name>.log`, and is health-waited before the next one starts. Then the node must be
 Ready without taints, and storage (default StorageClass + hostPath PVs) is created.
 
@@ -41,6 +42,7 @@ CLIENTS = [
     pki.Client("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
     pki.Client("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
     pki.Client("coredns", "rag-kube:coredns"),
+    pki.Client("kube-router", config.KUBE_ROUTER_USER),
 ]
 
 
@@ -96,6 +98,16 @@ def _get_ok(url: str, *, tls: ssl.SSLContext | None = None) -> bool:
         return httpx.get(url, verify=tls or False, timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def iptables(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """An iptables command (`iptables`, `iptables-save`, `iptables-restore` as args[0]) inside the lane's namespace."""
+    return subprocess.run(netns.nsenter(list(args)), input=input, capture_output=True, text=True, check=False)
+
+
+def network_policy_chains_exist() -> bool:
+    """kube-router's top-level firewall chains are in the namespace's filter table (it adds them once synced)."""
+    return all(iptables("iptables", "-S", chain).returncode == 0 for chain in config.KUBE_ROUTER_CHAINS)
 
 
 def client_tls(pki_dir: Path, client: str) -> ssl.SSLContext:
@@ -157,8 +169,10 @@ class Cluster:
         for component in (self._apiserver(), self._controller_manager(), self._scheduler()):
             self._start(component)
         self._apply_coredns_rbac()
-        for component in (self._kubelet(), self._kube_proxy(), self._coredns()):
+        for component in (self._kubelet(), self._kube_proxy()):
             self._start(component)
+        self.start_network_policies()
+        self._start(self._coredns())
         self._wait_node_ready()
         storage.create(self.kubectl, self.layout.volumes, say=self.say)
         self.say(f"kube cluster ready in {time.monotonic() - started:.0f}s (logs in {self.layout.logs})")
@@ -291,6 +305,42 @@ class Cluster:
             lambda: _get_ok(f"http://{netns.NODE_IP}:{config.COREDNS_READY_PORT}/ready"),
             "cluster DNS (Service names and the node name)",
         )
+
+    def _network_policies(self) -> Component:
+        kubeconfig = self.layout.pki / "kube-router.kubeconfig"
+        return Component(
+            "kube-router",
+            config.kube_router_argv(self.bins[binaries.KUBE_ROUTER.outputs[0]], kubeconfig),
+            lambda: (
+                _get_ok(f"http://127.0.0.1:{config.KUBE_ROUTER_HEALTH_PORT}/healthz") and network_policy_chains_exist()
+            ),
+            f"NetworkPolicy enforcement ({binaries.KUBE_ROUTER.module} as a firewall only: iptables + ipset)",
+        )
+
+    def start_network_policies(self) -> None:
+        """Bind kube-router's user to upstream's ClusterRole and start it.
+
+        Healthy once its health endpoint answers and its chains are in the filter table.
+        """
+        self.kubectl("apply", "-f", "-", input=config.KUBE_ROUTER_RBAC)
+        self._start(self._network_policies())
+
+    def stop_network_policies(self) -> None:
+        """Stop kube-router and remove its chains and rules: NetworkPolicies are then not enforced.
+
+        Its rules outlive it (it is a DaemonSet's pod elsewhere: rules stay while it restarts), so
+        the filter table is restored without them; kube-proxy's rules stay.
+        """
+        pids = self._pids()
+        if (pid := pids.pop("kube-router", None)) is not None:
+            teardown.terminate([pid])
+            self.layout.pids.write_text(json.dumps(pids, indent=2))
+        save = iptables("iptables-save", "-t", "filter")
+        if save.returncode != 0:
+            raise ClusterError(f"iptables-save failed: {save.stderr.strip()}")
+        restore = iptables("iptables-restore", input=config.without_kube_router(save.stdout))
+        if restore.returncode != 0:
+            raise ClusterError(f"iptables-restore without kube-router's rules failed: {restore.stderr.strip()}")
 
     # starting and waiting ------------------------------------------------------------------
 

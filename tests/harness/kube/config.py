@@ -25,6 +25,13 @@ CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CNI_NETWORK = "rag-kube"
 KUBELET_SYNC_S = 10  # kubelet syncFrequency: bounds how long a changed Secret takes to reach a pod
 COREDNS_READY_PORT = 8181
+# kube-router in firewall-only mode enforces NetworkPolicy with iptables + ipset; these are its
+# top-level chains (the filter table's INPUT, FORWARD and OUTPUT jump to them) and the chain
+# prefixes of its per-pod and per-policy chains (pkg/controllers/netpol/network_policy_controller.go).
+KUBE_ROUTER_CHAINS = ("KUBE-ROUTER-INPUT", "KUBE-ROUTER-FORWARD", "KUBE-ROUTER-OUTPUT")
+KUBE_ROUTER_CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
+KUBE_ROUTER_HEALTH_PORT = 20244  # upstream's default; /healthz answers 200 while its controllers heartbeat
+KUBE_ROUTER_USER = "rag-kube:kube-router"
 
 
 def kubernetes_service_ip(service_cidr: str = netns.SERVICE_CIDR) -> str:
@@ -254,3 +261,72 @@ subjects:
     kind: User
     name: rag-kube:coredns
 """
+
+
+# Upstream's ClusterRole for kube-router (daemonset/generic-kuberouter.yaml at v2.1.0), bound
+# to the lane's kube-router client certificate instead of a ServiceAccount.
+KUBE_ROUTER_RBAC = f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: kube-router
+rules:
+  - apiGroups: [""]
+    resources: [namespaces, pods, services, nodes, endpoints]
+    verbs: [list, get, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [list, get, watch]
+  - apiGroups: [coordination.k8s.io]
+    resources: [leases]
+    verbs: [get, create, update]
+  - apiGroups: [""]
+    resources: [services/status]
+    verbs: [update]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kube-router
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: kube-router
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: User
+    name: {KUBE_ROUTER_USER}
+"""
+
+
+def kube_router_argv(binary: str, kubeconfig: Path) -> list[str]:
+    """kube-router as upstream's firewall-only DaemonSet runs it (daemonset/kube-router-firewall-daemonset.yaml):
+    NetworkPolicy only, no routing, no service proxy (kube-proxy keeps that), as the lane's node."""
+    return [
+        binary,
+        "--run-router=false",
+        "--run-firewall=true",
+        "--run-service-proxy=false",
+        f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={NODE_NAME}",
+        f"--service-cluster-ip-range={netns.SERVICE_CIDR}",
+        f"--health-port={KUBE_ROUTER_HEALTH_PORT}",
+        "--metrics-port=0",
+        "--v=1",
+    ]
+
+
+def without_kube_router(iptables_save: str) -> str:
+    """`iptables-save -t filter` output minus kube-router's chains and every rule naming them.
+
+    Input and output: iptables-save text. What is left is the filter table as if kube-router
+    had never run (kube-proxy's chains untouched), for `iptables-restore`.
+    """
+
+    def ours(line: str) -> bool:
+        words = line.replace(":", " ").split()
+        return any(word.startswith(KUBE_ROUTER_CHAIN_PREFIXES) for word in words)
+
+    return "".join(line for line in iptables_save.splitlines(keepends=True) if not ours(line))

@@ -31,6 +31,7 @@ PACKAGES = (
     Package("containernetworking-plugins", "/usr/lib/cni/bridge", "pod networking (bridge, host-local, portmap)"),
     Package("buildah", "/usr/bin/buildah", "builds the images the charts deploy"),
     Package("iptables", "/usr/sbin/iptables", "kube-proxy's Service rules"),
+    Package("ipset", "/usr/sbin/ipset", "kube-router's NetworkPolicy address sets"),
     Package("debootstrap", "/usr/sbin/debootstrap", "the Debian root filesystem of the Python images"),
     Package("gcc", "/usr/bin/gcc", "the static pause program of the pod sandbox image"),
     Package("libc6-dev", "/usr/lib/x86_64-linux-gnu/libc.a", "static linking of the pause program"),

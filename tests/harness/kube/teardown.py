@@ -8,7 +8,7 @@ pids file is cleaned up too):
 - cgroups: the kubelet's `kubepods` hierarchy under each cgroup v1 controller and cgroup v2;
 - mounts: everything mounted under the run folder (overlay rootfs, pod netns bind mounts,
   Secret/ConfigMap tmpfs, shm), deepest first;
-- the netns (and with it its veths, bridge, routes and iptables rules), and /run/netns's own
+- the netns (and with it its veths, bridge, routes, iptables rules and ipsets, kube-router's too), and /run/netns's own
   bind mount when `ip netns add` created it and nothing else uses it;
 - files: the run folder, CNI result caches of the lane's network, shim sockets of killed shims.
 containerd's root (its images) is a cache next to the run folder: its containers are deleted
@@ -33,7 +33,15 @@ from harness.kube.config import CNI_NETWORK, Layout
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CNI_RESULTS = Path("/var/lib/cni/results")
 SHIM_SOCKET_DIR = Path("/run/containerd/s")  # containerd 1.6 puts shim sockets here whatever its state dir
-STOP_ORDER = ("kubelet", "coredns", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
+STOP_ORDER = (
+    "kubelet",
+    "coredns",
+    "kube-router",
+    "kube-proxy",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "kube-apiserver",
+)
 GRACE_S = 10.0
 
 
