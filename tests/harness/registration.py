@@ -384,8 +384,11 @@ def register_maas(
     except MaasError as error:
         return Report(method="none", missing={v1_url(settings.endpoint): str(error)})
     served = [i for i in requested if i in listed]
+    # The stack's own gateway: llama-stack holds no key of it (each call carries its caller's);
+    # the key above only listed the models.
+    token = "" if provider == DEFAULT_PROVIDER else settings.api_key
     desired = declared_specs(
-        served, settings.endpoint, api_token=settings.api_key, tls_verify=settings.tls_verify, provider=provider
+        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider
     )
     report = register(target, llama_stack_url, desired, timeout=timeout)
     report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})
@@ -413,9 +416,9 @@ def register_command(args: Any) -> int:
     target = get_target(getattr(args, "target", None) or "local", options)
     endpoints = target.status()
     if not settings.endpoint:
-        # No external MaaS: the stack's own gateway plays it, and llama-stack's traffic goes on
-        # the service key (the `internal` tier), so no user's budget pays for it.
-        key = settings.api_key or service_key(endpoints.keys)
+        # No external MaaS: the stack's own gateway plays it. The harness's key only lists its
+        # models; llama-stack gets no key of the gateway (its calls spend each caller's budget).
+        key = settings.api_key or harness_key(endpoints.keys)
         settings = replace(settings, endpoint=endpoints.gateway_url, api_key=key)
     own_gateway = settings.endpoint.rstrip("/").removesuffix("/v1") == endpoints.gateway_url.rstrip("/")
     removals = [model_key(i) for i in getattr(args, "remove", None) or []]
@@ -433,15 +436,15 @@ def register_command(args: Any) -> int:
     return 0 if report.ok else 1
 
 
-SERVICE_TIER = "internal"  # the gateway tier of llama-stack's own key (values/local.yaml)
+HARNESS_TIER = "internal"  # the dev overlays' tier of the harness's own key (values/local.yaml)
 
 
-def service_key(keys: Mapping[str, list[str]]) -> str:
-    """The stack's service key: the first key of the `internal` tier."""
-    found = keys.get(SERVICE_TIER) or []
+def harness_key(keys: Mapping[str, list[str]]) -> str:
+    """The harness's own key, for listing the gateway's models: the first key of the `internal` tier."""
+    found = keys.get(HARNESS_TIER) or []
     if not found:
         raise HarnessError(
-            f"the stack's gateway has no {SERVICE_TIER!r} tier key for llama-stack's traffic: "
+            f"the stack's gateway has no {HARNESS_TIER!r} tier key to list its models with: "
             "add one to maas-gateway.apiKeys, or export MAAS_API_KEY"
         )
     return found[0]

@@ -24,7 +24,7 @@ BREAK = StackBreak(
     "meta-auth-broken",
     edits=(Edit("llama-stack/templates/configmap.yaml", "{{- if .Values.auth.enabled }}", "{{- if false }}"),),
     # The key llama-stack would spend for every caller: the harness's own large tier.
-    overlay="global:\n  models:\n    maas:\n      apiToken: dev-internal-01-llama-stack\n",
+    overlay="global:\n  models:\n    maas:\n      apiToken: dev-internal-01-harness\n",
 )
 SUITE = ["tests/e2e/test_llama_stack_auth.py"]
 MODULE = "test_llama_stack_auth"
