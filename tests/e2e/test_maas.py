@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from harness import maas as maas_api
 from harness import registration as reg
-from harness.local.processes import free_port
+from harness.loopback import free_port
 from harness.maas import MaasError, MaasSettings
 from harness.paths import REPO_ROOT
 

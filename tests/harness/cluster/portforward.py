@@ -15,12 +15,7 @@ from harness.cluster import plans
 from harness.cluster.runner import CommandRunner, Process
 from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.errors import HarnessError
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from harness.loopback import free_port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import yaml
-from harness.local.processes import free_port
+from harness.loopback import free_port
 from harness.paths import chart
 
 # How a model URL in the values names the stack's own gateway or model server: a loopback

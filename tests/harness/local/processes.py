@@ -30,12 +30,6 @@ class Running:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
