@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.kube import netns
+from harness.kube import netns, teardown
 
 LOCK_PATH = Path("/run/rag-kube.lock")
 WAIT_LIMIT_S = 45 * 60.0  # longer than a whole kube lane run
@@ -41,22 +41,12 @@ def _record_self(fd: int) -> None:
     os.write(fd, f"pid {os.getpid()} in {Path.cwd()}\n".encode())
 
 
-def _ancestors() -> set[int]:
-    """This process's parent, grandparent, ... (not itself)."""
-    found, pid = set(), os.getppid()
-    while pid > 1 and pid not in found:
-        found.add(pid)
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            break
-    return found
-
-
 def _held_by_ancestor(fd: int) -> bool:
     """True when the recorded holder (`pid N in DIR`) is one of this process's ancestors."""
     words = _holder(fd).split()
-    return len(words) > 1 and words[0] == "pid" and words[1].isdigit() and int(words[1]) in _ancestors()
+    if len(words) < 2 or words[0] != "pid" or not words[1].isdigit():
+        return False
+    return int(words[1]) in teardown.ancestors() - {os.getpid()}
 
 
 def _try_lock(fd: int) -> bool:
@@ -103,4 +93,3 @@ def hold(
         time.sleep(POLL_S)
     _record_self(fd)
     _held[path] = fd
-

@@ -67,7 +67,7 @@ def _net_inode(pid: int) -> int | None:
 
 def lane_processes(layout: Layout, *, spare: set[int] | None = None) -> list[int]:
     """Pids belonging to the lane (see the module docstring), never the caller or its parents."""
-    spare = spare if spare is not None else _ancestors()
+    spare = spare if spare is not None else ancestors()
     markers = (str(layout.run), str(binaries.BIN))
     try:
         ns_inode: int | None = os.stat(netns.PATH).st_ino
@@ -81,7 +81,8 @@ def lane_processes(layout: Layout, *, spare: set[int] | None = None) -> list[int
     return sorted(found - spare)
 
 
-def _ancestors() -> set[int]:
+def ancestors() -> set[int]:
+    """This process and its parent, grandparent, ... (pids, read from /proc/PID/stat)."""
     pid, seen = os.getpid(), set()
     while pid > 1 and pid not in seen:
         seen.add(pid)
