@@ -18,6 +18,9 @@ EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LINUX_EPHEMERAL_LOW = 32768  # when the range cannot be read
 SPAN = 12000  # how many ports below the ephemeral range to pick from
 TRIES = 200
+# Ports this process handed out: a program may not listen on one yet, so a bind check alone
+# would hand it out again (two stacks or port-forwards started one after the other).
+_handed_out: set[int] = set()
 
 
 def listen_range() -> range:
@@ -29,20 +32,34 @@ def listen_range() -> range:
     return range(max(1024, low - SPAN), low)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on now, outside the ephemeral range.
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports on `host` that nothing listens on now, outside the ephemeral range.
 
-    Raises HarnessError when TRIES random ports of `listen_range()` are all taken.
+    Distinct, and never a port this process handed out before: the ports are picked before
+    anything listens on them, so two picks could return one port, and the second program to bind
+    it would fail ("address already in use").
+    Raises HarnessError when fewer than `count` of TRIES random ports of `listen_range()` are free.
     """
     ports = listen_range()
-    for port in random.sample(ports, min(TRIES, len(ports))):
+    chosen: list[int] = []
+    for port in random.sample(ports, min(max(TRIES, count), len(ports))):
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return port
+        chosen.append(port)
+        if len(chosen) == count:
+            _handed_out.update(chosen)
+            return chosen
     raise HarnessError(
-        f"no free loopback port in {ports.start}-{ports.stop - 1} after {TRIES} tries: stop some local stacks "
-        "(`make clean`) or port-forwards"
+        f"only {len(chosen)} of {count} free loopback ports in {ports.start}-{ports.stop - 1}: stop some local "
+        "stacks (`make clean`) or port-forwards"
     )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """One port of `free_ports`."""
+    return free_ports(1, host)[0]

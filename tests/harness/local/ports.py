@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import yaml
-from harness.loopback import free_port
+from harness.loopback import free_ports
 from harness.paths import chart
 
 # How a model URL in the values names the stack's own gateway or model server: a loopback
@@ -32,9 +32,13 @@ class Ports:
     llama_stack: int = 0
 
     def fill_free(self) -> Ports:
-        """Keep ports the user chose; pick free ones for the rest."""
-        chosen = {f.name: getattr(self, f.name) or free_port() for f in fields(self)}
-        return Ports(**chosen)
+        """Keep ports the user chose; pick free, distinct ones for the rest."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        missing = [name for name, port in given.items() if not port]
+        taken = {port for port in given.values() if port}
+        # One pick for all: independent picks could give two components one port.
+        picked = iter(p for p in free_ports(len(missing) + len(taken)) if p not in taken)
+        return Ports(**{name: port or next(picked) for name, port in given.items()})
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
