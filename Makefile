@@ -38,6 +38,9 @@ status: ## print the running stack's endpoints as JSON
 	@$(PY) -m harness status --target $(TARGET)
 
 test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS and kube lanes
+	@# The kube lane's first build (about 15 min cold, mostly CPU) runs meanwhile, in the background at
+	@# the lowest priority, and stops if make does (its owner); the lane then waits for it.
+	@$(PY) -m harness build --background --owner $$PPID
 	@$(call PYTEST,$(VALUES_ARGS) $(PYTEST_ARGS))
 	@# The MaaS lane, a separate pytest run: the e2e suite with MAAS=1 against the stand-in MaaS.
 	@$(MAKE) --no-print-directory e2e MAAS=1 MAAS_ENDPOINT=standin RAG_RUN_NAME=maas-lane

@@ -76,6 +76,19 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from harness.kube import prebuild, prereqs
+
+    if args.background:
+        prebuild.start_background(args.owner or os.getppid())
+        return 0
+    try:
+        prebuild.build(owner=args.owner)
+    except prereqs.PrerequisiteMissing as exc:
+        raise HarnessError(f"the kube lane cannot be built here: {exc}") from None
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     options = _options(args)
     if args.target == "local":
@@ -134,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     docs.add_argument("--check", action="store_true", help="write nothing; fail when a committed README is stale")
     docs.set_defaults(func=cmd_docs)
+
+    build = sub.add_parser(
+        "build", help="build the kube lane's binaries and images (cached), without starting a cluster",
+        description="Build (or reuse) the kube lane's Kubernetes, CoreDNS and kube-router binaries and its "
+        "images into .cache/kube, without starting a cluster. `make test` runs it in the background during "
+        "the main suite; the lane waits for it and finds everything built.",
+    )  # fmt: skip
+    build.add_argument("--owner", type=int, default=None, metavar="PID", help="stop when process PID ends")
+    build.add_argument(
+        "--background", action="store_true",
+        help="start the build at the lowest priority and return at once (log: .cache/kube/background-build.log); "
+        "it stops when --owner (default: this command's parent) ends",
+    )  # fmt: skip
+    build.set_defaults(func=cmd_build)
 
     up = sub.add_parser("up", help="deploy the stack and wait until every component is healthy")
     add_target(up)

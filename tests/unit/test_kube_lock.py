@@ -67,3 +67,25 @@ def test_a_child_of_the_holder_acts_within_its_lane(tmp_path: Path) -> None:
         os.close(lock._held.pop(path))
     assert child.returncode == 0, child.stderr
     assert f"held by this process's parent (pid {os.getpid()} " in child.stdout, child.stdout
+
+
+BUILDER = """
+import sys, time
+from pathlib import Path
+from harness.kube import lock
+with lock.exclusive(Path(sys.argv[1]), "test build", say=lambda _: None):
+    print("building", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_build_waits_for_the_build_running_and_names_it(tmp_path: Path) -> None:
+    """The lane's build waits for the background build (`make test`) instead of building the
+    same cache at the same time, and says whom it waits for."""
+    path = tmp_path / "build.lock"
+    proc = subprocess.Popen([sys.executable, "-c", BUILDER, str(path), "1.5"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
+    said: list[str] = []
+    with lock.exclusive(path, "the test binaries", say=said.append):
+        assert proc.poll() is not None, "entered the block while the other build still held the lock"
+    assert said and said[0].startswith("waiting for the test binaries") and f"pid {proc.pid} " in said[0], said

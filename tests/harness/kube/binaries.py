@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.kube import lock
 from harness.paths import CACHE_DIR
 
 KUBE_CACHE = CACHE_DIR / "kube"
@@ -240,6 +241,7 @@ class Binaries:
 def ensure_binaries(say: Callable[[str], None] = print) -> Binaries:
     """Build (or reuse) the five Kubernetes commands, CoreDNS and kube-router; returns where they are."""
     KUBE_CACHE.mkdir(parents=True, exist_ok=True)
-    for build in BUILDS:
-        ensure(build, say)
+    with lock.exclusive(KUBE_CACHE / ".binaries.lock", "the kube lane's binaries", say=say):
+        for build in BUILDS:
+            ensure(build, say)
     return Binaries(BIN)

@@ -1,10 +1,14 @@
-"""One kube lane at a time per machine.
+"""One kube lane at a time per machine, and one builder at a time per build cache.
 
 The cluster's network namespace (`rag-kube`) and its addresses are machine-wide, while each
 checkout keeps its own run folder. A second lane started from another checkout would find the
 namespace, take it for a half-started cluster of its own and tear it down under the first. So
 every process that starts or removes the cluster first holds an exclusive `flock` on LOCK_PATH,
 for as long as it lives (the kernel drops the lock when the process exits, even on a crash).
+
+`exclusive(path, what)` serializes the lane's builds the same way: the binaries and the images
+of one checkout's cache have one builder at a time (the background build `make test` starts,
+and the lane that then waits for it and finds everything built).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -93,3 +98,24 @@ def hold(
         time.sleep(POLL_S)
     _record_self(fd)
     _held[path] = fd
+
+
+@contextmanager
+def exclusive(path: Path, what: str, *, say: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for the `with` block, waiting (no limit: a cold build
+    takes up to ~25 min) and saying every REPORT_EVERY_S who holds it, for `what`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        started = time.monotonic()
+        reported = -REPORT_EVERY_S
+        while not _try_lock(fd):
+            waited = time.monotonic() - started
+            if waited - reported >= REPORT_EVERY_S:
+                say(f"waiting for {what}: another build ({_holder(fd)}) is making it ({waited:.0f}s so far)")
+                reported = waited
+            time.sleep(POLL_S)
+        _record_self(fd)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock

@@ -10,7 +10,6 @@ Public surface:
 
 from __future__ import annotations
 
-import fcntl
 import importlib.metadata as metadata
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -18,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from harness.kube import lock
 from harness.kube.images import build, rootfs
 from harness.kube.images.specs import SPECS, STAND_IN_LABEL, Base, ImageSpec, Metadata, by_ref
 from harness.paths import BIN_DIR
@@ -54,8 +54,7 @@ def ensure_images(*, say: Say, specs: Iterable[ImageSpec] = SPECS) -> list[Path]
     """
     build.IMAGES_DIR.mkdir(parents=True, exist_ok=True)
     # One builder at a time per cache: a second caller waits, then finds the archives made.
-    with open(build.IMAGES_DIR / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock.exclusive(build.IMAGES_DIR / ".lock", "the kube lane's images", say=say):
         return _ensure(tuple(specs), say=say)
 
 

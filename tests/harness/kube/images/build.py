@@ -67,7 +67,9 @@ def build(spec: ImageSpec, *, base: Path | None, print_: str, say: Say) -> Path:
     archive = archive_path(spec)
     archive.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    container = _buildah("from", "--name", f"rag-kube-{spec.safe_name}", "scratch").strip()
+    name = f"rag-kube-{spec.safe_name}"
+    _buildah("rm", name, check=False)  # left behind by a build that was stopped (make interrupted)
+    container = _buildah("from", "--name", name, "scratch").strip()
     try:
         mount = Path(_buildah("mount", container).strip())
         if base is not None:
