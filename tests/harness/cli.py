@@ -77,15 +77,19 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from harness.kube import prebuild, prereqs
+    from harness.kube import binaries, prebuild, prereqs
 
     if args.background:
         prebuild.start_background(args.owner or os.getppid())
         return 0
+    from harness.kube.images import assemble, build, rootfs
+
     try:
         prebuild.build(owner=args.owner)
     except prereqs.PrerequisiteMissing as exc:
         raise HarnessError(f"the kube lane cannot be built here: {exc}") from None
+    except (binaries.BuildError, build.BuildError, rootfs.RootfsError, assemble.AssemblyError) as exc:
+        raise HarnessError("the kube lane's build failed (the message above names the step)", detail=str(exc)) from None
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Collection
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -32,8 +33,9 @@ def listen_range() -> range:
     return range(max(1024, low - SPAN), low)
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct TCP ports on `host` that nothing listens on now, outside the ephemeral range.
+def free_ports(count: int, host: str = "127.0.0.1", *, exclude: Collection[int] = ()) -> list[int]:
+    """`count` distinct TCP ports on `host` that nothing listens on now, outside the ephemeral
+    range, and not in `exclude`.
 
     Distinct, and never a port this process handed out before: the ports are picked before
     anything listens on them, so two picks could return one port, and the second program to bind
@@ -43,7 +45,9 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     ports = listen_range()
     chosen: list[int] = []
     for port in random.sample(ports, min(max(TRIES, count), len(ports))):
-        if port in _handed_out:
+        if len(chosen) == count:
+            break
+        if port in _handed_out or port in exclude:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
@@ -51,13 +55,13 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             except OSError:
                 continue
         chosen.append(port)
-        if len(chosen) == count:
-            _handed_out.update(chosen)
-            return chosen
-    raise HarnessError(
-        f"only {len(chosen)} of {count} free loopback ports in {ports.start}-{ports.stop - 1}: stop some local "
-        "stacks (`make clean`) or port-forwards"
-    )
+    if len(chosen) < count:
+        raise HarnessError(
+            f"only {len(chosen)} of {count} free loopback ports in {ports.start}-{ports.stop - 1}: stop some local "
+            "stacks (`make clean`) or port-forwards"
+        )
+    _handed_out.update(chosen)
+    return chosen
 
 
 def free_port(host: str = "127.0.0.1") -> int:

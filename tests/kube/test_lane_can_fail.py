@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness.cluster import plans
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.runner import SubprocessRunner
 from harness.cluster.waiting import Waiter, WaitPolicy, WaitTimeout
 from harness.kube.config import CONTEXT
 from harness.paths import chart, values_file
+from harness.targets.kube import restricted_namespace
 
 pytestmark = [pytest.mark.kube, pytest.mark.meta]
 
@@ -45,9 +45,7 @@ def test_unready_pod_fails_the_lane_and_diagnostics_name_pod_and_reason(endpoint
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump(kind_values["vllm-gpu"]))
     runner = SubprocessRunner()
-    for label in ("app.kubernetes.io/managed-by=rag-harness", "pod-security.kubernetes.io/enforce=restricted"):
-        runner.run(plans.kubectl_create_namespace(NAMESPACE, CONTEXT), check=False)
-        runner.run(plans.kubectl_label_namespace(NAMESPACE, label, CONTEXT))
+    restricted_namespace(runner, NAMESPACE)
     deployment = ClusterDeployment(
         runner, Waiter(), NAMESPACE, CONTEXT, RELEASE, chart_dir=broken_model_server_chart(tmp_path),
         rollout_policy=WaitPolicy(timeout=ROLLOUT_TIMEOUT_S, initial=2, cap=10),

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
-from harness.cluster import plans
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.runner import SubprocessRunner
 from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.kube.config import CONTEXT
 from harness.paths import chart, values_file
+from harness.targets.kube import restricted_namespace
 
 from . import test_network_policy as claims
 from .network_probe import INTERNALS, Probe
@@ -91,9 +91,7 @@ def test_with_admin_and_debug_on_every_interface_only_policy_keeps_them_closed(
     kind = yaml.safe_load(values_file("kind").read_text())["maas-gateway"]
     values.write_text(yaml.safe_dump({**kind, **overrides}))  # same ports as the session's gateway
     runner = SubprocessRunner()
-    for label in ("app.kubernetes.io/managed-by=rag-harness", "pod-security.kubernetes.io/enforce=restricted"):
-        runner.run(plans.kubectl_create_namespace(META_NAMESPACE, CONTEXT), check=False)
-        runner.run(plans.kubectl_label_namespace(META_NAMESPACE, label, CONTEXT))
+    restricted_namespace(runner, META_NAMESPACE)
     deployment = ClusterDeployment(
         runner, Waiter(), META_NAMESPACE, CONTEXT, META_RELEASE, chart_dir=gateway_chart_open_to_any_bind(tmp_path),
         rollout_policy=WaitPolicy(timeout=ROLLOUT_TIMEOUT_S, initial=2, cap=10),

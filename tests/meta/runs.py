@@ -51,22 +51,29 @@ class Run:
 
 
 def run_suite(
-    paths: list[str], tmp: Path, *, run_name: str, extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+    paths: list[str],
+    tmp: Path,
+    *,
+    run_name: str,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str | None] | None = None,
+    timeout_s: float = SUITE_TIMEOUT_S,
 ) -> Run:
-    """pytest `paths` with --target local --run-name `run_name`; extra args and env as given."""
+    """pytest `paths` with --target local --run-name `run_name`; extra args as given, and the
+    environment changed by `env` (a None value unsets the variable)."""
     junit, diagnostics = tmp / "junit.xml", tmp / "diagnostics"
     tests_dir = str(REPO_ROOT / "tests")
     command = [
         sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-q",
         "--target", "local", "--run-name", run_name, f"--junitxml={junit}", *extra,
     ]  # fmt: skip
-    full_env = {
-        **os.environ,
+    changed = {
         "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")])),
         "RAG_DIAGNOSTICS_DIR": str(diagnostics),
         **(env or {}),
     }
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=full_env, timeout=SUITE_TIMEOUT_S)
+    full_env = {k: v for k, v in {**os.environ, **changed}.items() if v is not None}
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=full_env, timeout=timeout_s)
     outcomes = parse_junit(junit) if junit.exists() else {}
     return Run(done.returncode, done.stdout + done.stderr, outcomes, diagnostics)
 

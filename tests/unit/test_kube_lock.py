@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,7 @@ def test_lane_is_taken_once_the_holder_exits(tmp_path: Path) -> None:
 
 CHILD = """
 import sys
+import time
 from pathlib import Path
 from harness.kube import lock
 lock.hold(path=Path(sys.argv[1]), say=print, wait_limit_s=5)
@@ -85,7 +87,23 @@ def test_a_build_waits_for_the_build_running_and_names_it(tmp_path: Path) -> Non
     path = tmp_path / "build.lock"
     proc = subprocess.Popen([sys.executable, "-c", BUILDER, str(path), "1.5"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
+    building_since = time.monotonic()
     said: list[str] = []
     with lock.exclusive(path, "the test binaries", say=said.append):
-        assert proc.poll() is not None, "entered the block while the other build still held the lock"
+        waited = time.monotonic() - building_since
+    proc.wait()
+    assert waited >= 1.0, f"entered after {waited:.1f} s, while the other build held the lock for 1.5 s"
     assert said and said[0].startswith("waiting for the test binaries") and f"pid {proc.pid} " in said[0], said
+
+
+def test_a_build_that_never_ends_is_named_not_waited_for_forever(tmp_path: Path) -> None:
+    path = tmp_path / "build.lock"
+    proc = subprocess.Popen([sys.executable, "-c", BUILDER, str(path), "60"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
+    try:
+        with pytest.raises(lock.LaneBusy, match=rf"the test images: another build \(pid {proc.pid} "):
+            with lock.exclusive(path, "the test images", say=lambda _: None, wait_limit_s=1.0):
+                pytest.fail("entered the block while the other build held the lock")
+    finally:
+        proc.kill()
+        proc.wait()

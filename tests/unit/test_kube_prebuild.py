@@ -23,8 +23,11 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     # A killed child of a dead parent may linger as a zombie until init reaps it.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(") ")[1].startswith("Z")
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")
+    except FileNotFoundError:  # reaped meanwhile
+        return True
 
 
 def test_build_and_its_children_stop_when_the_owner_ends() -> None:

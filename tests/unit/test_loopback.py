@@ -66,6 +66,7 @@ def test_a_port_is_handed_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert {loopback.free_port(), loopback.free_port()} == set(block)
     with pytest.raises(HarnessError, match="only 0 of 1"):
         loopback.free_port()
+    assert loopback.free_ports(0) == []
 
 
 def test_a_stack_never_gets_one_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,8 @@ TYPO = "maas-gatway:\n  tiers:\n    free: {tokens: {limit: 50, window: 1m}}\n"
 
 def run(argv: list[str], runs_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "PYTEST_"))}
-    environ |= {"RAG_RUNS_DIR": str(runs_dir), **env}
+    # About the commands and values: no stand-in MaaS (`make e2e`'s default without MAAS_ENDPOINT).
+    environ |= {"RAG_RUNS_DIR": str(runs_dir), "MAAS_ENDPOINT": "", **env}
     return subprocess.run(argv, cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
 
 

@@ -101,9 +101,14 @@ def hold(
 
 
 @contextmanager
-def exclusive(path: Path, what: str, *, say: Callable[[str], None] = print) -> Iterator[None]:
-    """Hold an exclusive lock on `path` for the `with` block, waiting (no limit: a cold build
-    takes up to ~25 min) and saying every REPORT_EVERY_S who holds it, for `what`."""
+def exclusive(
+    path: Path, what: str, *, say: Callable[[str], None] = print, wait_limit_s: float = WAIT_LIMIT_S
+) -> Iterator[None]:
+    """Hold an exclusive lock on `path` for the `with` block, waiting while another build holds
+    it (a cold build takes up to ~25 min) and saying every REPORT_EVERY_S who holds it, for `what`.
+
+    Raises LaneBusy after `wait_limit_s` seconds of waiting (a build that hangs, not one that is slow).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -111,6 +116,11 @@ def exclusive(path: Path, what: str, *, say: Callable[[str], None] = print) -> I
         reported = -REPORT_EVERY_S
         while not _try_lock(fd):
             waited = time.monotonic() - started
+            if waited >= wait_limit_s:
+                raise LaneBusy(
+                    f"{what}: another build ({_holder(fd)}) still holds {path} after {waited / 60:.0f} min: "
+                    "stop it (`kill <pid>`) and run again; its log: .cache/kube/background-build.log"
+                )
             if waited - reported >= REPORT_EVERY_S:
                 say(f"waiting for {what}: another build ({_holder(fd)}) is making it ({waited:.0f}s so far)")
                 reported = waited

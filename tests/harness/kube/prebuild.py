@@ -26,15 +26,21 @@ OWNER_POLL_S = 2.0
 LOG = binaries.KUBE_CACHE / "background-build.log"
 
 
-def start_background(owner: int, *, say: Callable[[str], None] = print) -> int:
-    """Start `build(owner=owner)` in a process of its own at the lowest CPU and I/O priority,
-    writing to LOG; returns its pid at once."""
+def start_background(owner: int, *, say: Callable[[str], None] = print) -> int | None:
+    """Start `build(owner=owner)` in a process group of its own at the lowest CPU and I/O
+    priority, writing to LOG; returns its pid at once, or None (saying why) when the lane
+    cannot run here (then the lane itself reports what is missing)."""
+    if found := prereqs.problems():
+        say(f"[kube build] not started: {'; '.join(found)}")
+        return None
     LOG.parent.mkdir(parents=True, exist_ok=True)
     argv = ["nice", "-n", "19", "ionice", "-c", "3", sys.executable, "-m", "harness", "build", "--owner", str(owner)]
+    # process_group=0, not a new session: a new session is a new scheduler autogroup
+    # (kernel.sched_autogroup_enabled), where nice 19 no longer yields to the test run.
     with LOG.open("w") as log:
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, process_group=0,
         )  # fmt: skip
     say(
         f"[kube build] building the kube lane's binaries and images in the background (pid {proc.pid}, lowest "
@@ -58,7 +64,10 @@ def build(*, owner: int | None = None, say: Callable[[str], None] = print) -> No
 
 
 def _stop_with(owner: int) -> None:
-    """End this process's group (its own session: `start_background`) when `owner` is gone."""
+    """Lead a process group of our own (`start_background` already made one), and end that
+    group, this build's `go build`, buildah and debootstrap included, when `owner` is gone."""
+    if os.getpgrp() != os.getpid():
+        os.setpgid(0, 0)  # never signal the group of whoever started us (make, a pytest run)
 
     def watch() -> None:
         while _alive(owner):

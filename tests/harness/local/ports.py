@@ -35,9 +35,8 @@ class Ports:
         """Keep ports the user chose; pick free, distinct ones for the rest."""
         given = {f.name: getattr(self, f.name) for f in fields(self)}
         missing = [name for name, port in given.items() if not port]
-        taken = {port for port in given.values() if port}
         # One pick for all: independent picks could give two components one port.
-        picked = iter(p for p in free_ports(len(missing) + len(taken)) if p not in taken)
+        picked = iter(free_ports(len(missing), exclude=set(given.values())))
         return Ports(**{name: port or next(picked) for name, port in given.items()})
 
     def as_dict(self) -> dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.cluster import plans, state
 from harness.cluster.deploy import NAMESPACE_LABEL, ClusterDeployment
+from harness.cluster.runner import CommandRunner
 from harness.cluster.target import ClusterTarget
 from harness.endpoints import Endpoints
 from harness.kube import binaries, lock, netns, prereqs, teardown
@@ -40,6 +41,16 @@ def model_server_images(objects: list[dict[str, Any]]) -> set[str]:
         and (obj.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/component") == MODEL_SERVER
         for container in obj["spec"]["template"]["spec"].get("containers", [])
     }
+
+
+def restricted_namespace(runner: CommandRunner, ns: str) -> str:
+    """Create `ns` (when missing) with PodSecurity `restricted` enforced, audited and warned, and
+    the harness's label (so `down` and cleanup find it); returns `ns`."""
+    if not runner.run(plans.kubectl_get_namespace(ns, CONTEXT), check=False).stdout.strip():
+        runner.run(plans.kubectl_create_namespace(ns, CONTEXT))
+    for label in (NAMESPACE_LABEL, *(f"pod-security.kubernetes.io/{mode}=restricted" for mode in POD_SECURITY)):
+        runner.run(plans.kubectl_label_namespace(ns, label, CONTEXT))
+    return ns
 
 
 class KubeTarget(ClusterTarget):
@@ -87,13 +98,7 @@ class KubeTarget(ClusterTarget):
 
     def new_namespace(self) -> str:
         """The release namespace, created with PodSecurity `restricted` enforced and the harness's label."""
-        ns = self.options.namespace or NAMESPACE
-        if not self.runner.run(plans.kubectl_get_namespace(ns, CONTEXT), check=False).stdout.strip():
-            self.runner.run(plans.kubectl_create_namespace(ns, CONTEXT))
-        labels = [NAMESPACE_LABEL, *(f"pod-security.kubernetes.io/{mode}=restricted" for mode in POD_SECURITY)]
-        for label in labels:
-            self.runner.run(plans.kubectl_label_namespace(ns, label, CONTEXT))
-        return ns
+        return restricted_namespace(self.runner, self.options.namespace or NAMESPACE)
 
     def default_namespace(self) -> str:
         return NAMESPACE
