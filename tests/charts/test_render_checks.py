@@ -27,6 +27,8 @@ from charts.test_models_contract import llama_stack_container, run_config
 
 pytestmark = pytest.mark.charts
 
+# A key-validation service of the user's own, for kuadrant mode (which renders no standalone gateway).
+KEYS_ELSEWHERE = "http://keys.example.test/validate"
 ENV_REF = re.compile(r"^\$\{env\.([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -62,6 +64,15 @@ REFUSALS = [
         {"envoy": {"preStopSleepSeconds": 14, "terminationGracePeriodSeconds": 15}},
         "envoy.terminationGracePeriodSeconds",
         "raise the grace period",
+    ),
+    Refusal(
+        # Kuadrant mode renders no standalone gateway, so its key-validation route does not exist.
+        "kuadrant-without-key-validation",
+        "rag",
+        {"maas-gateway": {"mode": "kuadrant"}},
+        {"maas-gateway": {"mode": "kuadrant"}, "llama-stack": {"auth": {"endpoint": KEYS_ELSEWHERE}}},
+        "llama-stack.auth.endpoint",
+        "llama-stack.auth.enabled=false",
     ),
     Refusal(
         "url-without-v1",
@@ -406,7 +417,8 @@ def test_helm_test_pods_use_the_maintained_image(helm: HelmBinary, renderer: Ren
 def test_umbrella_helm_test_calls_a_gateway_that_is_rendered(
     helm: HelmBinary, renderer: Renderer, gateway: dict[str, Any], expected: str
 ) -> None:
-    docs = render_ok(renderer, helm, "rag", values={"maas-gateway": gateway})
+    values = {"maas-gateway": gateway, "llama-stack": {"auth": {"endpoint": KEYS_ELSEWHERE}}}
+    docs = render_ok(renderer, helm, "rag", values=values)
     services = {s["metadata"]["name"] for s in of_kind(docs, "Service")}
     for pod in _test_pods(docs):
         text = json.dumps(pod)

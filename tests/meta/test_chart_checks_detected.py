@@ -58,10 +58,16 @@ BREAKS = {
         (lambda helm, r: checks.test_chunking_is_published_where_clients_read_it(helm, r, "llama-stack"),),
     ),
     "pgvector Secret wiring not checked": Break(
-        "rag/templates/pgvector-statefulset.yaml",
-        '{{- include "rag.validate" . }}\n',
-        "",
+        "rag/templates/_helpers.tpl",
+        "{{- if or (ne (tpl $ref.name .) $want) (ne $ref.key .Values.pgvector.auth.secretKey) }}",
+        "{{- if false }}",
         (refusal("pgvector-existing-secret-not-wired"),),
+    ),
+    "kuadrant mode keeps the standalone key-validation route": Break(
+        "rag/templates/_helpers.tpl",
+        '{{- if contains (printf "//%s-maas-gateway:" .Release.Name) $endpoint }}',
+        "{{- if false }}",
+        (refusal("kuadrant-without-key-validation"),),
     ),
     "upgrade generates a new pgvector password": Break(
         "rag/templates/pgvector-secret.yaml",

@@ -47,6 +47,13 @@ Usage: {{ include "rag.validate" . }}
 {{- $errors = append $errors (printf "llama-stack.vectorStore.pgvector.passwordSecretRef is {name: %q, key: %q}, but pgvector reads its password from {name: %q, key: %q} (pgvector.auth.existingSecret / pgvector.auth.secretKey): llama-stack could not log in. Set llama-stack.vectorStore.pgvector.passwordSecretRef to {name: %q, key: %q}." (tpl $ref.name .) $ref.key $want .Values.pgvector.auth.secretKey $want .Values.pgvector.auth.secretKey) }}
 {{- end }}
 {{- end }}
+{{- $gw := index .Values "maas-gateway" }}
+{{- if and $gw.enabled (eq ($gw.mode | default "standalone") "kuadrant") $ls.enabled $ls.auth.enabled }}
+{{- $endpoint := tpl $ls.auth.endpoint . }}
+{{- if contains (printf "//%s-maas-gateway:" .Release.Name) $endpoint }}
+{{- $errors = append $errors (printf "llama-stack.auth.endpoint is %q, the key-validation route of the standalone gateway, which maas-gateway.mode=kuadrant does not render: llama-stack could validate no key and would refuse every call. Set llama-stack.auth.endpoint to a service that answers llama-stack's custom auth contract (charts/llama-stack/README.md, Authentication) from the same keys, or set llama-stack.auth.enabled=false (refused with an external route unless llama-stack.auth.insecure=true)." $endpoint) }}
+{{- end }}
+{{- end }}
 {{- if $errors }}
 {{- fail (printf "\nERROR: %s" (join "\nERROR: " $errors)) }}
 {{- end }}
