@@ -101,9 +101,12 @@ def test_a_build_that_never_ends_is_named_not_waited_for_forever(tmp_path: Path)
     proc = subprocess.Popen([sys.executable, "-c", BUILDER, str(path), "60"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
     try:
-        with pytest.raises(lock.LaneBusy, match=rf"the test images: another build \(pid {proc.pid} "):
-            with lock.exclusive(path, "the test images", say=lambda _: None, wait_limit_s=1.0):
-                pytest.fail("entered the block while the other build held the lock")
+        busy = rf"the test images: another build \(pid {proc.pid} "
+        with (
+            pytest.raises(lock.LaneBusy, match=busy),
+            lock.exclusive(path, "the test images", say=lambda _: None, wait_limit_s=1.0),
+        ):
+            pytest.fail("entered the block while the other build held the lock")
     finally:
         proc.kill()
         proc.wait()
