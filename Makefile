@@ -38,7 +38,7 @@ status: ## print the running stack's endpoints as JSON
 	@$(PY) -m harness status --target $(TARGET)
 
 test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS and kube lanes
-	@# The kube lane's first build (about 15 min cold, mostly CPU) runs meanwhile, in the background at
+	@# The kube lane's first build (about 16 min cold, mostly CPU) runs meanwhile, in the background at
 	@# the lowest priority, and stops if make does (its owner); the lane then waits for it.
 	@$(PY) -m harness build --background --owner $$PPID
 	@$(call PYTEST,$(VALUES_ARGS) $(PYTEST_ARGS))
