@@ -1,6 +1,6 @@
 """The kube lane's build (its binaries and images) ahead of the lane, without a cluster.
 
-Why: on a cold machine that build takes about 15 minutes, mostly CPU, and the main test suite
+Why: on a cold machine that build takes about 16 minutes, mostly CPU, and the main test suite
 leaves a core idle much of the time. `make test` therefore starts this build in the background
 at the lowest CPU and I/O priority before the main suite; the lane, later, waits for it on the
 build locks (`lock.exclusive`) and finds everything cached. A build still missing then (this
