@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from harness.kube import binaries, prereqs
+from harness.local import processes
 
 OWNER_POLL_S = 2.0
 LOG = binaries.KUBE_CACHE / "background-build.log"
@@ -70,18 +71,9 @@ def _stop_with(owner: int) -> None:
         os.setpgid(0, 0)  # never signal the group of whoever started us (make, a pytest run)
 
     def watch() -> None:
-        while _alive(owner):
+        while processes.alive(owner):
             time.sleep(OWNER_POLL_S)
         os.killpg(os.getpgrp(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
