@@ -665,9 +665,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def _workflow_summary(terminalreporter: Any) -> None:
     """One line per e2e area (the module name: models, chat, rag, auth, ratelimit).
 
-    FAIL: a test failed; NONE: no test of the area passed (all skipped), so it is not ok.
+    `ok`: a test passed and none failed. `FAIL`: a test failed or errored (the run exits non-zero).
+    `skipped (why)`: no test of the area ran here, with the skip reasons. `not ok` is printed only
+    for failures, so it always comes with a non-zero exit.
     """
     counts: dict[str, dict[str, int]] = {}
+    reasons: dict[str, list[str]] = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
             path = getattr(report, "nodeid", "").split("::")[0]
@@ -676,19 +679,29 @@ def _workflow_summary(terminalreporter: Any) -> None:
             area = path.removeprefix("tests/e2e/test_").removesuffix(".py")
             counts.setdefault(area, {}).setdefault(outcome, 0)
             counts[area][outcome] += 1
+            if outcome == "skipped":
+                reason = _skip_reason(report)
+                if reason not in reasons.setdefault(area, []):
+                    reasons[area].append(reason)
     if not counts:
         return
     terminalreporter.section("end-to-end workflows")
     for area, by_outcome in sorted(counts.items()):
-        # An area where nothing passed proved nothing: it is not ok, even if nothing failed.
-        if by_outcome.get("failed") or by_outcome.get("error"):
-            verdict = "FAIL"
-        elif not by_outcome.get("passed"):
-            verdict = "NONE"
-        else:
-            verdict = "ok"
         detail = ", ".join(f"{n} {o}" for o, n in by_outcome.items())
-        terminalreporter.write_line(f"{verdict:>4}  {area:<10} {detail}")
-    empty = sorted(area for area, by_outcome in counts.items() if not by_outcome.get("passed"))
-    if empty:
-        terminalreporter.write_line(f"not ok: no test passed in {', '.join(empty)} (every one skipped or failed)")
+        if by_outcome.get("failed") or by_outcome.get("error"):
+            line = f"FAIL  {area:<10} {detail}"
+        elif by_outcome.get("passed"):
+            line = f"  ok  {area:<10} {detail}"
+        else:
+            line = f"skipped {area:<10} {detail} ({'; '.join(reasons.get(area, [])) or 'no reason given'})"
+        terminalreporter.write_line(line)
+    failed = sorted(area for area, by_outcome in counts.items() if by_outcome.get("failed") or by_outcome.get("error"))
+    if failed:
+        terminalreporter.write_line(f"not ok: tests failed in {', '.join(failed)}")
+
+
+def _skip_reason(report: Any) -> str:
+    """The reason a skipped report gives (pytest stores it as (path, line, "Skipped: reason"))."""
+    longrepr = getattr(report, "longrepr", None)
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+    return str(reason).removeprefix("Skipped: ")

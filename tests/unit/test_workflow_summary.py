@@ -1,4 +1,5 @@
-"""The per-area e2e summary: an area where nothing passed is not ok."""
+"""The per-area e2e summary tells the truth: `ok` when a test of the area passed, `FAIL` when one
+failed, `skipped (why)` when none ran here, and `not ok` only next to a failure (a non-zero exit)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ pytestmark = pytest.mark.unit
 class Report:
     nodeid: str
     when: str = "call"
+    longrepr: object = None
+
+
+def skipped(nodeid: str, reason: str, when: str = "setup") -> Report:
+    return Report(nodeid, when=when, longrepr=(nodeid.split("::")[0], 1, f"Skipped: {reason}"))
 
 
 @dataclass
@@ -34,14 +40,40 @@ def summary(stats: dict[str, list[Report]]) -> list[str]:
     return terminal.lines
 
 
-def test_all_skipped_area_is_not_ok() -> None:
+def verdicts(lines: list[str]) -> dict[str, str]:
+    return {line.split()[1]: line.split()[0] for line in lines if line.split()[0] in ("ok", "FAIL", "skipped")}
+
+
+def test_a_failed_area_is_fail_and_the_run_not_ok() -> None:
     lines = summary(
         {
             "passed": [Report("tests/e2e/test_chat.py::a")],
-            "skipped": [Report("tests/e2e/test_rag.py::b", when="setup"), Report("tests/e2e/test_chat.py::c")],
+            "skipped": [skipped("tests/e2e/test_rag.py::b", "no model reachable"), Report("tests/e2e/test_chat.py::c")],
             "failed": [Report("tests/e2e/test_auth.py::d")],
         }
     )
-    verdicts = {line.split()[1]: line.split()[0] for line in lines if line.split()[0] in ("ok", "FAIL", "NONE")}
-    assert verdicts == {"auth": "FAIL", "chat": "ok", "rag": "NONE"}
-    assert any(line.startswith("not ok: no test passed in auth, rag") for line in lines), lines
+    assert verdicts(lines) == {"auth": "FAIL", "chat": "ok", "rag": "skipped"}
+    assert [line for line in lines if line.startswith("not ok")] == ["not ok: tests failed in auth"], lines
+
+
+def test_an_area_with_no_test_run_is_skipped_with_its_reasons_and_not_not_ok() -> None:
+    lines = summary(
+        {
+            "passed": [Report("tests/e2e/test_chat.py::a")],
+            "skipped": [
+                skipped("tests/e2e/test_maas.py::b", "no MaaS endpoint: set MAAS_ENDPOINT"),
+                skipped("tests/e2e/test_maas.py::c", "no MaaS endpoint: set MAAS_ENDPOINT"),
+                skipped("tests/e2e/test_maas.py::d", "MAAS_API_KEY is not set"),
+            ],
+        }
+    )
+    assert verdicts(lines) == {"chat": "ok", "maas": "skipped"}
+    maas = next(line for line in lines if line.split()[1:2] == ["maas"])
+    assert maas.endswith("(no MaaS endpoint: set MAAS_ENDPOINT; MAAS_API_KEY is not set)"), maas
+    assert not any("not ok" in line for line in lines), lines
+
+
+def test_an_errored_setup_is_a_failure() -> None:
+    lines = summary({"error": [Report("tests/e2e/test_rag.py::a", when="setup")]})
+    assert verdicts(lines) == {"rag": "FAIL"}
+    assert "not ok: tests failed in rag" in lines
