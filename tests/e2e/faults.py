@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +65,17 @@ def gateway_settings(objects: list[dict[str, Any]]) -> GatewaySettings:
             route_timeout_s=_seconds(routes[-1]["route"]["timeout"]),
         )
     raise LookupError("the rendered stack has no ConfigMap with an envoy.yaml")
+
+
+def user_override(files: list[Path], chart: str, key: str) -> Path | None:
+    """The last of the user's own values files (--values / VALUES) that sets `<chart>.<key>`, if any."""
+    found = None
+    for path in files:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        section = values.get(chart) if isinstance(values, dict) else None
+        if isinstance(section, dict) and key in section:
+            found = Path(path)
+    return found
 
 
 def timed(call: Callable[[], Reply]) -> tuple[Reply, float]:

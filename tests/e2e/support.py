@@ -13,6 +13,8 @@ import httpx
 # Default tier budgets (DESIGN.md, gateway contract): tokens per minute, requests per 2 minutes.
 TIER_TOKENS = {"free": 200, "premium": 1000, "enterprise": 5000}
 TIER_REQUESTS = {"free": 5, "premium": 20, "enterprise": 100}
+# Window lengths in seconds of every tier's budgets (tokens per minute, requests per 2 minutes).
+WINDOW_S = {"tokens": 60, "requests": 120}
 CONNECT_RETRIES = 5  # httpcore backs off 0.5, 1, 2, 4 s: covers a port-forward restart
 
 

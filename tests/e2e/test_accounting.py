@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .support import Gateway, Reply, await_window, remaining_tokens, wait_for_charge, words
+from .support import TIER_REQUESTS, Gateway, Reply, await_window, remaining_tokens, wait_for_charge, words
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
@@ -165,3 +165,80 @@ def test_aborted_stream_is_charged(gateway: Gateway, key_pool) -> None:
     time.sleep(SETTLE_S)
     charged = before - remaining_tokens(gateway, key)
     assert 0 < charged <= estimate, f"charged {charged} for an aborted stream; the documented estimate is {estimate}"
+
+
+# Failed calls cost 0 tokens (charts/maas-gateway README, "Token accounting"): each sends one call
+# that fails, with the key's budget read through /v1/models before and after.
+OVER_BUFFER_BYTES = 17 * 1024 * 1024  # above the chart's envoy.bufferLimitBytes (16 MiB)
+
+
+def failed_call(gateway: Gateway, key: str, case: str) -> Reply:
+    body = chat_body(gateway, words(20))
+    http = gateway.http
+    if case == "upstream 404 (unknown model)":
+        response = http.post("/v1/chat/completions", json={**body, "model": "no-such-model"}, headers=bearer(key))
+    elif case == "upstream 404 (unknown route)":
+        response = http.post("/v1/no-such-route", json=body, headers=bearer(key))
+    elif case == "upstream 400 (messages not a list)":
+        response = http.post("/v1/chat/completions", json={**body, "messages": "hello"}, headers=bearer(key))
+    elif case == "gateway 401 (another key)":
+        response = http.post("/v1/chat/completions", json=body, headers=bearer(key + "x"))
+    elif case == "gateway 413 (body over the buffer limit)":
+        big = json.dumps({**body, "padding": "x" * OVER_BUFFER_BYTES}).encode()
+        response = http.post(
+            "/v1/chat/completions", content=big, headers={**bearer(key), "Content-Type": "application/json"}
+        )
+    elif case == "gateway 415 (compressed body)":
+        headers = {**bearer(key), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        response = http.post("/v1/chat/completions", content=json.dumps(body).encode(), headers=headers)
+    else:
+        raise AssertionError(f"unknown case {case!r}")
+    try:
+        parsed = response.json()
+    except ValueError:
+        parsed = response.text
+    return Reply(response.status_code, response.headers, parsed)
+
+
+FAILED_CALLS = (
+    "upstream 404 (unknown model)",
+    "upstream 404 (unknown route)",
+    "upstream 400 (messages not a list)",
+    "gateway 401 (another key)",
+    "gateway 413 (body over the buffer limit)",
+    "gateway 415 (compressed body)",
+)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize("case", FAILED_CALLS)
+def test_a_failed_call_costs_no_tokens(gateway: Gateway, key_pool, case: str) -> None:
+    key, before = budgeted(gateway, key_pool)
+    reply = failed_call(gateway, key, case)
+    assert reply.status >= 400, f"{case}: the call did not fail: {reply.describe()}"
+    expected = int(case.split()[1])
+    assert reply.status == expected, f"{case}: expected {expected}, got {reply.describe()}"
+    time.sleep(SETTLE_S)  # a charge lands at stream end, just after the reply
+    after = remaining_tokens(gateway, key)
+    assert after == before, f"{case} cost {before - after} tokens; a failed call costs 0"
+
+
+def test_a_429_costs_no_tokens(gateway: Gateway, key_pool) -> None:
+    """Refused for requests (the token budget is far from spent): the refusals cost nothing."""
+    key = key_pool.one("free")
+    await_window(gateway, key, TEST_SPAN_S)
+    for i in range(TIER_REQUESTS["free"]):
+        reply = gateway.chat(key, "tiny", max_tokens=1)
+        assert reply.status == 200, f"request {i + 1}: {reply.describe()}"
+        wait_for_charge(gateway, key, reply.rate.remaining_tokens)
+    before = remaining_tokens(gateway, key)
+    assert before > 0, "the free key's tokens are spent: the 429s below would be for tokens"
+    for _ in range(3):
+        refused = gateway.chat(key, words(30), max_tokens=8)
+        assert refused.status == 429, refused.describe()
+    time.sleep(SETTLE_S)
+    after = remaining_tokens(gateway, key)
+    assert after == before, f"three 429s cost {before - after} tokens; a refused call costs 0"

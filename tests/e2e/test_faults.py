@@ -9,10 +9,12 @@ answers and how fast, starts it again and checks the gateway recovers within REC
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from charts.promises import PROMISES
 
 from .faults import (
     TIMEOUT_SLACK_S,
@@ -22,12 +24,17 @@ from .faults import (
     gateway_settings,
     recovery_time,
     timed,
+    user_override,
 )
-from .support import Gateway, Reply
+from .support import Gateway, Reply, await_window, remaining_tokens
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 CALLS_WHILE_DOWN = 3
+# The calls while a component is down fit in this much of a budget window.
+WINDOW_NEEDED_S = 10.0
+# After a reply, how long a (wrong) charge would take to show in the budget.
+CHARGE_SETTLE_S = 0.5
 UNCHECKED_LOG = "passed unchecked (failureMode open)"
 
 
@@ -46,25 +53,44 @@ def chat(gateway: Gateway, key: str) -> Reply:
 
 
 def test_model_server_down_answers_503_json(gateway: Gateway, key_pool, faults: Any, settings: GatewaySettings) -> None:
+    """503 JSON fast, and the failed calls cost no tokens (budget read before and after)."""
     key = key_pool.shared("enterprise")
+    await_window(gateway, key, WINDOW_NEEDED_S)
+    before = remaining_tokens(gateway, key)
     faults.stop_component("model-server")
     try:
         for _ in range(CALLS_WHILE_DOWN):
             reply, took = timed(lambda: chat(gateway, key))
             assert_503_json(reply, "upstream_unavailable")
             assert took < settings.route_timeout_s, f"took {took:.1f}s, past the route timeout"
+        time.sleep(CHARGE_SETTLE_S)
+        after = remaining_tokens(gateway, key)
+        assert after == before, f"{CALLS_WHILE_DOWN} calls to a stopped model server cost {before - after} tokens"
     finally:
         faults.start_component("model-server")
     took = recovery_time(lambda: chat(gateway, key), lambda r: r.status == 200)
     print(f"model server: gateway recovered {took:.2f}s after it returned")
 
 
+def promised_failure_mode() -> str:
+    """What the chart default and every shipped overlay promise (pinned by the chart tests)."""
+    return next(p.value for p in PROMISES if p.id == "maas-gateway:failureMode")
+
+
 @pytest.mark.parametrize("component", ["ratelimit", "redis"])
 def test_limiter_down_fails_closed_fast(
-    gateway: Gateway, key_pool, faults: Any, settings: GatewaySettings, component: str
+    gateway: Gateway, key_pool, faults: Any, settings: GatewaySettings, harness_state: Any, component: str
 ) -> None:
+    promised = promised_failure_mode()
+    assert promised == "closed", f"the charts promise failureMode {promised!r}; this test checks 'closed'"
     if not settings.fail_closed:
-        pytest.skip("the running gateway is configured failureMode: open")
+        override = user_override(harness_state.options.values, "maas-gateway", "failureMode")
+        if override is not None:
+            pytest.skip(f"failureMode: open set on purpose by the values file {override} (--values)")
+        pytest.fail(
+            "the running gateway is configured failureMode: open, but the chart default and every shipped "
+            "overlay promise 'closed' and no --values file of this run overrides it"
+        )
     key = key_pool.shared("enterprise")
     faults.stop_component(component)
     try:

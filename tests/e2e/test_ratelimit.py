@@ -10,16 +10,36 @@ they hold for any model.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from .support import TIER_REQUESTS, TIER_TOKENS, Gateway, Reply, await_window, wait_for_charge, words
+from .support import (
+    TIER_REQUESTS,
+    TIER_TOKENS,
+    WINDOW_S,
+    Gateway,
+    Reply,
+    await_window,
+    remaining_tokens,
+    wait_for_charge,
+    words,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
 BIG_PROMPT = words(120)  # ~121 tokens with max_tokens=1: the free budget (200) is crossed on the 2nd request
 
 
-def assert_429(reply: Reply) -> None:
+# Slack between Retry-After and the refusing window's reset measured here (whole seconds, a
+# request in flight across a second boundary).
+RETRY_AFTER_SLACK_S = 1
+
+
+def assert_429(reply: Reply, limit: str) -> None:
+    """An OpenAI-style 429 whose Retry-After is the reset of the limit that refused (`requests` or
+    `tokens`): the reset header the gateway sent for that limit, and the seconds left in that
+    limit's window by the clock here (epoch-aligned windows), both within RETRY_AFTER_SLACK_S."""
     assert reply.status == 429, f"expected 429, got {reply.describe()}"
     error = reply.body.get("error") if isinstance(reply.body, dict) else None
     assert isinstance(error, dict) and error.get("type") == "rate_limit_exceeded", (
@@ -28,6 +48,16 @@ def assert_429(reply: Reply) -> None:
     retry_after = reply.headers.get("retry-after", "")
     assert retry_after.isdigit() and int(retry_after) > 0, (
         f"429 without a usable Retry-After ({retry_after!r}): {reply.describe()}"
+    )
+    reset = reply.rate.reset_requests if limit == "requests" else reply.rate.reset_tokens
+    assert reset is not None and abs(int(retry_after) - reset) <= RETRY_AFTER_SLACK_S, (
+        f"a {limit}-limit 429 says Retry-After {retry_after}, but the {limit} window resets in {reset}s: "
+        f"{reply.describe()}"
+    )
+    window = WINDOW_S[limit]
+    left = window - time.time() % window
+    assert abs(int(retry_after) - left) <= RETRY_AFTER_SLACK_S + 0.5, (
+        f"a {limit}-limit 429 says Retry-After {retry_after}, but the {window}s {limit} window ends in {left:.1f}s"
     )
 
 
@@ -75,7 +105,7 @@ def test_free_tier_is_limited_at_its_token_budget(gateway: Gateway, key_pool) ->
     # nothing is refused that would have stayed within it.
     assert sum(spent[:-1]) < budget, f"requests passed after the budget was spent: {spent}; budget {budget}"
     assert sum(spent) + spent[-1] > budget, f"refused early, after {spent} of {budget} tokens"
-    assert_429(limited)
+    assert_429(limited, "tokens")
     rate = limited.rate
     assert rate.limit_tokens == budget, limited.describe()
     assert rate.remaining_tokens == 0, limited.describe()
@@ -105,7 +135,7 @@ def test_free_request_count_limit(gateway: Gateway, key_pool) -> None:
         assert reply.status == 200, f"request {i + 1} of {limit} refused: {reply.describe()}"
         assert reply.rate.remaining_requests is not None, f"no x-ratelimit-remaining-requests: {reply.describe()}"
     over = gateway.chat(key, "tiny", max_tokens=1)
-    assert_429(over)
+    assert_429(over, "requests")
     assert over.rate.remaining_requests == 0, over.describe()
     assert over.rate.remaining_tokens is not None and over.rate.remaining_tokens > 0, (
         f"refused for tokens, not requests: {over.describe()}"
@@ -118,7 +148,7 @@ def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
     await_window(gateway, spent_key, TEST_SPAN_S)
     _, limited = spend_until_limited(gateway, spent_key, BIG_PROMPT, attempts=TIER_REQUESTS["free"] - 1)
     assert limited is not None, "could not exhaust a free key"
-    assert_429(limited)
+    assert_429(limited, "tokens")
     for name, key in (("another free key", other_free), ("a premium key", premium)):
         reply = gateway.chat(key, "still fine", max_tokens=2)
         assert reply.status == 200, f"{name} was limited by someone else's usage: {reply.describe()}"
@@ -128,21 +158,22 @@ def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
 
 
 def test_remaining_tokens_decrease_with_use(gateway: Gateway, key_pool) -> None:
+    """x-ratelimit-remaining-tokens on a non-streamed 200 is the balance after this response:
+    the budget before the call minus its usage.total_tokens, and the budget the gateway then
+    enforces."""
     key = key_pool.one("free")
     await_window(gateway, key, TEST_SPAN_S)
-    replies = [chat_settled(gateway, key, words(n), max_tokens=1) for n in (10, 20, 30)]
-    for reply in replies:
+    for n in (10, 20, 30):
+        before = remaining_tokens(gateway, key)
+        reply = chat_settled(gateway, key, words(n), max_tokens=1)
         assert reply.status == 200, reply.describe()
-    remaining = [r.rate.remaining_tokens for r in replies]
-    spent = [r.usage["total_tokens"] for r in replies]
-    assert None not in remaining, f"x-ratelimit-remaining-tokens missing: {[r.describe() for r in replies]}"
-    assert remaining[0] > remaining[1] > remaining[2], f"remaining tokens {remaining} after spending {spent}"
-    # Whether the header counts the current request or not, two requests' usage was taken.
-    assert remaining[0] - remaining[2] in (spent[0] + spent[1], spent[1] + spent[2]), (
-        f"remaining {remaining}, spent {spent}"
-    )
-    consumed = [r.rate.consumed_tokens for r in replies]
-    assert consumed == spent, f"x-ratelimit-consumed-tokens {consumed} differ from usage {spent}"
+        spent = reply.usage["total_tokens"]
+        assert reply.rate.remaining_tokens == before - spent, (
+            f"x-ratelimit-remaining-tokens {reply.rate.remaining_tokens}; the budget was {before} before a call "
+            f"of {spent} tokens, so it must be {before - spent}"
+        )
+        assert reply.rate.consumed_tokens == spent, f"x-ratelimit-consumed-tokens is not the usage: {reply.describe()}"
+        assert remaining_tokens(gateway, key) == before - spent, "the enforced budget differs from the header"
 
 
 def test_listing_models_costs_no_tokens(gateway: Gateway, key_pool) -> None:
@@ -193,5 +224,5 @@ def test_paid_tiers_are_limited_at_their_token_budget(gateway: Gateway, key_pool
     assert passed, f"the first request of a fresh {tier} key was refused: {limited.describe()}"
     assert sum(spent[:-1]) < budget, f"requests passed after the budget was spent: {spent}; budget {budget}"
     assert sum(spent) + spent[-1] > budget, f"refused early, after {spent} of {budget} tokens"
-    assert_429(limited)
+    assert_429(limited, "tokens")
     assert limited.rate.limit_tokens == budget and limited.rate.remaining_tokens == 0, limited.describe()
