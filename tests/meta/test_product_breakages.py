@@ -3,9 +3,11 @@ mechanism and shows that exactly the e2e tests that claim it fail.
 
 One local stack (run name `meta-product`) runs from a copy of the charts. Per case:
   * gateway: one edit to the copy's rendered Envoy config or Lua step (key check, charge at
-    end of stream, user in the counter descriptor, identity header stripping), then the
-    gateway alone is restarted and the gateway e2e modules run; counters are cleared
-    between cases so that each starts from full budgets;
+    end of stream, user in the counter descriptor, identity header stripping; and one per class
+    of contract: failed calls charged, Retry-After from the wrong window, remaining tokens
+    before the call, a window counted at half its length, fail-open rendered with no override),
+    then the gateway alone is restarted and the gateway e2e modules (or the contract's own
+    tests) run; counters are cleared between cases so that each starts from full budgets;
   * embedder: the embeddings server is replaced by one that returns a constant vector;
   * registration: a registration that leaves out one of the models it was asked to add.
 A case with nothing broken runs first: the same modules pass, so the failures are the
@@ -33,7 +35,7 @@ from .runs import BrokenStack, Edit, Run, StackBreak, apply_edits, broken_stack
 pytestmark = pytest.mark.meta
 
 RUN_NAME = "meta-product"
-GATEWAY_MODULES = ["tests/e2e/test_auth.py", "tests/e2e/test_ratelimit.py", "tests/e2e/test_chat.py"]
+GATEWAY_MODULES = ("tests/e2e/test_auth.py", "tests/e2e/test_ratelimit.py", "tests/e2e/test_chat.py")
 LEDGER = "e2e-key-ledger.json"  # the key pool's ledger in the run folder (harness.pytest_plugin)
 EMBEDDER_READY_S = 10
 
@@ -45,6 +47,8 @@ class Breakage:
     # Tests whose premise the breakage removes, so they may fail too, depending on what ran
     # before them in the same window (a shared counter spent by an earlier test).
     may_fail: frozenset[str] = frozenset()
+    # The e2e tests run against it: the gateway modules, or the tests of one contract.
+    modules: tuple[str, ...] = tuple(GATEWAY_MODULES)
 
 
 LUA = "maas-gateway/files/gateway.lua"
@@ -75,8 +79,16 @@ FRESH_KEY_TESTS = frozenset(
 )
 # Tests on a tier's shared key, whose budget other users of the tier must not spend.
 SHARED_KEY_TESTS = frozenset({"test_chat::test_gateway_chat", "test_chat::test_gateway_chat_stream"})
+# The contract tests of the gateway (one per class of breakage below), run on their own.
+FAILED_CALLS = (
+    "tests/e2e/test_accounting.py::test_a_failed_call_costs_no_tokens",
+    "tests/e2e/test_accounting.py::test_a_429_costs_no_tokens",
+)
+REMAINING = ("tests/e2e/test_ratelimit.py::test_remaining_tokens_decrease_with_use",)
+WINDOWS = ("tests/e2e/test_windows.py",)
+FAIL_CLOSED = ("tests/e2e/test_faults.py::test_limiter_down_fails_closed_fast",)
 GATEWAY_BREAKAGES = {
-    "nothing broken": Breakage((), frozenset()),
+    "nothing broken": Breakage((), frozenset(), modules=(*GATEWAY_MODULES, *FAILED_CALLS, *WINDOWS, *FAIL_CLOSED)),
     "key check accepts any key": Breakage(
         (
             Edit(
@@ -113,6 +125,79 @@ GATEWAY_BREAKAGES = {
     "identity headers not stripped": Breakage(
         (Edit(LUA, "\n  strip_identity_headers(headers)\n", "\n"),),
         frozenset({"test_auth::test_model_server_never_receives_the_key_or_client_identity"}),
+    ),
+    # 1. Failed calls are free: the estimate set on the request is no longer dropped on a failure.
+    "failed calls charged": Breakage(
+        (
+            Edit(
+                LUA,
+                '    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)\n',
+                "",
+            ),
+        ),
+        frozenset(
+            {
+                "test_accounting::test_a_failed_call_costs_no_tokens[upstream 404 (unknown model)]",
+                "test_accounting::test_a_failed_call_costs_no_tokens[upstream 404 (unknown route)]",
+                "test_accounting::test_a_failed_call_costs_no_tokens[upstream 400 (messages not a list)]",
+                "test_accounting::test_a_429_costs_no_tokens",
+            }
+        ),
+        modules=FAILED_CALLS,
+    ),
+    # 2. Retry-After of a request-limit 429 is the token window's reset.
+    "Retry-After from the token window": Breakage(
+        (
+            Edit(
+                LUA,
+                'headers:replace("retry-after", tostring(wait))',
+                'headers:replace("retry-after", tostring(resets.tokens))',
+            ),
+        ),
+        frozenset(
+            {
+                "test_windows::test_retry_after_of_a_request_limit_429_is_the_request_window_reset",
+                "test_windows::test_a_request_window_holds_for_its_whole_length",
+            }
+        ),
+        modules=WINDOWS,
+    ),
+    # 3. x-ratelimit-remaining-tokens is the balance before the call, not after it.
+    "remaining tokens before the call": Breakage(
+        (
+            Edit(
+                LUA,
+                'if kind == "tokens" and consumed ~= nil then remaining = math.max(0, remaining - consumed) end',
+                "",
+            ),
+        ),
+        frozenset({"test_ratelimit::test_remaining_tokens_decrease_with_use"}),
+        modules=REMAINING,
+    ),
+    # 4. The request budget is counted against half its window: twice the requests per window.
+    "request window halved": Breakage(
+        (
+            Edit(
+                LUA,
+                "math.floor(now / tier.requests_window)",
+                "math.floor(now / (tier.requests_window / 2))",
+            ),
+        ),
+        frozenset({"test_windows::test_a_request_window_holds_for_its_whole_length"}),
+        frozenset({"test_windows::test_retry_after_of_a_request_limit_429_is_the_request_window_reset"}),
+        modules=WINDOWS,
+    ),
+    # 5. The gateway renders fail-open although the values promise closed: the fault test used to
+    # read the rendered mode back and skip; it must fail.
+    "fails open with no override": Breakage(
+        (Edit(ENVOY, '{{- $deny := eq .Values.failureMode "closed" }}', "{{- $deny := false }}"),),
+        frozenset(
+            {
+                "test_faults::test_limiter_down_fails_closed_fast[ratelimit]",
+                "test_faults::test_limiter_down_fails_closed_fast[redis]",
+            }
+        ),
+        modules=FAIL_CLOSED,
     ),
 }
 RANKING = frozenset(
@@ -174,7 +259,7 @@ def test_gateway_breakage_fails_exactly_its_tests(product_stack: BrokenStack, na
     try:
         stack.restart(target.run, "gateway")
         reset_counters(target)
-        run = product_stack.run(GATEWAY_MODULES, tmp_path)
+        run = product_stack.run(list(breakage.modules), tmp_path)
     finally:
         restore(charts, breakage.edits)
     assert_exactly(run, breakage.fail, name, breakage.may_fail)
