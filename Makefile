@@ -16,7 +16,7 @@ export RAG_REQUIRE_TOOLS ?= 1
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench clean
+.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench mutation clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -81,6 +81,10 @@ lint: bootstrap ## ruff, shellcheck, actionlint, helm lint, chart READMEs up to 
 
 docs: bootstrap ## regenerate the charts' README values tables from the `# --` comments in values.yaml (helm-docs)
 	@$(PY) -m harness docs
+
+# Not part of make test: about 4 minutes of one core. Fails below a 90% score.
+mutation: bootstrap ## mutation pass over the gateway's Lua with its unit tests: score and surviving mutants
+	@$(PY) benchmarks/gateway_mutation.py
 
 bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time
 	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done

@@ -4,11 +4,12 @@ one key per tier (and a second free key)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from envoy_model import Clock, Gateway
+from envoy_model import Clock, Gateway, Tier, chart_tiers
 
 KEYS = [
     ("free", "alice", "k-free"),
@@ -33,6 +34,13 @@ def make_gateway(tmp_path: Path, clock: Clock) -> Callable[..., Gateway]:
     return make
 
 
-@pytest.fixture
-def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
-    return make_gateway()
+def short_windows() -> dict[str, Tier]:
+    """The chart's limits over windows that are no unit of the rate limit service (20 s, 30 s),
+    the token window longer than the request window (the chart's is shorter)."""
+    return {name: replace(t, requests_window=20, tokens_window=30) for name, t in chart_tiers().items()}
+
+
+@pytest.fixture(params=["chart windows", "short windows"])
+def gateway(make_gateway: Callable[..., Gateway], request: pytest.FixtureRequest) -> Gateway:
+    """A gateway with the chart's tiers, and again with short_windows()."""
+    return make_gateway(tiers=short_windows() if request.param == "short windows" else None)

@@ -26,6 +26,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ class Tier:
         return self.requests_window if kind == "requests" else self.tokens_window
 
 
+@cache
 def chart_tiers() -> dict[str, Tier]:
-    """The tiers of the chart's default values."""
+    """The tiers of the chart's default values (read once: parsing YAML is slow)."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     return {
         name: Tier(
@@ -225,10 +227,11 @@ class Gateway:
         failure_mode: str = "closed",
         default_max_tokens: int = 4096,
         reload_seconds: int = 30,
+        keys_env_set: bool = True,
         validate_path: str = "/auth/validate",
         buffer_limit: int = 16 * 1024 * 1024,
     ) -> None:
-        self.tiers = tiers or chart_tiers()
+        self.tiers = tiers or dict(chart_tiers())
         self.clock = clock or Clock()
         self.limiter = RateLimitService(self.tiers)
         self.failure_mode = failure_mode
@@ -237,7 +240,7 @@ class Gateway:
         self.keys_file = tmp_path / "api-keys"
         self.write_keys(keys)
         self.lua = lupa.LuaRuntime(unpack_returned_tuples=True)
-        env = {KEYS_FILE_ENV: str(self.keys_file)}
+        env = {KEYS_FILE_ENV: str(self.keys_file)} if keys_env_set else {}
         self.lua.globals().os.time = lambda *args: self.clock()
         self.lua.globals().os.getenv = lambda name: env.get(name)
         self.stub = self.lua.execute(STUB.read_text())
@@ -282,6 +285,7 @@ class Gateway:
         body: str | dict[str, Any] | None = None,
         upstream: Upstream | str | None = None,
         duration: float = 0.0,
+        broken_metadata: bool = False,
     ) -> Reply:
         """Send one request through the filter chain; `duration` seconds pass before its stream ends."""
         raw = json.dumps(body) if isinstance(body, dict) else body
@@ -292,6 +296,7 @@ class Gateway:
         request = self.stub.handle(self.lua.table_from([self.lua.table_from(h) for h in request_headers]), raw, md)
         logs: list[str] = []
         request.too_large = raw is not None and len(raw.encode()) > self.buffer_limit
+        request.broken_metadata = broken_metadata
         suspended = self.run("envoy_on_request", request)
         logs += list(request.logs.values())
         local: Reply | None = None

@@ -102,16 +102,19 @@ function stub.handle(header_list, body, md)
     if self.too_large then coroutine.yield("413") end
     return self.buf
   end
+  -- h.broken_metadata: the metadata API fails, as any Envoy API call can (tests the fail-closed wrapper).
   function h:streamInfo()
     local md_ = self.md
+    if self.broken_metadata then error("dynamic metadata unavailable") end
     return { dynamicMetadata = function() return md_ end }
   end
+  -- Envoy sends the reply and never resumes the script (respond() yields for good).
   function h:respond(headers, reply_body)
-    if self.reply ~= nil then error("respond() called twice") end
     local list = {}
     for k, v in pairs(headers) do list[#list + 1] = { k, v } end
     table.sort(list, function(a, b) return a[1] < b[1] end)
     self.reply = { headers = header_map(list), body = reply_body }
+    coroutine.yield("respond")
   end
   local function log(level) return function(self, msg) self.logs[#self.logs + 1] = level .. ": " .. msg end end
   h.logErr, h.logWarn, h.logInfo, h.logDebug, h.logTrace = log("err"), log("warn"), log("info"), log("debug"), log("trace")

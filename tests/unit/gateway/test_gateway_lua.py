@@ -15,6 +15,8 @@ from envoy_model import DOWN, Clock, Gateway, Tier, model_server, streaming_serv
 
 pytestmark = pytest.mark.unit
 
+# A moment that starts a window of every tier in both tier sets (a multiple of all windows).
+ALIGN = 120
 FREE = "k-free"
 FREE_2 = "k-free-2"
 PREMIUM = "k-premium"
@@ -64,7 +66,7 @@ def test_request_window_holds_for_its_whole_length(gateway: Gateway, clock: Cloc
 
 def test_token_window_holds_for_its_whole_length(gateway: Gateway, clock: Clock) -> None:
     tier = gateway.tiers["free"]
-    clock.to_window_start(tier.requests_window, offset=1)
+    clock.to_window_start(ALIGN, offset=1)
     assert gateway.chat(FREE, upstream=model_server(total_tokens=tier.tokens_limit + 1)).status == 200
     clock.advance(tier.tokens_window - 2)  # the window's last second
     assert gateway.chat(FREE).status == 429
@@ -115,8 +117,9 @@ def test_retry_after_of_a_request_limit_429_is_the_request_window_reset(
     clock.to_window_start(tier.requests_window, offset=offset)
     spend_requests(gateway, FREE, tier.requests_limit)
     reply = gateway.chat(FREE)
-    assert_own_429(reply, tier.requests_window - offset)
-    assert reply.int_header("x-ratelimit-reset-requests") == tier.requests_window - offset, reply.describe()
+    reset = tier.requests_window - offset % tier.requests_window
+    assert_own_429(reply, reset)
+    assert reply.int_header("x-ratelimit-reset-requests") == reset, reply.describe()
     assert reply.int_header("x-ratelimit-remaining-requests") == 0, reply.describe()
 
 
@@ -125,7 +128,7 @@ def test_retry_after_of_a_token_limit_429_is_the_token_window_reset(
     gateway: Gateway, clock: Clock, offset: int
 ) -> None:
     tier = gateway.tiers["free"]
-    clock.to_window_start(tier.requests_window, offset=offset)
+    clock.to_window_start(ALIGN, offset=offset)
     assert gateway.chat(FREE, upstream=model_server(total_tokens=tier.tokens_limit + 5)).status == 200
     reply = gateway.chat(FREE)
     reset = tier.tokens_window - offset % tier.tokens_window
@@ -136,7 +139,7 @@ def test_retry_after_of_a_token_limit_429_is_the_token_window_reset(
 
 def test_retry_after_when_both_limits_are_spent_is_the_later_reset(gateway: Gateway, clock: Clock) -> None:
     tier = gateway.tiers["free"]
-    clock.to_window_start(tier.requests_window, offset=70)
+    clock.to_window_start(ALIGN, offset=70)
     spend_requests(gateway, FREE, tier.requests_limit - 1)
     assert gateway.chat(FREE, upstream=model_server(total_tokens=tier.tokens_limit + 1)).status == 200
     # Refused by the token filter (it runs first): its window ends first, so the client could come
@@ -201,13 +204,13 @@ def test_remaining_tokens_on_a_stream_is_the_balance_before_the_request(gateway:
 
 def test_remaining_requests_counts_this_request(gateway: Gateway, clock: Clock) -> None:
     tier = gateway.tiers["premium"]
-    clock.to_window_start(tier.requests_window, offset=30)
+    clock.to_window_start(ALIGN, offset=7)
     for n in range(1, 4):
         reply = gateway.chat(PREMIUM)
         assert reply.int_header("x-ratelimit-remaining-requests") == tier.requests_limit - n, reply.describe()
         assert reply.int_header("x-ratelimit-limit-requests") == tier.requests_limit, reply.describe()
-        assert reply.int_header("x-ratelimit-reset-requests") == tier.requests_window - 30, reply.describe()
-        assert reply.int_header("x-ratelimit-reset-tokens") == tier.tokens_window - 30, reply.describe()
+        assert reply.int_header("x-ratelimit-reset-requests") == tier.requests_window - 7, reply.describe()
+        assert reply.int_header("x-ratelimit-reset-tokens") == tier.tokens_window - 7, reply.describe()
 
 
 def test_the_rate_limit_service_headers_are_replaced(gateway: Gateway) -> None:
