@@ -209,7 +209,10 @@ def test_only_a_2xx_is_charged(gateway: Gateway, status: int, charged: int) -> N
 
 
 def test_a_2xx_without_usage_and_without_a_body_to_estimate_is_not_an_error(gateway: Gateway) -> None:
-    reply = gateway.call("GET", "/v1/files", key=FREE, upstream=model_server())
+    def listing(headers: dict[str, str], body: str):
+        return 200, [("content-type", "application/json")], '{"data": []}'
+
+    reply = gateway.call("GET", "/v1/files", key=FREE, upstream=listing)
     assert reply.status == 200
     assert reply.header("x-ratelimit-limit-requests") is not None, reply.describe()
 
