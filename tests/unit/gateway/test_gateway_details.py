@@ -307,3 +307,21 @@ def test_retry_after_in_the_last_second_of_a_window_is_one(gateway: Gateway, clo
     reply = gateway.chat(FREE)
     assert reply.status == 429
     assert reply.header("retry-after") == "1", reply.describe()
+
+
+def test_retry_after_when_both_budgets_are_exhausted_is_the_later_reset(gateway: Gateway, clock: Clock) -> None:
+    """Refused for requests with the token budget spent to exactly 0 (not over it, so the token
+    check still admits): both windows are exhausted and Retry-After is the later of their ends."""
+    tier = gateway.tiers["free"]
+    clock.to_window_start(120, offset=1)
+    share = tier.tokens_limit // (tier.requests_limit - 1)
+    assert share * (tier.requests_limit - 1) == tier.tokens_limit, "the test needs the budget split evenly"
+    for _ in range(tier.requests_limit - 1):
+        assert gateway.chat(FREE, upstream=model_server(total_tokens=share)).status == 200
+    assert gateway.chat(FREE, upstream=model_server(total_tokens=0)).status == 200
+    reply = gateway.chat(FREE)
+    assert reply.status == 429, reply.describe()
+    assert reply.int_header("x-ratelimit-remaining-tokens") == 0, reply.describe()
+    assert reply.int_header("x-ratelimit-remaining-requests") == 0, reply.describe()
+    later = max(tier.requests_window - 1, tier.tokens_window - 1)
+    assert reply.header("retry-after") == str(later), reply.describe()
