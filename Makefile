@@ -72,8 +72,10 @@ e2e: bootstrap ## deploy the stack on TARGET (default local) and run the workflo
 	  echo "error: MAAS=1 needs MAAS_ENDPOINT and MAAS_API_KEY in the environment (or MAAS_ENDPOINT=standin for the stand-in MaaS)" >&2; exit 1; fi
 	@$(call PYTEST,tests/e2e --target $(TARGET) $(VALUES_ARGS) $(PYTEST_ARGS))
 
-lint: bootstrap ## ruff, shellcheck, actionlint, helm lint, chart READMEs up to date (helm-docs)
+lint: bootstrap ## ruff, the harness's import layers, mypy, shellcheck, actionlint, helm lint, chart READMEs up to date (helm-docs)
 	@$(PY) -m ruff check tests benchmarks
+	@$(VENV)/bin/lint-imports --no-cache pyproject.toml
+	@$(PY) -m mypy
 	@shellcheck scripts/*.sh .ci/run
 	@$(CACHE)/bin/actionlint
 	@for c in charts/*/; do $(CACHE)/bin/helm lint --strict "$$c" || exit 1; done

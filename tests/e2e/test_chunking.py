@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import registration as reg
-from harness.bootstrap import TIKTOKEN_DIR
+from harness import http
 from harness.chunking import Chunking, published_chunking
+from harness.paths import TIKTOKEN_DIR
 
 from .test_rag import embedding_model
 
@@ -73,7 +73,7 @@ def wait_completed(client: Any, store_id: str, file_id: str) -> None:
 
 def stored_chunks(llama_stack_url: str, store_id: str, file_id: str) -> list[str]:
     url = f"{llama_stack_url}/v1/vector_stores/{store_id}/files/{file_id}/content"
-    status, payload = reg.http_json("GET", url, timeout=30)
+    status, payload = http.json_request("GET", url, timeout=30)
     assert status == 200, f"GET {url} answered {status}: {payload}"
     return [item["text"] for item in payload["data"] if item.get("type") == "text"]
 

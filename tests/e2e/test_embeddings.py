@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from harness import registration as reg
+from harness import http
 from harness.chunking import published_chunking
 
 from .test_rag import embedding_model
@@ -102,7 +102,7 @@ def test_documents_are_embedded_like_queries(
             assert time.monotonic() < deadline, f"ingestion not complete after {INGEST_TIMEOUT_S}s"
             time.sleep(0.3)
         url = f"{llama_stack_url}/v1/vector_stores/{store.id}/files/{upload.id}/content?include_embeddings=true"
-        status, payload = reg.http_json("GET", url, timeout=30)
+        status, payload = http.json_request("GET", url, timeout=30)
         assert status == 200, f"GET {url} answered {status}: {payload}"
         stored = [item["embedding"] for item in payload["data"] if item.get("embedding")]
         assert len(stored) == 1, f"expected one stored chunk with its vector, got {len(stored)}"

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from harness import llama_stack_auth
-from harness import registration as reg
+from harness import http, llama_stack_auth
 from harness.chunking import published_chunking
 from harness.pytest_plugin import llm_ids
 
@@ -46,9 +45,9 @@ def gateway_chat_model(llama_stack_url: str, endpoints: Any) -> str:
     """A llama-stack LLM served through this stack's gateway by a remote::vllm provider: the
     model calls whose budget the caller's forwarded key pays (a MaaS's remote::openai models are
     paid by the key llama-stack holds for that MaaS)."""
-    _, providers = reg.http_json("GET", llama_stack_url + "/v1/providers")
+    _, providers = http.json_request("GET", llama_stack_url + "/v1/providers")
     vllm = {p["provider_id"] for p in (providers or {}).get("data", []) if p.get("provider_type") == "remote::vllm"}
-    _, models = reg.http_json("GET", llama_stack_url + "/v1/models")
+    _, models = http.json_request("GET", llama_stack_url + "/v1/models")
     for model in llm_ids(models):
         provider, _, served = model.partition("/")
         if provider in vllm and served in endpoints.gateway_models:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from harness import http
 from harness import maas as maas_api
 from harness import registration as reg
 from harness.loopback import free_port
@@ -90,7 +91,7 @@ def test_discover_registers_every_listed_model(
     listed = reg.discover_models(configured.endpoint, configured.api_key, verify=configured.tls_verify)
     if len(listed) < 2:
         pytest.skip(f"the MaaS lists {len(listed)} model(s) to this key; discovery of several needs two or more")
-    before = set(reg.listed_models(llama_stack_url))
+    before = set(http.list_models(llama_stack_url))
     done = harness_cli(harness_state, "register", "--discover", env=maas_env(configured))
     target.reconnect("llama-stack")  # that process restarted llama-stack (on a cluster: another pod)
     output = done.stdout + done.stderr
@@ -99,7 +100,7 @@ def test_discover_registers_every_listed_model(
     try:
         assert done.returncode == 0, output
         assert not [s for s in secrets if s in output], "a key appeared in the CLI output"
-        now = set(reg.listed_models(llama_stack_url))
+        now = set(http.list_models(llama_stack_url))
         assert wanted <= now, f"--discover left out {sorted(wanted - now)}: {output}"
         assert before <= now, f"--discover dropped earlier models {sorted(before - now)}"
     finally:
@@ -149,4 +150,4 @@ def test_llama_stack_reaches_the_maas_with_verification_off(
     finally:
         cleanup = reg.register(target, llama_stack_url, {}, remove=list(spec), timeout=120)
         assert cleanup.ok, cleanup.render()
-    assert chat_model in reg.listed_models(llama_stack_url), "removing the no-verify model removed the session's"
+    assert chat_model in http.list_models(llama_stack_url), "removing the no-verify model removed the session's"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from harness import http
 from harness import registration as reg
 from harness.declared import Declared
 from harness.endpoints import Endpoints
@@ -22,7 +23,7 @@ EXTRA_KEY = "e2e-extra"  # the model the add/remove test registers and removes
 
 
 def llama_stack_ids(url: str) -> list[str]:
-    return reg.listed_models(url)
+    return http.list_models(url)
 
 
 def test_gateway_lists_the_declared_models_to_every_tier(
@@ -35,7 +36,7 @@ def test_gateway_lists_the_declared_models_to_every_tier(
     for tier in endpoints.keys:
         reply = gateway.models(key_pool.shared(tier))
         assert reply.status == 200, f"{tier} key: {reply.describe()}"
-        listed = reg.model_ids(reply.body)
+        listed = http.model_ids(reply.body)
         assert set(served) <= set(listed), (
             f"{tier} key: the gateway lists {listed}; the values ({declared.describe()}) serve {served}"
         )

@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import http
 from harness import registration as reg
 from harness.declared import Declared
-from harness.maas import ssl_verify
+from harness.http import ssl_verify
 from harness.pytest_plugin import llm_ids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rag]
@@ -60,7 +61,7 @@ class Ingested:
 
 
 def pgvector_provider(llama_stack_url: str) -> str:
-    status, payload = reg.http_json("GET", llama_stack_url + "/v1/providers")
+    status, payload = http.json_request("GET", llama_stack_url + "/v1/providers")
     assert status == 200, f"GET /v1/providers answered {status}"
     items = payload.get("data", payload) if isinstance(payload, dict) else payload
     ids = [p["provider_id"] for p in items if p.get("api") == "vector_io" and "pgvector" in p.get("provider_type", "")]
@@ -72,7 +73,7 @@ def pgvector_provider(llama_stack_url: str) -> str:
 
 
 def embedding_models(llama_stack_url: str) -> list[str]:
-    _, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
+    _, payload = http.json_request("GET", llama_stack_url + "/v1/models")
     return [
         m["id"] for m in payload.get("data", []) if (m.get("custom_metadata") or {}).get("model_type") == "embedding"
     ]
@@ -219,7 +220,7 @@ def test_long_document_answer_chunk_outranks_its_other_chunks(openai_llama, inge
 def own_chat_model(llama_stack_url: str, registration: Any) -> str:
     """An LLM of the stack's own model server, whose calls `model_calls` records; in the MaaS lane
     `chat_model` is the MaaS's, served by another process."""
-    _, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
+    _, payload = http.json_request("GET", llama_stack_url + "/v1/models")
     external = set(registration.registered + registration.already) if registration is not None else set()
     own = [m for m in llm_ids(payload) if m not in external]
     assert own, f"llama-stack at {llama_stack_url} lists no model of the stack's own model server"
@@ -306,8 +307,8 @@ def test_real_model_answers_from_retrieved_context(openai_llama, ingested: Inges
         pytest.skip("MAAS_ENDPOINT and MAAS_API_KEY are not set: how a model uses context needs a real model")
     from openai import OpenAI
 
-    http = httpx.Client(verify=ssl_verify(maas.tls_verify), timeout=120)
-    client = OpenAI(base_url=reg.v1_url(maas.endpoint), api_key=maas.api_key, max_retries=0, http_client=http)
+    session = httpx.Client(verify=ssl_verify(maas.tls_verify), timeout=120)
+    client = OpenAI(base_url=reg.v1_url(maas.endpoint), api_key=maas.api_key, max_retries=0, http_client=session)
     model = maas.model or reg.discover_models(maas.endpoint, maas.api_key, verify=maas.tls_verify)[0]
     question = LONG_QUESTION
     context = text_of(search(openai_llama, ingested, question, results=1)[0])

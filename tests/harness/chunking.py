@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.registration import http_json
+from harness.errors import StackNotReady
+from harness.http import json_request
 
 # A local GET of the provider list; the server answers it from memory.
 PROVIDERS_TIMEOUT_S = 10.0
 
 
-class ChunkingNotPublished(RuntimeError):
+class ChunkingNotPublished(StackNotReady):
     """The server's file processor carries no chunk size: its config was not rendered by the chart."""
 
 
@@ -42,7 +43,7 @@ def published_chunking(llama_stack_url: str) -> Chunking:
 
     Raises ChunkingNotPublished when the server lists no such provider or it has no chunk size.
     """
-    status, payload = http_json("GET", llama_stack_url.rstrip("/") + "/v1/providers", timeout=PROVIDERS_TIMEOUT_S)
+    status, payload = json_request("GET", llama_stack_url.rstrip("/") + "/v1/providers", timeout=PROVIDERS_TIMEOUT_S)
     items = payload.get("data", []) if isinstance(payload, dict) else payload if isinstance(payload, list) else []
     for provider in items:
         config = provider.get("config") or {}

@@ -11,31 +11,19 @@ import os
 import sys
 from pathlib import Path
 
-from harness import cluster_cli
-from harness.errors import HarnessError
-from harness.registration import add_register_parser, register_command
-from harness.targets import TARGET_NAMES, TargetOptions, get_target
-from harness.targets.choice import resolve_target
+from harness import chart_docs, cluster_cli
+from harness.bootstrap import bootstrap
+from harness.cli_common import add_run_name, add_target, run
+from harness.errors import BuildError, HarnessError, ToolMissing
+from harness.kube import prebuild
+from harness.local.clean import clean
+from harness.local.ports import Ports
+from harness.paths import CHARTS_DIR, RUNS_DIR
+from harness.register_cli import add_register_parser, register_command
+from harness.targets import Target, TargetOptions, get_target
+from harness.targets.local import LocalTarget
 
 SCRIPT_ENV = "HARNESS_SCRIPT"  # set by scripts/lib.sh: the script's own name, for usage lines
-TARGET_HELP = (
-    "where the stack runs (default: the one running: a local stack, then a recorded cluster install; "
-    "else local; env RAG_TARGET)"
-)
-
-
-def add_target(parser: argparse.ArgumentParser, choices: tuple[str, ...] = TARGET_NAMES) -> None:
-    parser.add_argument("--target", choices=choices, default=None, help=TARGET_HELP)
-    parser.set_defaults(target_choices=choices)
-
-
-def add_run_name(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--run-name", default=os.environ.get("RAG_RUN_NAME", "default"),
-        help="local: which stack, a folder under .cache/runs (env RAG_RUN_NAME; default default)",
-    )  # fmt: skip
-
-
 def _add_namespace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="", help="cluster targets: namespace (default: the recorded one)")
 
@@ -52,15 +40,10 @@ def _options(args: argparse.Namespace) -> TargetOptions:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from harness.bootstrap import bootstrap
-
     return bootstrap()
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from harness import chart_docs
-    from harness.paths import CHARTS_DIR
-
     charts = chart_docs.documented_charts(CHARTS_DIR)
     if args.check:
         stale = [s for s in map(chart_docs.stale_readme, charts) if s is not None]
@@ -77,28 +60,22 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from harness.kube import binaries, prebuild, prereqs
-
     if args.background:
         prebuild.start_background(args.owner or os.getppid())
         return 0
-    from harness.kube.images import assemble, build, rootfs
-
     try:
         prebuild.build(owner=args.owner)
-    except prereqs.PrerequisiteMissing as exc:
+    except ToolMissing as exc:
         raise HarnessError(f"the kube lane cannot be built here: {exc}") from None
-    except (binaries.BuildError, build.BuildError, rootfs.RootfsError, assemble.AssemblyError) as exc:
+    except BuildError as exc:
         raise HarnessError("the kube lane's build failed (the message above names the step)", detail=str(exc)) from None
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     options = _options(args)
+    target: Target
     if args.target == "local":
-        from harness.local.ports import Ports
-        from harness.targets.local import LocalTarget
-
         target = LocalTarget(options, Ports(gateway=args.gateway_port, llama_stack=args.llama_stack_port))
     else:
         target = get_target(args.target, options)
@@ -126,9 +103,6 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from harness.local.clean import clean
-    from harness.paths import RUNS_DIR
-
     names = clean()
     print(f"removed {RUNS_DIR} ({len(names)} run folders: {', '.join(names) or 'none'}) and their temp data")
     return 0
@@ -215,21 +189,6 @@ def name_the_script(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) and argv[0] in action.choices:
             action.choices[argv[0]].prog = script
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run a parsed command; a HarnessError ends in one line saying what failed and what to do."""
-    try:
-        if hasattr(args, "target_choices"):
-            resolve_target(args, args.target_choices)
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
-    except HarnessError as exc:
-        if exc.detail:
-            print(exc.detail, file=sys.stderr)
-        print(f"error: {exc.summary}", file=sys.stderr)
-        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

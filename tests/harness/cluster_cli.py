@@ -10,13 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.cli_common import add_run_name, add_target, run
 from harness.cluster import secrets as cluster_secrets
-from harness.cluster.profile import GPU_PRESETS, InstallProfile, MaasSettings, parse_rate_limit
+from harness.cluster.profile import GPU_PRESETS, InstallProfile, parse_rate_limit
 from harness.cluster.runner import DryRunRunner
 from harness.cluster.verify import Verifier
-from harness.redact import MASK
+from harness.cluster.waiting import ROLLOUT_TIMEOUT_S
+from harness.maas import MaasSettings
+from harness.redact import mask_known
 from harness.render import helm_template
 from harness.targets import TargetOptions, get_target
+from harness.targets.existing import ExistingTarget
+from harness.targets.kind import KindTarget
+from harness.targets.kube import KubeTarget
 
 CLUSTER_TARGETS = ("kind", "existing", "kube")
 ALL_TARGETS = ("local", *CLUSTER_TARGETS)
@@ -49,8 +55,6 @@ def _rate_limit(text: str) -> tuple[str, int]:
 
 
 def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...]) -> None:
-    from harness.cli import add_target
-
     add_target(parser, targets)
     parser.add_argument(
         "--namespace", default="", help="namespace (default: kind rag-e2e; existing: the recorded install, or a new "
@@ -61,8 +65,6 @@ def _common(parser: argparse.ArgumentParser, targets: tuple[str, ...]) -> None:
 
 
 def _add_run_name(parser: argparse.ArgumentParser) -> None:
-    from harness.cli import add_run_name
-
     add_run_name(parser)
 
 
@@ -105,7 +107,10 @@ def register(subparsers: Any) -> None:
         "--maas", action="store_true",
         help="use an external MaaS (values/kind-maas.yaml) from MAAS_ENDPOINT, MAAS_API_KEY, MAAS_MODEL",
     )  # fmt: skip
-    install.add_argument("--rollout-timeout", type=float, default=900.0, metavar="SECONDS", help="default 900")
+    install.add_argument(
+        "--rollout-timeout", type=float, default=ROLLOUT_TIMEOUT_S, metavar="SECONDS",
+        help=f"default {ROLLOUT_TIMEOUT_S:.0f}",
+    )  # fmt: skip
     install.add_argument(
         "--dry-run", action="store_true", help="print the commands it would run (secrets masked); change nothing"
     )
@@ -163,16 +168,10 @@ def cluster_target(args: argparse.Namespace, **kwargs: Any) -> Any:
     """A kind/existing target with harness-CLI extras (profile, runner); plain get_target for the rest."""
     options = _options(args)
     if args.target == "kind":
-        from harness.targets.kind import KindTarget
-
         return KindTarget(options, **kwargs)
     if args.target == "existing":
-        from harness.targets.existing import ExistingTarget
-
         return ExistingTarget(options, **kwargs)
     if args.target == "kube":
-        from harness.targets.kube import KubeTarget
-
         return KubeTarget(options, **kwargs)
     return get_target(args.target, options)
 
@@ -210,7 +209,7 @@ def _print_generated(deployment: Any, maas: MaasSettings | None) -> None:
     known = [maas.api_key] if maas and maas.api_key else []
     for path in deployment.private_files():
         print(f"# {path.name} (mode {oct(path.stat().st_mode & 0o777)}):")
-        print(_mask(path.read_text(), known).rstrip())
+        print(mask_known(path.read_text(), known).rstrip())
 
 
 def _next_steps(args: argparse.Namespace, namespace: str) -> None:
@@ -238,7 +237,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"verifying {args.target}: gateway {endpoints.gateway_url}, llama-stack {endpoints.llama_stack_url}")
         checks = Verifier(endpoints).run()
         for check in checks:
-            print(_mask(check.line(), known))
+            print(mask_known(check.line(), known))
     finally:
         close = getattr(target, "close", None)
         if close is not None:
@@ -251,17 +250,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mask(text: str, known: list[str]) -> str:
-    """Mask known keys only: the generic redact() would also hide `x-ratelimit-remaining-tokens=180`."""
-    for secret in sorted(known, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (tests): `python -m harness.cluster_cli install ...`; errors as in `python -m harness`."""
-    from harness.cli import run
-
     parser = argparse.ArgumentParser(prog="python -m harness")
     register(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))

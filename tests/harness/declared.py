@@ -38,6 +38,22 @@ def _load(path: Path) -> dict[str, Any]:
     return document
 
 
+def read_values(files: Iterable[Path], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`base` with each values file that exists merged over it in order, by Helm's rules: the one
+    reader of "what the values say" (registration's base models, `Declared`)."""
+    values = dict(base or {})
+    for path in files:
+        if Path(path).is_file():
+            values = merge(values, _load(Path(path)))
+    return values
+
+
+def chart_defaults() -> dict[str, Any]:
+    """The rag chart's own values with each subchart's defaults under its name, as Helm combines them."""
+    values = {name: _load(paths.chart(name) / "values.yaml") for name in SUBCHARTS}
+    return merge(values, _load(paths.chart("rag") / "values.yaml"))
+
+
 @dataclass(frozen=True)
 class Declared:
     """The merged values of the rag chart for one deployment (shape: Helm's `.Values`)."""
@@ -47,14 +63,8 @@ class Declared:
 
     @classmethod
     def from_files(cls, files: Iterable[Path]) -> Declared:
-        values: dict[str, Any] = {}
-        for name in SUBCHARTS:
-            values[name] = _load(paths.chart(name) / "values.yaml")
-        values = merge(values, _load(paths.chart("rag") / "values.yaml"))
-        applied = [p for p in files if Path(p).is_file()]
-        for path in applied:
-            values = merge(values, _load(Path(path)))
-        return cls(values, tuple(Path(p).name for p in applied))
+        applied = [Path(p) for p in files if Path(p).is_file()]
+        return cls(read_values(applied, chart_defaults()), tuple(p.name for p in applied))
 
     def _section(self, name: str) -> dict[str, Any]:
         section = self.values.get(name) or {}

@@ -15,3 +15,26 @@ class HarnessError(RuntimeError):
         self.summary = summary
         self.detail = detail.strip()
         super().__init__(f"{self.detail}\n{summary}" if self.detail else summary)
+
+
+# --- families: catch one to handle every error of its kind ------------------------------------
+
+
+class ToolMissing(HarnessError):
+    """A program, package or machine prerequisite is missing; the message names how to install it."""
+
+
+class StackNotReady(HarnessError):
+    """The stack is not running, not installed, or not (yet) answering as it should."""
+
+
+class ClusterError(HarnessError):
+    """A cluster operation failed: helm/kubectl, a rollout, the kube lane's cluster, GPUs, kind."""
+
+
+class BuildError(HarnessError):
+    """Building or installing something failed: tools, Debian packages, the kube lane's binaries and images."""
+
+
+class MaasError(HarnessError):
+    """A MaaS request failed; the message names the endpoint and the cause, never the key."""

@@ -12,7 +12,7 @@ Sending the caller's own key there makes every chat, Responses and RAG generatio
 caller's tier budget at the gateway; the gateway's validation route refuses provider data that
 carries a different key.
 
-Code that only has a URL (registration, chunking, tests calling `registration.http_json`) finds
+Code that only has a URL (registration, chunking, tests calling `harness.http`) finds
 the credentials of a llama-stack base URL here: `Endpoints` remembers its own on creation.
 """
 

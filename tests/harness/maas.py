@@ -1,6 +1,6 @@
 """A MaaS endpoint as the harness sees it: settings, and model discovery with clear errors.
 
-One definition of the MaaS settings (`MaasSettings.from_env()`), one HTTP path (httpx), and
+One definition of the MaaS settings (`MaasSettings.from_env()`), one HTTP path (`harness.http`), and
 errors that name the endpoint and what to do, never the key:
 
 - a bad or missing key: `MaasError` naming the URL and the 401/403;
@@ -14,15 +14,14 @@ errors that name the endpoint and what to do, never the key:
 from __future__ import annotations
 
 import os
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
+from harness import http
+from harness.errors import MaasError as MaasError  # the MaaS family, named where MaaS calls live
 from harness.redact import redact
 
 # Values of MAAS_ENDPOINT that mean "the stand-in MaaS this repository runs" (harness.maas_standin).
@@ -32,10 +31,6 @@ DISCOVERY_DEADLINE_S = 60.0  # all retries of one discovery together: a CI lane 
 RETRY_AFTER_CAP_S = 30.0  # one wait at most, whatever Retry-After says; the deadline still bounds the sum
 DEFAULT_RETRY_WAIT_S = 1.0  # a 429 without Retry-After
 RETRIED_STATUSES = (429, 503)
-
-
-class MaasError(RuntimeError):
-    """A MaaS request failed; the message names the endpoint and the cause, never the key."""
 
 
 class RetryableMaasError(MaasError):
@@ -98,12 +93,6 @@ def v1_url(endpoint: str) -> str:
     return base if base.endswith("/v1") else base + "/v1"
 
 
-def model_ids(payload: Any) -> list[str]:
-    """Ids from an OpenAI-style `{"data": [{"id": ...}]}` (llama-stack also uses `identifier`)."""
-    items = payload.get("data", []) if isinstance(payload, dict) else []
-    return [str(item.get("id") or item.get("identifier")) for item in items if isinstance(item, dict)]
-
-
 def retry_after_seconds(value: str | None) -> float | None:
     """Seconds from a `Retry-After` header given as delay-seconds; None when absent or an HTTP date."""
     try:
@@ -118,17 +107,13 @@ def _wait(state: RetryCallState) -> float:
     return min(RETRY_AFTER_CAP_S, DEFAULT_RETRY_WAIT_S if asked is None else asked)
 
 
-def _untrusted_certificate(error: Exception) -> bool:
-    return "CERTIFICATE_VERIFY_FAILED" in str(error) or isinstance(error.__context__, ssl.SSLCertVerificationError)
-
-
 def get_models(
     endpoint: str,
     api_key: str,
     *,
     verify: bool | str = True,
     deadline_s: float = DISCOVERY_DEADLINE_S,
-    transport: httpx.BaseTransport | None = None,
+    transport: http.Transport | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[str]:
     """`GET <endpoint>/v1/models` with the key; the model ids listed. Raises `MaasError`.
@@ -144,38 +129,33 @@ def get_models(
         sleep=sleep,
         reraise=True,
     )
-    with httpx.Client(verify=ssl_verify(verify), timeout=REQUEST_TIMEOUT_S, transport=transport) as client:
+    with http.client(verify=verify, timeout=REQUEST_TIMEOUT_S, transport=transport) as client:
         return retrying(_get_once, client, url, api_key)
 
 
-def ssl_verify(verify: bool | str) -> bool | ssl.SSLContext:
-    """httpx's `verify` for a MaasSettings.tls_verify: a CA bundle path becomes an SSL context."""
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-
-
-def _get_once(client: httpx.Client, url: str, api_key: str) -> list[str]:
+def _get_once(client: http.Session, url: str, api_key: str) -> list[str]:
     try:
-        response = client.get(url, headers={"Authorization": f"Bearer {api_key}"})
-    except httpx.HTTPError as error:
-        reason = redact(f"{type(error).__name__}: {error}", [api_key])
-        if _untrusted_certificate(error):
+        response = http.request("GET", url, key=api_key, session=client)
+    except http.TransportError as error:
+        reason = redact(error.reason, [api_key])
+        if error.untrusted_certificate:
             raise MaasError(
                 f"MaaS endpoint {url} failed TLS verification ({reason}): its certificate is not trusted; "
                 "give its CA bundle in MAAS_CA_BUNDLE=<path> (or, for a test endpoint only, MAAS_TLS_VERIFY=false)"
             ) from None
         raise MaasError(f"MaaS endpoint {url} unreachable: {reason}") from None
-    body = redact(response.text[:300], [api_key])
-    if response.status_code in RETRIED_STATUSES:
+    body = redact(response.body[:300], [api_key])
+    if response.status in RETRIED_STATUSES:
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        raise RetryableMaasError(f"MaaS endpoint {url} answered {response.status_code}: {body}", retry_after)
-    if response.status_code in (401, 403):
+        raise RetryableMaasError(f"MaaS endpoint {url} answered {response.status}: {body}", retry_after)
+    if response.status in (401, 403):
         raise MaasError(
-            f"MaaS endpoint {url} answered {response.status_code}: the API key was refused (check MAAS_API_KEY); {body}"
+            f"MaaS endpoint {url} answered {response.status}: the API key was refused (check MAAS_API_KEY); {body}"
         )
-    if response.status_code != 200:
-        raise MaasError(f"MaaS endpoint {url} answered {response.status_code}: {body}")
+    if response.status != 200:
+        raise MaasError(f"MaaS endpoint {url} answered {response.status}: {body}")
     try:
-        return model_ids(response.json())
+        return http.model_ids(response.json())
     except ValueError:
         raise MaasError(f"MaaS endpoint {url} answered 200 with a body that is not JSON: {body}") from None
 

@@ -28,6 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from harness.local import stack
 from harness.local.ports import Ports, port_values
 from harness.local.state import RunFolder
@@ -141,16 +146,13 @@ def _key_entries(keys: dict[str, list[str]]) -> list[dict[str, str]]:
 # --- certificates (cryptography) ------------------------------------------------------------
 
 
-def _name(common_name: str):  # type: ignore[no-untyped-def]
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
+def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject: str, issuer: str, public_key, days: int = CERT_DAYS):  # type: ignore[no-untyped-def]
-    from cryptography import x509
-
+def _builder(
+    subject: str, issuer: str, public_key: ec.EllipticCurvePublicKey, days: int = CERT_DAYS
+) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
@@ -163,11 +165,7 @@ def _builder(subject: str, issuer: str, public_key, days: int = CERT_DAYS):  # t
     )
 
 
-def _ca():  # type: ignore[no-untyped-def]
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
+def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         _builder("rag-maas stand-in CA", "rag-maas stand-in CA", key.public_key())
@@ -186,12 +184,9 @@ def _ca():  # type: ignore[no-untyped-def]
     return key, cert
 
 
-def _server_certificate(ca_key, ca_cert, host: str = LOOPBACK):  # type: ignore[no-untyped-def]
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-
+def _server_certificate(
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, host: str = LOOPBACK
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     addresses = dict.fromkeys([LOOPBACK, host])
     names = [x509.DNSName("localhost"), *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]
@@ -200,21 +195,17 @@ def _server_certificate(ca_key, ca_cert, host: str = LOOPBACK):  # type: ignore[
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     return key, cert
 
 
-def _pem(cert) -> bytes:  # type: ignore[no-untyped-def]
-    from cryptography.hazmat.primitives import serialization
-
+def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _pem_key(key) -> bytes:  # type: ignore[no-untyped-def]
-    from cryptography.hazmat.primitives import serialization
-
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -15,6 +15,9 @@ CACHE_DIR = Path(os.environ.get("RAG_CACHE_DIR", REPO_ROOT / ".cache"))
 BIN_DIR = CACHE_DIR / "bin"
 VENV_DIR = CACHE_DIR / "venv"
 RUNS_DIR = Path(os.environ.get("RAG_RUNS_DIR", CACHE_DIR / "runs"))
+TIKTOKEN_DIR = CACHE_DIR / "tiktoken"  # tiktoken's cl100k_base, offline (TIKTOKEN_CACHE_DIR)
+KUBE_CACHE_DIR = CACHE_DIR / "kube"  # the kube lane: sources, binaries, images, run folder
+KUBE_BIN_DIR = KUBE_CACHE_DIR / "bin"  # the kube lane's built binaries
 
 
 class UnknownOverlay(HarnessError, FileNotFoundError):

@@ -14,21 +14,28 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import llama_stack_auth
+from harness import http, llama_stack_auth
+from harness import registration as reg
+from harness.cluster.target import ClusterTarget
 from harness.declared import Declared
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
+from harness.kube import prereqs
+from harness.local.programs import MODEL_CALLS_FILE
+from harness.local.state import RunFolder, fingerprints
 from harness.maas import MaasSettings
+from harness.maas_standin import LOOPBACK, MODELS, RUN_NAME, StandinMaas
 from harness.paths import RUNS_DIR, VALUES_DIR
-from harness.redact import MASK, redact
+from harness.redact import mask_known, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
+from harness.vector_rows import Dsn, read_rows
 
 MARKERS = {
     "e2e": "end-to-end test against a deployed target",
@@ -160,7 +167,8 @@ class KeyPool:
         """Digest -> time of last use (the ledger never holds keys)."""
         if self._ledger is None or not self._ledger.is_file():
             return {}
-        return json.loads(self._ledger.read_text() or "{}")
+        ledger: dict[str, float] = json.loads(self._ledger.read_text() or "{}")
+        return ledger
 
     def _digest(self, key: str) -> str:
         return hashlib.sha256(f"{self._scope}\n{key}".encode()).hexdigest()[:16]
@@ -252,8 +260,6 @@ def maas(harness_state: HarnessState, request: pytest.FixtureRequest) -> Iterato
     if not harness_state.maas.is_standin:
         yield harness_state.maas
         return
-    from harness.maas_standin import LOOPBACK, MODELS, RUN_NAME, StandinMaas
-
     target = request.getfixturevalue("target")
     if not hasattr(target, "maas_standin_host"):
         pytest.fail(
@@ -284,8 +290,6 @@ def require_target_prerequisites(target_name: str) -> None:
     """Skip (fail under RAG_REQUIRE_TOOLS=1) when the machine lacks what the target needs, naming it."""
     if target_name != "kube":
         return
-    from harness.kube import prereqs
-
     if found := prereqs.problems():
         reason = "kube target: " + "; ".join(found)
         if os.environ.get(REQUIRE_ENV, "") not in ("", "0", "false", "no"):
@@ -347,8 +351,6 @@ def _refuse_other_values(state: HarnessState, found: Endpoints) -> None:
     """A running stack started with other overlays would prove a configuration nobody asked for."""
     if found.values is None:
         return  # the target does not record its overlays
-    from harness.local.state import fingerprints
-
     wanted = fingerprints(state.options.values)
     if found.values != wanted:
         running = ", ".join(found.values) or "no extra values"
@@ -388,7 +390,7 @@ def llama_stack_key(endpoints: Endpoints) -> str:
 
 @pytest.fixture(scope="session")
 def llama_client(llama_stack_url: str, llama_stack_key: str) -> Any:
-    from llama_stack_client import LlamaStackClient
+    from llama_stack_client import LlamaStackClient  # lazy: only e2e tests pay its import time
 
     headers = llama_stack_auth.caller_headers(llama_stack_key)
     return LlamaStackClient(base_url=llama_stack_url, timeout=60, default_headers=headers)
@@ -398,7 +400,7 @@ def openai_llama_client(llama_stack_url: str, key: str) -> Any:
     """The OpenAI client on llama-stack's OpenAI-compatible routes as the caller owning `key`
     (Bearer auth plus the key in provider data, see harness.llama_stack_auth); no retries, so a
     429 reaches the test. An empty key sends a key no gateway knows and no provider data."""
-    from openai import OpenAI
+    from openai import OpenAI  # lazy: only e2e tests pay its import time
 
     headers = llama_stack_auth.caller_headers(key)
     headers.pop("Authorization", None)  # the client sets it from api_key
@@ -447,8 +449,6 @@ def registration(harness_state: HarnessState, maas: MaasSettings, target: Any, e
 
     Without one the stack's own gateway + simulator already play MaaS: nothing to do.
     """
-    from harness import registration as reg
-
     if not maas.configured:
         return None
     report = reg.register_maas(target, endpoints.llama_stack_url, maas)
@@ -459,14 +459,12 @@ def registration(harness_state: HarnessState, maas: MaasSettings, target: Any, e
 @pytest.fixture(scope="session")
 def chat_models(registration: Any, llama_stack_url: str, maas: MaasSettings) -> list[str]:
     """llama-stack ids of the LLMs to exercise; skips (never passes) when none is reachable."""
-    from harness import registration as reg
-
     if registration is not None:
         wanted = registration.registered + registration.already
         if not wanted:
             pytest.skip(f"no MaaS model reachable: {redact(registration.render(), [maas.api_key])}")
         return [m for m in wanted if not maas.model or m.endswith("/" + maas.model)] or wanted
-    status, payload = reg.http_json("GET", llama_stack_url + "/v1/models")
+    status, payload = http.json_request("GET", llama_stack_url + "/v1/models")
     models = llm_ids(payload) if status == 200 else []
     if not models:
         pytest.skip(f"no LLM registered in llama-stack at {llama_stack_url} (GET /v1/models -> {status})")
@@ -498,11 +496,7 @@ def declared(harness_state: HarnessState, target: Any) -> Declared:
 def declared_values_files(state: HarnessState, target: Any) -> list[Path]:
     """The values files the target deploys with, in Helm's order (later wins)."""
     if state.target_name == "local":
-        from harness.local.state import RunFolder
-
         return RunFolder.named(state.options.run_name).values_files()
-    from harness.cluster.target import ClusterTarget
-
     if isinstance(target, ClusterTarget):
         return target.values()
     return [VALUES_DIR / f"{state.target_name}.yaml", *state.options.values]
@@ -543,18 +537,14 @@ class ModelCalls:
 
 def served_model_calls(url: str) -> list[dict[str, Any]]:
     """The calls the stand-in model server serves at `url`; fails naming the answer otherwise."""
-    import httpx
-
-    response = httpx.get(url, timeout=MODEL_CALLS_TIMEOUT_S)
-    if response.status_code != 200:
-        pytest.fail(f"the stand-in model server's record at {url} answered HTTP {response.status_code}")
+    response = http.request("GET", url, headers={}, timeout=MODEL_CALLS_TIMEOUT_S)
+    if response.status != 200:
+        pytest.fail(f"the stand-in model server's record at {url} answered HTTP {response.status}")
     return list(response.json()["calls"])
 
 
 @pytest.fixture(scope="session")
 def model_calls(harness_state: HarnessState, target: Any, endpoints: Endpoints) -> ModelCalls:
-    from harness.local.programs import MODEL_CALLS_FILE
-
     if hasattr(target, "model_calls_url"):  # the kube target: the stand-in image serves its record
         url = target.model_calls_url()
         if not url:
@@ -577,8 +567,6 @@ def model_calls(harness_state: HarnessState, target: Any, endpoints: Endpoints) 
 @pytest.fixture(scope="session")
 def pgvector_rows(harness_state: HarnessState, target: Any, endpoints: Endpoints, declared: Declared) -> Any:
     """A function store id -> Rows read from the stack's PostgreSQL (see harness.vector_rows)."""
-    from harness.local.state import RunFolder
-    from harness.vector_rows import Dsn, read_rows
 
     if declared.vector_store_provider != "pgvector":
         pytest.skip(f"the values ({declared.describe()}) declare the vector store {declared.vector_store_provider!r}")
@@ -606,7 +594,7 @@ def secrets(harness_state: HarnessState, endpoints: Endpoints) -> set[str]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[Any]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     state = item.config.stash.get(_STATE, None)
@@ -618,7 +606,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def _diagnose(state: HarnessState, item: pytest.Item, report: pytest.TestReport) -> None:
-    if len(state.diagnoses) >= MAX_DIAGNOSES or state.target is None:
+    if len(state.diagnoses) >= MAX_DIAGNOSES or state.target is None or state.endpoints is None:
         return
     # Never the working directory: a run writes only under its run folder (or .cache/runs).
     run_dir = Path(state.endpoints.run_dir) if state.endpoints.run_dir else RUNS_DIR
@@ -640,16 +628,8 @@ def _redact_report(report: pytest.TestReport, secrets: set[str]) -> None:
     if report.longrepr is not None:
         text = str(report.longrepr)
         if any(s in text for s in secrets):
-            report.longrepr = mask_secrets(text, secrets)
-    report.sections = [(title, mask_secrets(body, secrets)) for title, body in report.sections]
-
-
-def mask_secrets(text: str, secrets: set[str]) -> str:
-    """Replace known secret values only: the generic `redact` would also mask readable
-    numbers such as `x-ratelimit-remaining-tokens: 180` that a failure needs to show."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
+            report.longrepr = mask_known(text, secrets)
+    report.sections = [(title, mask_known(body, secrets)) for title, body in report.sections]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -12,23 +12,22 @@ register API; then we call it.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-import httpx
-import yaml
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness import llama_stack_auth, maas
+from harness import maas
+from harness.declared import read_values
 from harness.errors import HarnessError
-from harness.maas import MaasError, MaasSettings, model_ids, v1_url
+from harness.errors import MaasError as MaasError  # what register_maas reports
+from harness.http import PROBE_TIMEOUT_S, REQUEST_TIMEOUT_S, json_request, list_models
+from harness.maas import MaasSettings
+from harness.maas import v1_url as v1_url  # the URL form registration writes into global.models
 from harness.paths import VALUES_DIR
-from harness.redact import redact
 
 DEFAULT_PROVIDER = "vllm"
 # An external MaaS: remote::openai, whose key llama-stack 0.7.3 lets a request override only
@@ -44,8 +43,6 @@ STALE_REASON = (
 # GET routes that must answer 200 before a restarted llama-stack counts as ready: the APIs
 # the workflows use (a listening port or /v1/health alone says nothing about the stores).
 READY_ROUTES = ("/v1/models", "/v1/files?limit=1", "/v1/vector_stores?limit=1", "/v1/responses?limit=1")
-HTTP_TIMEOUT_S = 10.0  # one llama-stack request on a busy 2-core machine
-PROBE_TIMEOUT_S = 5.0  # one readiness/version probe; the caller polls
 _KEY_CHARS = re.compile(r"[^a-z0-9-]+")
 
 Models = dict[str, dict[str, Any]]  # `global.models`: key -> entry
@@ -119,44 +116,15 @@ def model_key(model_id: str, prefix: str = "maas") -> str:
     return f"{prefix}-{slug}"[:50].rstrip("-")
 
 
-# --- HTTP -----------------------------------------------------------------------------
-
-
-def http_json(
-    method: str, url: str, *, token: str = "", body: Any = None, timeout: float = HTTP_TIMEOUT_S
-) -> tuple[int, Any]:
-    """One JSON request; returns (status, parsed body or text). Never raises on HTTP errors;
-    raises ConnectionError (an OSError) when the server cannot be reached."""
-    # Without a token: the caller headers of an authenticated llama-stack the harness knows
-    # (harness.llama_stack_auth), or none.
-    auth = {"Authorization": f"Bearer {token}"} if token else llama_stack_auth.headers_for(url)
-    headers = {"Accept": "application/json", **auth}
-    try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=timeout)
-    except httpx.HTTPError as error:
-        raise ConnectionError(f"{method} {url}: {type(error).__name__}: {error}") from None
-    try:
-        return response.status_code, response.json()
-    except ValueError:
-        return response.status_code, response.text
-
-
 def discover_models(endpoint: str, api_key: str, *, verify: bool | str = True) -> list[str]:
     """The models a MaaS endpoint lists to this key (429s retried); raises `MaasError`."""
     return maas.get_models(endpoint, api_key, verify=verify)
 
 
-def listed_models(llama_stack_url: str, timeout: float = HTTP_TIMEOUT_S) -> list[str]:
-    status, payload = http_json("GET", llama_stack_url.rstrip("/") + "/v1/models", timeout=timeout)
-    if status != 200:
-        raise LookupError(f"llama-stack GET /v1/models answered {status}")
-    return model_ids(payload)
-
-
 def server_version(llama_stack_url: str) -> tuple[int, ...] | None:
     """The server's version from /v1/version, or None when it does not say."""
     try:
-        status, payload = http_json("GET", llama_stack_url.rstrip("/") + "/v1/version", timeout=PROBE_TIMEOUT_S)
+        status, payload = json_request("GET", llama_stack_url.rstrip("/") + "/v1/version", timeout=PROBE_TIMEOUT_S)
     except OSError:
         return None
     if status != 200 or not isinstance(payload, dict):
@@ -174,7 +142,7 @@ def has_register_api(llama_stack_url: str) -> bool:
     version = server_version(llama_stack_url)
     if version is not None:
         return version[:2] < LEGACY_BELOW
-    status, _ = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body={}, timeout=PROBE_TIMEOUT_S)
+    status, _ = json_request("POST", llama_stack_url.rstrip("/") + "/v1/models", body={}, timeout=PROBE_TIMEOUT_S)
     return status not in (404, 405, 501)
 
 
@@ -186,7 +154,7 @@ def register_via_api(llama_stack_url: str, spec: ModelSpec) -> None:
         "provider_model_id": spec.id,
         "model_type": "llm",
     }
-    status, payload = http_json("POST", llama_stack_url.rstrip("/") + "/v1/models", body=body)
+    status, payload = json_request("POST", llama_stack_url.rstrip("/") + "/v1/models", body=body)
     if status >= 300:
         raise HarnessError(
             f"POST /v1/models for {spec.llama_stack_id} answered {status}: {str(payload)[:300]}; "
@@ -244,14 +212,10 @@ TARGET_OVERLAY = {"kube": "kind"}
 
 def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
     """Enabled `global.models` entries of the target's values overlay plus extra overlays, merged."""
-    merged: Models = {}
     own = TARGET_OVERLAY.get(target_name, target_name)
-    for path in [VALUES_DIR / f"{own}.yaml", *overlays]:
-        if Path(path).is_file():
-            document = yaml.safe_load(Path(path).read_text()) or {}
-            for key, entry in ((document.get("global") or {}).get("models") or {}).items():
-                merged.setdefault(key, {}).update(entry or {})
-    return {key: entry for key, entry in merged.items() if entry.get("enabled", True) and entry.get("id")}
+    values = read_values([VALUES_DIR / f"{own}.yaml", *overlays])
+    merged: Models = (values.get("global") or {}).get("models") or {}
+    return {key: entry for key, entry in merged.items() if entry and entry.get("enabled", True) and entry.get("id")}
 
 
 def as_llama_stack_sees_it(target: AppliesModels, desired: Mapping[str, ModelSpec]) -> dict[str, ModelSpec]:
@@ -281,7 +245,7 @@ def register(
     a path on this machine; the target makes it readable by llama-stack (`as_llama_stack_sees_it`).
     """
     desired = as_llama_stack_sees_it(target, desired)
-    listed = set(listed_models(llama_stack_url))
+    listed = set(list_models(llama_stack_url, timeout=REQUEST_TIMEOUT_S))
     applied = target.applied_models()
     wanted = {spec.llama_stack_id for spec in desired.values()}
     remove_keys = [key for key in remove if key not in desired]
@@ -316,7 +280,7 @@ def unready_routes(llama_stack_url: str) -> dict[str, str]:
     down: dict[str, str] = {}
     for route in READY_ROUTES:
         try:
-            status, payload = http_json("GET", llama_stack_url.rstrip("/") + route, timeout=PROBE_TIMEOUT_S)
+            status, payload = json_request("GET", llama_stack_url.rstrip("/") + route, timeout=PROBE_TIMEOUT_S)
         except OSError as error:
             down[route] = str(error)
             continue
@@ -326,13 +290,13 @@ def unready_routes(llama_stack_url: str) -> dict[str, str]:
 
 
 def wait_until_listed(
-    llama_stack_url: str, wanted: set[str], *, gone: set[str] = frozenset(), timeout: float = 120
+    llama_stack_url: str, wanted: Set[str], *, gone: Set[str] = frozenset(), timeout: float = 120
 ) -> set[str]:
     """Poll until `wanted` are listed, `gone` are not, and every READY_ROUTES answers; return the last listing."""
 
     def fetch() -> set[str]:
         try:
-            return set(listed_models(llama_stack_url, timeout=PROBE_TIMEOUT_S))
+            return set(list_models(llama_stack_url, timeout=PROBE_TIMEOUT_S))
         except (OSError, LookupError):
             return set()  # restarting: not listening yet
 
@@ -343,7 +307,7 @@ def wait_until_listed(
     try:
         return retrying(fetch)
     except RetryError as error:
-        return error.last_attempt.result()
+        return cast(set[str], error.last_attempt.result())
 
 
 def explain_missing(missing: set[str], desired: Mapping[str, ModelSpec], listed: set[str]) -> dict[str, str]:
@@ -395,47 +359,6 @@ def register_maas(
     return report
 
 
-# --- CLI ------------------------------------------------------------------------------
-
-
-def register_command(args: Any) -> int:
-    """`python -m harness register [--target T] [--discover] [--model ID ...] [--remove ID ...]`.
-
-    Reads MAAS_ENDPOINT (or --maas-endpoint), MAAS_API_KEY, MAAS_MODEL, MAAS_CA_BUNDLE and
-    MAAS_TLS_VERIFY from the environment (the key never from a command line). Prints the
-    report; exit 0 when every desired model is listed, 1 otherwise, 2 with nothing to do.
-    """
-    from harness.targets import TargetOptions, get_target
-
-    settings = MaasSettings.from_env()
-    if getattr(args, "maas_endpoint", None):
-        settings = replace(settings, endpoint=args.maas_endpoint)
-    ids = list(getattr(args, "model", None) or [])
-    overlays = [Path(v) for v in getattr(args, "values", None) or []]
-    options = TargetOptions(run_name=getattr(args, "run_name", None) or "default", values=overlays)
-    target = get_target(getattr(args, "target", None) or "local", options)
-    endpoints = target.status()
-    if not settings.endpoint:
-        # No external MaaS: the stack's own gateway plays it. The harness's key only lists its
-        # models; llama-stack gets no key of the gateway (its calls spend each caller's budget).
-        key = settings.api_key or harness_key(endpoints.keys)
-        settings = replace(settings, endpoint=endpoints.gateway_url, api_key=key)
-    own_gateway = settings.endpoint.rstrip("/").removesuffix("/v1") == endpoints.gateway_url.rstrip("/")
-    removals = [model_key(i) for i in getattr(args, "remove", None) or []]
-    if removals and not ids and not getattr(args, "discover", False):
-        report = register(target, endpoints.llama_stack_url, {}, remove=removals)
-    elif not ids and not getattr(args, "discover", False):
-        print("nothing to register: give --model ID, --discover or --remove ID", file=sys.stderr)
-        return 2
-    else:
-        provider = DEFAULT_PROVIDER if own_gateway else EXTERNAL_PROVIDER
-        report = register_maas(
-            target, endpoints.llama_stack_url, settings, discover_all=not ids, ids=ids, provider=provider
-        )
-    print(redact(report.render(), [settings.api_key]))
-    return 0 if report.ok else 1
-
-
 HARNESS_TIER = "internal"  # the dev overlays' tier of the harness's own key (values/local.yaml)
 
 
@@ -448,21 +371,3 @@ def harness_key(keys: Mapping[str, list[str]]) -> str:
             "add one to maas-gateway.apiKeys, or export MAAS_API_KEY"
         )
     return found[0]
-
-
-def add_register_parser(parser: Any) -> None:
-    """Options of `python -m harness register` (the CLI adds --target/--run-name/--values)."""
-    parser.add_argument("--discover", action="store_true", help="register every model the MaaS lists to the key")
-    parser.add_argument(
-        "--model", action="append", default=[], metavar="ID", help="a model id to register (repeatable)"
-    )
-    parser.add_argument(
-        "--remove", action="append", default=[], metavar="ID", help="a model id to remove (repeatable); keeps the rest"
-    )
-    parser.add_argument(
-        "--maas-endpoint",
-        default=os.environ.get("MAAS_ENDPOINT", ""),
-        help="MaaS base URL (env MAAS_ENDPOINT; default: the stack's gateway)",
-    )
-    # The MaaS API key comes from the environment only (MAAS_API_KEY): a secret on a command
-    # line is visible to every user of the machine through the process list.

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
+from harness.redact import mask_secret_object
 from harness.tools import require
 
 
@@ -79,12 +80,7 @@ class Rendered:
 
     def masked_secrets(self) -> Rendered:
         """A copy whose Secrets keep their keys but not their values (for files people read)."""
-        objects = []
-        for obj in self.objects:
-            if obj.get("kind") == "Secret":
-                obj = obj | {f: {k: "****" for k in obj[f] or {}} for f in ("data", "stringData") if f in obj}
-            objects.append(obj)
-        return Rendered(objects)
+        return Rendered([mask_secret_object(obj) for obj in self.objects])
 
     def workloads(self) -> Iterable[dict[str, Any]]:
         return self.of_kind("Deployment", "StatefulSet")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import ToolMissing
 from harness.paths import BIN_DIR, VENV_DIR
 
 
-class MissingTool(HarnessError):
+class MissingTool(ToolMissing):
     pass
 
 

@@ -59,8 +59,8 @@ def table_name(store_id: str) -> str:
 
 def read_rows(dsn: Dsn, store_id: str) -> Rows:
     """Every row of the store's table; raises LookupError when the table does not exist."""
-    import psycopg2  # from the `local` extra
-    from psycopg2 import sql
+    import psycopg2  # lazy: from the `local` extra, which a chart-only install lacks
+    from psycopg2 import sql  # lazy: as above
 
     table = table_name(store_id)
     conn = psycopg2.connect(

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from harness.cluster import plans
 from harness.cluster.deploy import ClusterDeployment
-from harness.registration import listed_models
+from harness.http import list_models
 
 from .support import kubectl_json
 
@@ -137,7 +137,7 @@ def _first(value: str) -> str:
 def _models(llama_stack_url: str) -> list[str]:
     """llama-stack's models; [] while its pod restarts and the port-forward reconnects."""
     try:
-        return listed_models(llama_stack_url)
+        return list_models(llama_stack_url)
     except (LookupError, OSError, httpx.HTTPError):
         return []
 

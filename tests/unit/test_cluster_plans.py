@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from harness.cluster import plans, state
 from harness.cluster.deploy import ClusterDeployment
-from harness.cluster.diagnostics import ClusterDiagnostics, mask_secret_data
+from harness.cluster.diagnostics import ClusterDiagnostics
 from harness.cluster.portforward import PortForward
 from harness.cluster.profile import InstallProfile, MaasSettings
 from harness.cluster.rollout import RolloutFailed, RolloutWaiter, parse_workloads
@@ -24,7 +24,7 @@ from harness.cluster.routes import route_urls
 from harness.cluster.runner import CommandResult, RecordingRunner
 from harness.cluster.secrets import keys_from_secret_list
 from harness.cluster.waiting import FakeClock, WaitPolicy, WaitTimeout
-from harness.redact import MASK
+from harness.redact import MASK, mask_secret_manifest
 from harness.targets import TargetOptions
 from harness.targets.existing import ExistingTarget
 from harness.targets.kind import KindTarget
@@ -426,7 +426,7 @@ def test_diagnostics_collect_everything_with_secrets_redacted(tmp_path: Path) ->
 
 
 def test_mask_secret_data_keeps_other_objects() -> None:
-    text = mask_secret_data("kind: ConfigMap\ndata: {a: b}\n---\nkind: Secret\nstringData: {token: abc}\n")
+    text = mask_secret_manifest("kind: ConfigMap\ndata: {a: b}\n---\nkind: Secret\nstringData: {token: abc}\n")
     assert "a: b" in text and "abc" not in text
 
 

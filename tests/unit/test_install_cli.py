@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from harness import cluster_cli
-from harness.cluster.http_client import Response
 from harness.cluster.verify import Verifier
 from harness.endpoints import Endpoints
+from harness.http import Response
 from harness.paths import REPO_ROOT
 
 INSTALL_FLAGS = (

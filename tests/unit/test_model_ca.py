@@ -82,7 +82,7 @@ def test_registration_compares_the_bundle_path_llama_stack_reads(monkeypatch: py
     assert reg.as_llama_stack_sees_it(PlacingTarget({}), {"k": unchanged})["k"] is unchanged
     # Applied before with the in-pod path: registering again with the local path changes nothing.
     target = PlacingTarget({spec.key: placed.to_values()})
-    monkeypatch.setattr(reg, "listed_models", lambda url, timeout=0: [spec.llama_stack_id])
+    monkeypatch.setattr(reg, "list_models", lambda url, timeout=0: [spec.llama_stack_id])
     report = reg.register(target, "http://llama-stack", {spec.key: spec})
     assert (report.method, report.applied, target.applies) == ("none", False, []), report.render()
     assert target.placed == ["/host/ca.pem"]

@@ -21,13 +21,13 @@ from harness.cluster.diagnostics import containers
 from harness.cluster.rollout import RolloutWaiter
 from harness.cluster.runner import CommandRunner
 from harness.cluster.waiting import Waiter, WaitPolicy
-from harness.errors import HarnessError
+from harness.errors import ClusterError
 
 # Pods of a scaled-down workload end within their grace period (the charts keep the default 30 s).
 STOP_TIMEOUT_S = 120.0
 
 
-class UnknownComponent(HarnessError):
+class UnknownComponent(ClusterError):
     pass
 
 
@@ -83,7 +83,8 @@ class ComponentControl:
 
     def _pods(self, component: str) -> dict[str, Any]:
         argv = plans.kubectl_get_pods(self.namespace, self._selector(component), self.context)
-        return json.loads(self.runner.run(argv).stdout or "{}")
+        found: dict[str, Any] = json.loads(self.runner.run(argv).stdout or "{}")
+        return found
 
     def stop(self, component: str) -> None:
         """Scale the component's workloads to 0 and return once none of its pods is left."""

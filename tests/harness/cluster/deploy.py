@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,16 @@ import yaml
 
 from harness.cluster import model_ca, plans, routes, secrets
 from harness.cluster.components import ComponentControl
-from harness.cluster.diagnostics import ClusterDiagnostics, mask_secret_data
-from harness.cluster.http_client import model_ids
+from harness.cluster.diagnostics import ClusterDiagnostics
 from harness.cluster.portforward import PortForward, port_open
-from harness.cluster.profile import MaasSettings
 from harness.cluster.rollout import RolloutWaiter
 from harness.cluster.runner import CommandRunner
-from harness.cluster.waiting import Waiter, WaitPolicy
+from harness.cluster.waiting import ROLLOUT, Waiter, WaitPolicy
 from harness.endpoints import Endpoints
+from harness.http import list_models
+from harness.maas import MaasSettings
 from harness.paths import chart
-from harness.redact import redact
+from harness.redact import mask_secret_manifest, redact
 
 # Components the tests reach from outside the cluster.
 GATEWAY = "gateway"
@@ -59,11 +60,11 @@ class ClusterDeployment:
     release: str = "rag"
     chart_dir: Path = field(default_factory=lambda: chart("rag"))
     say: Callable[[str], None] = print
-    rollout_policy: WaitPolicy = WaitPolicy(timeout=900, initial=2, cap=15)
+    rollout_policy: WaitPolicy = ROLLOUT
     maas: MaasSettings | None = None  # external MaaS (values/kind-maas.yaml); None: in-cluster simulator
     forwards: list[PortForward] = field(default_factory=list)
     probe: Callable[[int], bool] = port_open  # injectable for unit tests (no sockets)
-    list_models: Callable[[str, str], list[str]] = model_ids
+    list_models: Callable[[str, str], list[str]] = partial(list_models, missing_ok=True)
     _tmp: Path | None = None
     _components: ComponentControl | None = None
 
@@ -309,12 +310,12 @@ class ClusterDeployment:
     def rendered_manifest(self) -> str:
         """`helm get manifest` of the release with Secret data masked and known keys redacted."""
         manifest = self.runner.run(plans.helm_get_manifest(self.release, self.namespace, self.context)).stdout
-        return redact(mask_secret_data(manifest), self.known_secrets())
+        return redact(mask_secret_manifest(manifest), self.known_secrets())
 
     def rendered_objects(self) -> list[dict[str, Any]]:
         """The release's objects as installed (`helm get manifest`), Secret data masked."""
         manifest = self.runner.run(plans.helm_get_manifest(self.release, self.namespace, self.context)).stdout
-        return [doc for doc in yaml.safe_load_all(mask_secret_data(manifest)) if isinstance(doc, dict)]
+        return [doc for doc in yaml.safe_load_all(mask_secret_manifest(manifest)) if isinstance(doc, dict)]
 
     def diagnose(self, dest: Path) -> Path:
         known = self.known_secrets()

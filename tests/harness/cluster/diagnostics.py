@@ -12,24 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
-from harness.redact import MASK, redact
-
-
-def mask_secret_data(manifest: str) -> str:
-    """Mask `data`/`stringData` of every Secret in a multi-document manifest (base64 escapes regexes)."""
-    out = []
-    for doc in yaml.safe_load_all(manifest):
-        if isinstance(doc, dict) and doc.get("kind") == "Secret":
-            for section in ("data", "stringData"):
-                if isinstance(doc.get(section), dict):
-                    doc[section] = {k: MASK for k in doc[section]}
-        if doc is not None:
-            out.append(yaml.safe_dump(doc, sort_keys=False))
-    return "---\n" + "---\n".join(out) if out else ""
+from harness.redact import mask_secret_manifest, redact
 
 
 def needs_describe(pod: dict[str, Any]) -> bool:
@@ -61,7 +46,7 @@ class ClusterDiagnostics:
         self._save(dest / "events.txt", plans.kubectl_get_events(ns, ctx))
         self._save(dest / "helm-values.yaml", plans.helm_get_values(self.release, ns, ctx))
         manifest = self.runner.run(plans.helm_get_manifest(self.release, ns, ctx), check=False)
-        self._write(dest / "manifest.yaml", mask_secret_data(manifest.stdout) if manifest.ok else manifest.stderr)
+        self._write(dest / "manifest.yaml", mask_secret_manifest(manifest.stdout) if manifest.ok else manifest.stderr)
         pods = self.runner.run(plans.kubectl_get_pods(ns, plans.instance_selector(self.release), ctx), check=False)
         for pod in json.loads(pods.stdout or "{}").get("items", []) if pods.ok else []:
             self._pod(dest / "pods", pod)

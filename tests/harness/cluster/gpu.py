@@ -15,7 +15,7 @@ from enum import Enum
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
 from harness.cluster.waiting import Waiter, WaitPolicy, WaitTimeout
-from harness.errors import HarnessError
+from harness.errors import ClusterError
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
@@ -74,7 +74,7 @@ def _count(value: object) -> int:
         return 0
 
 
-class NoGpu(HarnessError):
+class NoGpu(ClusterError):
     pass
 
 

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from harness.errors import HarnessError
+from harness.errors import ClusterError
 from harness.paths import REPO_ROOT
 
 DEFAULT_CONFIG = REPO_ROOT / "kind" / "cluster.yaml"
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 
 
-class KindConfigError(HarnessError, ValueError):
+class KindConfigError(ClusterError, ValueError):
     pass
 
 
 @dataclass(frozen=True)
 class KindConfig:
     path: Path
-    nodes: list[dict]
+    nodes: list[dict[str, Any]]
 
     @property
     def roles(self) -> list[str]:

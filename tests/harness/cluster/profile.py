@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.cluster.waiting import ROLLOUT_TIMEOUT_S
 from harness.errors import HarnessError
 from harness.maas import MaasSettings  # noqa: F401 (re-exported: one definition, in harness.maas)
 from harness.paths import values_file
@@ -30,7 +31,7 @@ class InstallProfile:
     gpu_timeout: float = 600.0
     token_rate_limits: dict[str, int] = field(default_factory=dict)  # tier -> tokens per window
     openshift_routes: bool | None = None  # None: decide from the cluster (Routes API present)
-    rollout_timeout: float = 900.0
+    rollout_timeout: float = ROLLOUT_TIMEOUT_S
 
     def validate(self) -> None:
         if self.simulator and self.qwen3:

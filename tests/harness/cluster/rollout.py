@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
-from harness.cluster.waiting import Waiter, WaitPolicy
-from harness.errors import HarnessError
+from harness.cluster.waiting import ROLLOUT, Waiter, WaitPolicy
+from harness.errors import StackNotReady
 
 # Start order of the stack (docs/architecture.md rule 6); unknown components go last.
 COMPONENT_ORDER = ("redis", "ratelimit", "model-server", "gateway", "pgvector", "embeddings", "llama-stack")
@@ -41,7 +42,7 @@ class Workload:
         return f"{self.kind}/{self.name}"
 
 
-class RolloutFailed(HarnessError):
+class RolloutFailed(StackNotReady):
     pass
 
 
@@ -77,7 +78,7 @@ def pod_problems(doc: str) -> list[str]:
     return lines
 
 
-def _pod_story(status: dict) -> str:
+def _pod_story(status: dict[str, Any]) -> str:
     parts = [status.get("phase", "Unknown")]
     for cond in status.get("conditions", []):
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
@@ -108,7 +109,7 @@ class RolloutWaiter:
     namespace: str
     release: str
     context: str = ""
-    policy: WaitPolicy = WaitPolicy(timeout=900, initial=2, cap=15)
+    policy: WaitPolicy = ROLLOUT
     step_timeout_s: int = 30  # each `kubectl rollout status` call; tenacity retries until policy.timeout
     say: Say = print
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
@@ -28,7 +29,7 @@ def route_urls(doc: str) -> dict[str, str]:
     return urls
 
 
-def _admitted_host(route: dict) -> str:
+def _admitted_host(route: dict[str, Any]) -> str:
     for ingress in route.get("status", {}).get("ingress", []):
         if ingress.get("host"):
             return str(ingress["host"])

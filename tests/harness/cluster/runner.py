@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from harness.errors import HarnessError
+from harness.errors import ClusterError
 from harness.paths import REPO_ROOT
 from harness.redact import redact
 from harness.tools import require
@@ -31,7 +31,7 @@ class CommandResult:
         return self.returncode == 0
 
 
-class CommandError(HarnessError):
+class CommandError(ClusterError):
     """A checked command failed; the message carries the (redacted) command and its stderr."""
 
     def __init__(self, result: CommandResult, secrets: Sequence[str] = ()) -> None:

@@ -8,16 +8,18 @@ recording runner in the unit tests sees the whole plan.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from harness.cluster import gpu, plans, secrets, state
 from harness.cluster.deploy import ClusterDeployment
-from harness.cluster.profile import InstallProfile, MaasSettings
+from harness.cluster.profile import InstallProfile
 from harness.cluster.runner import CommandRunner, SubprocessRunner
-from harness.cluster.waiting import Waiter, WaitPolicy
+from harness.cluster.waiting import ROLLOUT, Waiter
 from harness.endpoints import Endpoints
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StackNotReady
+from harness.maas import MaasSettings
 from harness.paths import values_file
 from harness.vector_rows import Dsn
 
@@ -25,7 +27,7 @@ OWNER = "rag-harness"  # value of the namespace label app.kubernetes.io/managed-
 RENDERED_FILE = "rendered.yaml"  # in the run folder, as the local target names its render
 
 
-class NotInstalled(HarnessError):
+class NotInstalled(StackNotReady):
     pass
 
 
@@ -98,7 +100,7 @@ class ClusterTarget:
         if self._deployment is None:
             if context is None or namespace is None:
                 raise NotInstalled(f"{self.name}: no deployment selected yet")
-            policy = WaitPolicy(timeout=self.profile.rollout_timeout if self.profile else 900, initial=2, cap=15)
+            policy = replace(ROLLOUT, timeout=self.profile.rollout_timeout) if self.profile else ROLLOUT
             self._deployment = ClusterDeployment(
                 self.runner, self.waiter, namespace, context, self.options.release,
                 say=self.say, rollout_policy=policy, maas=self.maas, **self.deployment_overrides,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from harness import llama_stack_auth
-from harness.cluster.http_client import Response, request
 from harness.endpoints import Endpoints
+from harness.http import Response, request
 
 RATELIMIT_HEADERS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens")
 # The tier whose budget a verify run may spend (largest default budget first).
@@ -120,6 +121,6 @@ class Verifier:
         return Check("llama-stack models", bool(llms), f"llm models {llms or 'none registered'}")
 
 
-def _is_llm(model: dict) -> bool:
+def _is_llm(model: dict[str, Any]) -> bool:
     kind = model.get("model_type") or (model.get("custom_metadata") or {}).get("model_type") or "llm"
     return kind == "llm"

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
+from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 
-from harness.errors import HarnessError
+from harness.errors import StackNotReady
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -27,6 +28,12 @@ class WaitPolicy:
     timeout: float  # give up after this many seconds (stop_after_delay)
     initial: float = 1.0  # first pause between attempts
     cap: float = 15.0  # longest pause (wait_exponential max)
+
+
+# Pulling images and starting the whole release on a fresh cluster (kind on a CI runner, the kube
+# lane on 2 cores) takes minutes; 15 minutes is generous without hanging a CI job for good.
+ROLLOUT_TIMEOUT_S = 900.0
+ROLLOUT = WaitPolicy(ROLLOUT_TIMEOUT_S, initial=2, cap=15)  # every rollout wait of a release
 
 
 @dataclass
@@ -41,7 +48,7 @@ class StopAfterDelay(stop_base):
         return self.clock() - self.start >= self.max_delay
 
 
-class WaitTimeout(HarnessError, TimeoutError):
+class WaitTimeout(StackNotReady, TimeoutError):
     pass
 
 
@@ -60,7 +67,7 @@ class Waiter:
         on_error: tuple[type[BaseException], ...] = (),
     ) -> Retrying:
         """A tenacity Retrying for `policy`; after the timeout it returns the last result (no RetryError)."""
-        retry = retry_if_exception_type(on_error)
+        retry: retry_base = retry_if_exception_type(on_error)
         if on_result is not None:
             retry = retry | retry_if_result(on_result)
         return Retrying(

@@ -147,7 +147,7 @@ def _load_config_file(path: str) -> tuple[dict[str, Any], list[str]]:
     """Known keys of the simulator's YAML config (as argparse dests) and the ignored keys."""
     text = Path(path).read_text(encoding="utf-8")
     try:
-        import yaml  # optional: only needed when a --config file is given
+        import yaml  # lazy: only needed when a --config file is given
 
         data = yaml.safe_load(text) or {}
     except ImportError:

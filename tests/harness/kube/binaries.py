@@ -32,11 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import BuildError
 from harness.kube import lock
-from harness.paths import CACHE_DIR
+from harness.paths import KUBE_BIN_DIR, KUBE_CACHE_DIR
 
-KUBE_CACHE = CACHE_DIR / "kube"
-BIN = KUBE_CACHE / "bin"
+KUBE_CACHE = KUBE_CACHE_DIR
+BIN = KUBE_BIN_DIR
 SRC = KUBE_CACHE / "src"
 
 KUBERNETES_VERSION = "v1.34.1"
@@ -114,17 +115,17 @@ KUBE_ROUTER = GoBuild(
 BUILDS = (KUBERNETES, COREDNS, KUBE_ROUTER)
 
 
-class BuildError(RuntimeError):
+class BinaryBuildError(BuildError):
     pass
 
 
 def go(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> str:
     go_bin = shutil.which("go")
     if go_bin is None:
-        raise BuildError("go not found on PATH: install Go >= 1.25 (https://go.dev/dl) to build Kubernetes")
+        raise BinaryBuildError("go not found on PATH: install Go >= 1.25 (https://go.dev/dl) to build Kubernetes")
     proc = subprocess.run([go_bin, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise BuildError(f"`go {' '.join(args)}` failed in {cwd}:\n{proc.stderr.strip()[-3000:]}")
+        raise BinaryBuildError(f"`go {' '.join(args)}` failed in {cwd}:\n{proc.stderr.strip()[-3000:]}")
     return proc.stdout
 
 
@@ -146,7 +147,7 @@ def kubernetes_gomod(module: str, version: str) -> str:
     info = json.loads(go(["mod", "download", "-json", f"{module}@{version}"], cwd=KUBE_CACHE))
     replaces = staging_replaces(Path(info["GoMod"]).read_text())
     if not replaces:
-        raise BuildError(f"no ./staging replaces found in {info['GoMod']}: has {module}'s layout changed?")
+        raise BinaryBuildError(f"no ./staging replaces found in {info['GoMod']}: has {module}'s layout changed?")
     body = "\n".join(f"\t{line}" for line in replaces)
     return f"module rag.local/kubebuild\n\ngo 1.24.0\n\nrequire {module} {version}\n\nreplace (\n{body}\n)\n"
 
@@ -213,7 +214,7 @@ def run_build(build: GoBuild, src: Path, say: Callable[[str], None]) -> None:
             except subprocess.TimeoutExpired:
                 say(f"  still building {build.name} ({time.monotonic() - started:.0f}s so far; cold: {build.cold})")
     if proc.returncode != 0:
-        raise BuildError(
+        raise BinaryBuildError(
             f"building {build.module} failed (exit {proc.returncode}); log: {log}\n{log.read_text()[-3000:]}"
         )
     say(f"built {', '.join(build.outputs)} in {time.monotonic() - started:.0f}s")

@@ -23,12 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from harness import http
+from harness.errors import ClusterError
 from harness.kube import binaries, config, netns, pki, storage, teardown
 from harness.kube.config import NODE_NAME, Layout
 from harness.local import processes
+from harness.tools import require
 
 RUN_DIR = binaries.KUBE_CACHE / "run"
 COMPONENT_TIMEOUT_S = 120.0  # one component from start to healthy (the API server takes ~20 s on a busy machine)
@@ -46,7 +48,7 @@ CLIENTS = [
 ]
 
 
-class ClusterError(RuntimeError):
+class KubeClusterError(ClusterError):
     pass
 
 
@@ -59,7 +61,7 @@ def archive_manifest(archive: Path) -> tuple[str, str]:
     with tarfile.open(archive) as tar:
         member = tar.extractfile("index.json")
         if member is None:
-            raise ClusterError(f"{archive} has no index.json: not an OCI archive")
+            raise KubeClusterError(f"{archive} has no index.json: not an OCI archive")
         index = json.load(member)
     (manifest,) = index["manifests"]
     ref = manifest.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
@@ -94,10 +96,7 @@ def until_healthy(timeout_s: float, interval_s: float = 0.5) -> Retrying:
 def _get_ok(url: str, *, tls: ssl.SSLContext | None = None) -> bool:
     """GET answers 200. Without `tls`, a component's self-signed serving cert is not verified
     (only its /healthz is read, from inside the namespace)."""
-    try:
-        return httpx.get(url, verify=tls or False, timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return http.answers_ok(url, verify=tls or False)
 
 
 def iptables(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -132,12 +131,10 @@ class Cluster:
         return self.layout.pki / "admin.kubeconfig"
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        from harness.tools import require
-
         argv = [str(require("kubectl")), "--kubeconfig", str(self.admin_kubeconfig), *args]
         proc = subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
-            raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+            raise KubeClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
     # lifecycle -----------------------------------------------------------------------------
@@ -337,10 +334,10 @@ class Cluster:
             self.layout.pids.write_text(json.dumps(pids, indent=2))
         save = iptables("iptables-save", "-t", "filter")
         if save.returncode != 0:
-            raise ClusterError(f"iptables-save failed: {save.stderr.strip()}")
+            raise KubeClusterError(f"iptables-save failed: {save.stderr.strip()}")
         restore = iptables("iptables-restore", input=config.without_kube_router(save.stdout))
         if restore.returncode != 0:
-            raise ClusterError(f"iptables-restore without kube-router's rules failed: {restore.stderr.strip()}")
+            raise KubeClusterError(f"iptables-restore without kube-router's rules failed: {restore.stderr.strip()}")
 
     # starting and waiting ------------------------------------------------------------------
 
@@ -354,13 +351,13 @@ class Cluster:
 
         def check() -> bool:
             if not processes.alive(running.pid):
-                raise ClusterError(f"{component.name} exited while starting; log {log}:\n{processes.log_tail(log)}")
+                raise KubeClusterError(f"{component.name} exited while starting; log {log}:\n{processes.log_tail(log)}")
             return component.healthy()
 
         try:
             until_healthy(COMPONENT_TIMEOUT_S)(check)
         except RetryError as error:
-            raise ClusterError(
+            raise KubeClusterError(
                 f"{component.name} not healthy after {COMPONENT_TIMEOUT_S:.0f}s; log {log}:\n{processes.log_tail(log)}"
             ) from error
         self.say(f"  {component.name} healthy after {time.monotonic() - t0:.1f}s")
@@ -378,7 +375,7 @@ class Cluster:
         argv = ["ctr", "--address", str(self.layout.containerd_socket), "-n", "k8s.io", *args]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
         if check and proc.returncode != 0:
-            raise ClusterError(f"ctr {' '.join(args)} failed: {proc.stderr.strip()}")
+            raise KubeClusterError(f"ctr {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
     def _import_images(self, archives: list[Path]) -> None:
@@ -425,7 +422,7 @@ class Cluster:
         try:
             until_healthy(NODE_READY_TIMEOUT_S, 1.0)(ready)
         except RetryError as error:
-            raise ClusterError(
+            raise KubeClusterError(
                 f"node {NODE_NAME} not Ready and untainted after {NODE_READY_TIMEOUT_S:.0f}s ({last[0]}); "
                 f"kubelet log {self.layout.logs / 'kubelet.log'}"
             ) from error

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import ClusterError
 from harness.kube import netns, teardown
 
 LOCK_PATH = Path("/run/rag-kube.lock")
@@ -31,7 +31,7 @@ POLL_S = 1.0
 _held: dict[Path, int] = {}  # lock file -> the open descriptor that holds it
 
 
-class LaneBusy(HarnessError):
+class LaneBusy(ClusterError):
     """Another process held the kube lane for longer than WAIT_LIMIT_S."""
 
 

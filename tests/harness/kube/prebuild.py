@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from harness.kube import binaries, prereqs
+from harness.kube.images import ensure_images
 from harness.local import processes
 
 OWNER_POLL_S = 2.0
@@ -58,8 +59,6 @@ def build(*, owner: int | None = None, say: Callable[[str], None] = print) -> No
         _stop_with(owner)
     started = time.monotonic()
     binaries.ensure_binaries(say)
-    from harness.kube.images import ensure_images
-
     ensure_images(say=say)
     say(f"kube lane build: binaries and images ready after {time.monotonic() - started:.0f} s")
 

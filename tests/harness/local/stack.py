@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
 from harness.errors import HarnessError
 from harness.local import postgres, processes
 from harness.local.mounts import materialise
-from harness.local.pods import ContainerSpec, container_specs
+from harness.local.pods import ContainerSpec
+from harness.local.pods import container_specs as container_specs  # the meta tests replace it here
 from harness.local.programs import Launch, launch_for
 from harness.local.state import RunFolder
 from harness.redact import redact

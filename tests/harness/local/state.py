@@ -8,6 +8,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness import paths
 from harness.local import processes
@@ -73,7 +74,7 @@ class RunFolder:
         """The overlays as they were when the stack started (a file edited since then differs)."""
         return list(self._state().get("overlay_fingerprints", []))
 
-    def write_values(self, name: str, values: dict, secret: bool = False) -> Path:
+    def write_values(self, name: str, values: dict[str, Any], secret: bool = False) -> Path:
         self.values_dir.mkdir(parents=True, exist_ok=True)
         path = self.values_dir / name
         path.write_text(json.dumps(values, indent=2))  # JSON is YAML
@@ -106,7 +107,7 @@ class RunFolder:
         state["pids"] = {}
         self._save(state)
 
-    def get(self, key: str, default: object = None) -> object:
+    def get(self, key: str, default: Any = None) -> Any:
         return self._state().get(key, default)
 
     def put(self, key: str, value: object) -> None:
@@ -114,12 +115,13 @@ class RunFolder:
         state[key] = value
         self._save(state)
 
-    def _state(self) -> dict:
+    def _state(self) -> dict[str, Any]:
         if not self.state_file.exists():
             return {}
-        return json.loads(self.state_file.read_text())
+        state: dict[str, Any] = json.loads(self.state_file.read_text())
+        return state
 
-    def _save(self, state: dict) -> None:
+    def _save(self, state: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from harness.endpoints import Endpoints
+
+TARGET_NAMES = ("local", "kind", "existing", "kube")
+
+
+@dataclass
+class TargetOptions:
+    release: str = "rag"
+    namespace: str = ""  # empty: the target picks one (kind/existing: one per run)
+    keep: bool = False  # leave the deployment running after the tests
+    values: list[Path] = field(default_factory=list)  # extra overlays after the target's own
+    cluster_name: str = "rag-e2e"  # kind only
+    maas: bool = False  # kind: use values/kind-maas.yaml (external MaaS) instead of the simulator
+    run_name: str = "default"  # local: the run folder under .cache/runs/ (one stack per name)
 
 
 class Target(Protocol):

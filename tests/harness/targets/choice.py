@@ -12,14 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from harness.cluster import state
+from harness.local.state import RunFolder
+
 FALLBACKS = ("local", "existing")  # in this order, the first one the command accepts
 
 
 def running_targets(run_name: str, names: Sequence[str]) -> list[tuple[str, str]]:
     """(target, why) for each target in `names` that has something running or recorded."""
-    from harness.cluster import state
-    from harness.local.state import RunFolder
-
     found: list[tuple[str, str]] = []
     for name in names:
         if name == "local":

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.cluster import kindconfig, plans, state
 from harness.cluster.target import ClusterTarget
-from harness.errors import HarnessError
+from harness.errors import ToolMissing
 from harness.paths import values_file
 
 NAMESPACE = "rag-e2e"  # a Kind cluster is disposable: one fixed namespace is enough
@@ -24,7 +24,7 @@ ENGINES = ("docker", "podman")  # the node providers kind tries (nerdctl is expe
 ENGINE_INFO_TIMEOUT = 20.0  # `docker info` answers in well under a second when the daemon runs
 
 
-class NoContainerEngine(HarnessError):
+class NoContainerEngine(ToolMissing):
     pass
 
 

@@ -18,11 +18,14 @@ from typing import Any
 from harness.cluster import plans, state
 from harness.cluster.deploy import NAMESPACE_LABEL, ClusterDeployment
 from harness.cluster.runner import CommandRunner
-from harness.cluster.target import ClusterTarget
+from harness.cluster.target import ClusterTarget, NotInstalled
 from harness.endpoints import Endpoints
+from harness.fakes.model_server import MODEL_CALLS_PATH
 from harness.kube import binaries, lock, netns, prereqs, teardown
 from harness.kube.cluster import RUN_DIR, Cluster
 from harness.kube.config import CONTEXT
+from harness.kube.images import ensure_images
+from harness.kube.images.specs import by_ref
 from harness.paths import values_file
 from harness.redact import redact
 
@@ -74,8 +77,6 @@ class KubeTarget(ClusterTarget):
         return CONTEXT
 
     def _images(self) -> list[Path]:
-        from harness.kube.images import ensure_images
-
         return ensure_images(say=self.say)
 
     def _use_kubeconfig(self) -> None:
@@ -84,8 +85,6 @@ class KubeTarget(ClusterTarget):
 
     def current_context(self) -> str:
         if not self.cluster.running():
-            from harness.cluster.target import NotInstalled
-
             raise NotInstalled("the kube cluster is not running: `python -m harness up --target kube`")
         self._use_kubeconfig()
         return CONTEXT
@@ -118,9 +117,6 @@ class KubeTarget(ClusterTarget):
         """The model server's record of the calls it received (`GET /fake/model-calls`, through a
         supervised port-forward) when every model-server image is the stand-in built here (its
         image spec names a stand-in); "" when the model server is a real program that records nothing."""
-        from harness.fakes.model_server import MODEL_CALLS_PATH
-        from harness.kube.images.specs import by_ref
-
         deployment = self._deployment or self._existing_deployment()
         images = model_server_images(deployment.rendered_objects())
         specs = by_ref()

@@ -10,15 +10,16 @@ from typing import Any
 
 from harness import gateway_keys
 from harness.endpoints import Endpoints
-from harness.errors import HarnessError
+from harness.errors import StackNotReady
+from harness.http import REQUEST_TIMEOUT_S, list_models
 from harness.local import stack
 from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
 from harness.local.state import OVERRIDES_FILE, RunFolder
 from harness.redact import redact
-from harness.registration import base_models, http_json, model_ids, unready_routes
+from harness.registration import base_models, unready_routes
 from harness.render import Rendered
-from harness.targets import TargetOptions
+from harness.targets.base import TargetOptions
 
 KEYS_FILE = "keys.json"
 INTERNALS = ("redis", "gateway_health")  # what Target.internal_port reaches
@@ -26,7 +27,7 @@ MODELS_FILE = "models.yaml"  # registrations' global.models, applied after the v
 READY_TIMEOUT_S = 60.0  # after /v1/health: the stores behind every route the workflows use
 
 
-class NotRunning(HarnessError):
+class NotRunning(StackNotReady):
     pass
 
 
@@ -73,8 +74,8 @@ class LocalTarget:
             run_dir=str(self.run.root),
             values=self.run.overlay_fingerprints(),
         )
-        endpoints.gateway_models = _model_ids(f"{endpoints.gateway_url}/v1/models", _any_key(keys))
-        endpoints.llama_stack_models = _model_ids(f"{endpoints.llama_stack_url}/v1/models", None)
+        endpoints.gateway_models = _model_ids(endpoints.gateway_url, _any_key(keys))
+        endpoints.llama_stack_models = _model_ids(endpoints.llama_stack_url, None)
         return endpoints
 
     def reconnect(self, component: str) -> None:
@@ -179,11 +180,8 @@ def _any_key(keys: dict[str, list[str]]) -> str | None:
     return None
 
 
-def _model_ids(url: str, key: str | None) -> list[str]:
+def _model_ids(base_url: str, key: str | None) -> list[str]:
     try:
-        status, payload = http_json("GET", url, token=key or "")
-    except OSError as exc:
-        raise NotRunning(f"{url.rsplit('/v1', 1)[0]} did not list models: {exc}") from exc
-    if status != 200:
-        raise NotRunning(f"{url.rsplit('/v1', 1)[0]} did not list models: HTTP {status}")
-    return sorted(model_ids(payload))
+        return sorted(list_models(base_url, key or "", timeout=REQUEST_TIMEOUT_S))
+    except (OSError, LookupError) as exc:
+        raise NotRunning(str(exc)) from exc

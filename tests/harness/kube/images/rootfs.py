@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from harness.errors import BuildError
 from harness.kube.images.specs import Base
 from harness.paths import CACHE_DIR
 
@@ -35,7 +36,7 @@ TRIXIE_PYTHON_PACKAGES = ("python3.13-minimal", "libpython3.13-stdlib", "ca-cert
 Say = Callable[[str], None]
 
 
-class RootfsError(RuntimeError):
+class RootfsError(BuildError):
     pass
 
 
