@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.capabilities import Capability
+from harness.targets import Target
 
 from .support import Reply
 
-FAULT_METHODS = ("stop_component", "start_component", "override_values", "component_log", "rendered_objects")
 RATELIMIT_FILTER = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit"
 # A component counts as recovered when a request succeeds within this long of its return.
 RECOVERY_S = 5.0
@@ -27,10 +28,9 @@ RECOVERY_S = 5.0
 TIMEOUT_SLACK_S = 0.1
 
 
-def fault_target(target: Any) -> Any:
-    missing = [m for m in FAULT_METHODS if not hasattr(target, m)]
-    if missing:
-        pytest.skip(f"target {target.name!r} cannot stop and start components (no {', '.join(missing)})")
+def fault_target(target: Target) -> Target:
+    if Capability.FAULTS not in target.capabilities:
+        pytest.skip(f"target {target.name!r} cannot stop and start components (no {Capability.FAULTS} capability)")
     return target
 
 

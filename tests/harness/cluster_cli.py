@@ -239,9 +239,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for check in checks:
             print(mask_known(check.line(), known))
     finally:
-        close = getattr(target, "close", None)
-        if close is not None:
-            close()
+        target.close()
     failed = [c for c in checks if not c.ok]
     if failed:
         print(f"verify: {len(failed)} of {len(checks)} checks FAILED")

@@ -17,12 +17,13 @@ import traceback
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness import http, llama_stack_auth
 from harness import registration as reg
+from harness.capabilities import Capability
 from harness.cluster.target import ClusterTarget
 from harness.declared import Declared
 from harness.endpoints import Endpoints
@@ -34,8 +35,12 @@ from harness.maas import MaasSettings
 from harness.maas_standin import LOOPBACK, MODELS, RUN_NAME, StandinMaas
 from harness.paths import RUNS_DIR, VALUES_DIR
 from harness.redact import mask_known, redact
-from harness.targets import TARGET_NAMES, TargetOptions, get_target
-from harness.vector_rows import Dsn, read_rows
+from harness.targets import TARGET_NAMES, Target, TargetOptions, get_target
+from harness.vector_rows import Dsn, Rows, read_rows
+
+if TYPE_CHECKING:  # the clients' types only; the modules load lazily in the fixtures
+    from llama_stack_client import LlamaStackClient
+    from openai import OpenAI
 
 MARKERS = {
     "e2e": "end-to-end test against a deployed target",
@@ -63,7 +68,7 @@ class HarnessState:
     target_name: str
     options: TargetOptions
     maas: MaasSettings
-    target: Any = None
+    target: Target | None = None
     endpoints: Endpoints | None = None
     secrets: set[str] = field(default_factory=set)
     diagnoses: list[tuple[str, Path]] = field(default_factory=list)
@@ -261,7 +266,7 @@ def maas(harness_state: HarnessState, request: pytest.FixtureRequest) -> Iterato
         yield harness_state.maas
         return
     target = request.getfixturevalue("target")
-    if not hasattr(target, "maas_standin_host"):
+    if Capability.MAAS_STANDIN not in target.capabilities:
         pytest.fail(
             f"MAAS_ENDPOINT=standin: the stand-in MaaS runs on this machine, which the {harness_state.target_name} "
             "target's pods do not reach; use --target local or --target kube, or a real MAAS_ENDPOINT"
@@ -298,7 +303,7 @@ def require_target_prerequisites(target_name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def target(harness_state: HarnessState) -> Any:
+def target(harness_state: HarnessState) -> Target:
     require_target_prerequisites(harness_state.target_name)
     if harness_state.target is None:
         harness_state.target = get_target(harness_state.target_name, harness_state.options)
@@ -306,7 +311,7 @@ def target(harness_state: HarnessState) -> Any:
 
 
 @pytest.fixture(scope="session")
-def endpoints(harness_state: HarnessState, target: Any) -> Iterator[Endpoints]:
+def endpoints(harness_state: HarnessState, target: Target) -> Iterator[Endpoints]:
     """Reuse a running stack started with the same values, or deploy one (removed at the end unless --keep).
 
     Every e2e test needs this stack, so a failure here ends the session once, with one
@@ -374,7 +379,7 @@ def gateway_url(endpoints: Endpoints, declared: Declared) -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_stack_url(endpoints: Endpoints, registration: Any) -> str:
+def llama_stack_url(endpoints: Endpoints, registration: reg.Report | None) -> str:
     """llama-stack's URL, after the session's MaaS registration: that registration restarts
     llama-stack, so it must happen before any test creates data or opens connections."""
     if not endpoints.llama_stack_url:
@@ -389,14 +394,14 @@ def llama_stack_key(endpoints: Endpoints) -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_client(llama_stack_url: str, llama_stack_key: str) -> Any:
+def llama_client(llama_stack_url: str, llama_stack_key: str) -> LlamaStackClient:
     from llama_stack_client import LlamaStackClient  # lazy: only e2e tests pay its import time
 
     headers = llama_stack_auth.caller_headers(llama_stack_key)
     return LlamaStackClient(base_url=llama_stack_url, timeout=60, default_headers=headers)
 
 
-def openai_llama_client(llama_stack_url: str, key: str) -> Any:
+def openai_llama_client(llama_stack_url: str, key: str) -> OpenAI:
     """The OpenAI client on llama-stack's OpenAI-compatible routes as the caller owning `key`
     (Bearer auth plus the key in provider data, see harness.llama_stack_auth); no retries, so a
     429 reaches the test. An empty key sends a key no gateway knows and no provider data."""
@@ -410,13 +415,13 @@ def openai_llama_client(llama_stack_url: str, key: str) -> Any:
 
 
 @pytest.fixture(scope="session")
-def llama_stack_as(llama_stack_url: str) -> Callable[[str], Any]:
+def llama_stack_as(llama_stack_url: str) -> Callable[[str], OpenAI]:
     """A factory: the OpenAI client on llama-stack for the caller owning a given key."""
     return lambda key: openai_llama_client(llama_stack_url, key)
 
 
 @pytest.fixture(scope="session")
-def openai_llama(llama_stack_url: str, llama_stack_key: str) -> Any:
+def openai_llama(llama_stack_url: str, llama_stack_key: str) -> OpenAI:
     """The OpenAI client pointed at llama-stack's OpenAI-compatible routes (works for OGX too)."""
     return openai_llama_client(llama_stack_url, llama_stack_key)
 
@@ -444,7 +449,9 @@ def _uncaptured(config: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def registration(harness_state: HarnessState, maas: MaasSettings, target: Any, endpoints: Endpoints) -> Any:
+def registration(
+    harness_state: HarnessState, maas: MaasSettings, target: Target, endpoints: Endpoints
+) -> reg.Report | None:
     """With a MaaS configured: register MAAS_MODEL (or every model it lists), report.
 
     Without one the stack's own gateway + simulator already play MaaS: nothing to do.
@@ -457,7 +464,7 @@ def registration(harness_state: HarnessState, maas: MaasSettings, target: Any, e
 
 
 @pytest.fixture(scope="session")
-def chat_models(registration: Any, llama_stack_url: str, maas: MaasSettings) -> list[str]:
+def chat_models(registration: reg.Report | None, llama_stack_url: str, maas: MaasSettings) -> list[str]:
     """llama-stack ids of the LLMs to exercise; skips (never passes) when none is reachable."""
     if registration is not None:
         wanted = registration.registered + registration.already
@@ -488,12 +495,12 @@ def chat_model(chat_models: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def declared(harness_state: HarnessState, target: Any) -> Declared:
+def declared(harness_state: HarnessState, target: Target) -> Declared:
     """What the deployed stack's values declare (chart defaults + the target's values files)."""
     return Declared.from_files(declared_values_files(harness_state, target))
 
 
-def declared_values_files(state: HarnessState, target: Any) -> list[Path]:
+def declared_values_files(state: HarnessState, target: Target) -> list[Path]:
     """The values files the target deploys with, in Helm's order (later wins)."""
     if state.target_name == "local":
         return RunFolder.named(state.options.run_name).values_files()
@@ -544,8 +551,8 @@ def served_model_calls(url: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def model_calls(harness_state: HarnessState, target: Any, endpoints: Endpoints) -> ModelCalls:
-    if hasattr(target, "model_calls_url"):  # the kube target: the stand-in image serves its record
+def model_calls(harness_state: HarnessState, target: Target, endpoints: Endpoints) -> ModelCalls:
+    if Capability.MODEL_CALLS in target.capabilities:  # the kube target: the stand-in image serves its record
         url = target.model_calls_url()
         if not url:
             pytest.skip(
@@ -565,12 +572,14 @@ def model_calls(harness_state: HarnessState, target: Any, endpoints: Endpoints) 
 
 
 @pytest.fixture(scope="session")
-def pgvector_rows(harness_state: HarnessState, target: Any, endpoints: Endpoints, declared: Declared) -> Any:
+def pgvector_rows(
+    harness_state: HarnessState, target: Target, endpoints: Endpoints, declared: Declared
+) -> Callable[[str], Rows]:
     """A function store id -> Rows read from the stack's PostgreSQL (see harness.vector_rows)."""
 
     if declared.vector_store_provider != "pgvector":
         pytest.skip(f"the values ({declared.describe()}) declare the vector store {declared.vector_store_provider!r}")
-    if hasattr(target, "postgres_dsn"):  # cluster targets: a port-forward to the release's PostgreSQL
+    if Capability.POSTGRES in target.capabilities:  # cluster targets: a port-forward to the release's PostgreSQL
         dsn = target.postgres_dsn()
         harness_state.add_secrets(dsn.password)
         return lambda store_id: read_rows(dsn, store_id)

@@ -49,13 +49,15 @@ Models = dict[str, dict[str, Any]]  # `global.models`: key -> entry
 
 
 class AppliesModels(Protocol):
-    """What registration needs of a target. A target whose llama-stack does not read this
-    machine's files (a cluster) also has `model_ca_path(path) -> str`: it makes a CA bundle
-    given as a local path readable by llama-stack and returns the path llama-stack reads."""
+    """What registration needs of a target. `model_ca_path(path)` makes a CA bundle given as a
+    path on this machine readable by llama-stack and returns the path llama-stack reads (the same
+    path where llama-stack runs on this machine; a mounted ConfigMap on a cluster)."""
 
     def applied_models(self) -> Models: ...
 
     def apply_models(self, models: Models) -> None: ...
+
+    def model_ca_path(self, path: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -221,9 +223,7 @@ def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
 def as_llama_stack_sees_it(target: AppliesModels, desired: Mapping[str, ModelSpec]) -> dict[str, ModelSpec]:
     """`desired` with each CA bundle path (tlsVerify) replaced by the path llama-stack reads it at:
     the same path on the local target; on a cluster, the bundle mounted from a ConfigMap."""
-    place = getattr(target, "model_ca_path", None)
-    if place is None:
-        return dict(desired)
+    place = target.model_ca_path
     return {
         key: replace(spec, tls_verify=place(spec.tls_verify)) if isinstance(spec.tls_verify, str) else spec
         for key, spec in desired.items()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.capabilities import Capability, Unsupported
 from harness.cluster import state
 from harness.cluster.components import UnknownComponent
 from harness.cluster.portforward import PortForward
@@ -428,7 +429,10 @@ def test_kube_reports_no_model_calls_for_a_real_model_server(tmp_path: Path) -> 
 
 
 def test_cluster_targets_without_images_of_their_own_do_not_claim_a_record() -> None:
-    assert not hasattr(kind(runner_for()), "model_calls_url"), "Kind pulls the real simulator: it records nothing"
+    target = kind(runner_for())
+    assert Capability.MODEL_CALLS not in target.capabilities, "Kind pulls the real simulator: it records nothing"
+    with pytest.raises(Unsupported):
+        target.model_calls_url()
 
 
 def endpoint_slices(*conditions: dict[str, bool]) -> CommandResult:

@@ -245,6 +245,9 @@ def test_verify_command_over_real_http(capsys: pytest.CaptureFixture[str], monke
         def status(self) -> Endpoints:
             return found
 
+        def close(self) -> None:  # every target has close() (the Target protocol)
+            pass
+
     monkeypatch.setattr(cluster_cli, "get_target", lambda name, options: LocalStub())
     try:
         code, out = run_cli(["verify", "--target", "local"], capsys)

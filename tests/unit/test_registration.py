@@ -99,6 +99,9 @@ class RecordingTarget:
     def applied_models(self) -> dict[str, dict[str, Any]]:
         return dict(self.current)
 
+    def model_ca_path(self, path: str) -> str:
+        return path  # llama-stack on this machine
+
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
         self.applied.append(models)
         self.current = dict(models)

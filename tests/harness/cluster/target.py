@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.capabilities import Capability, Unsupported
 from harness.cluster import gpu, plans, secrets, state
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.profile import InstallProfile
@@ -33,11 +34,12 @@ class NotInstalled(StackNotReady):
 
 class ClusterTarget:
     name = "cluster"
+    capabilities = frozenset({Capability.POSTGRES, Capability.FAULTS})
     helm_tests = False  # run `helm test` after every rollout is ready
 
     def __init__(
         self,
-        options: Any,  # harness.targets.TargetOptions (not imported: avoids an import cycle)
+        options: Any,  # harness.targets.TargetOptions (not imported: the targets layer sits above this one)
         *,
         runner: CommandRunner | None = None,
         waiter: Waiter | None = None,
@@ -272,6 +274,12 @@ class ClusterTarget:
         path = deployment.diagnose(dest)
         self.say(f"diagnostics written to {path}")
         return path
+
+    def maas_standin_host(self) -> str:
+        raise Unsupported(self.name, Capability.MAAS_STANDIN)  # its pods do not reach this machine
+
+    def model_calls_url(self) -> str:
+        raise Unsupported(self.name, Capability.MODEL_CALLS)
 
     def close(self) -> None:
         if self._deployment is not None:

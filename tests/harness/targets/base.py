@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.capabilities import Capability
 from harness.endpoints import Endpoints
+from harness.vector_rows import Dsn
 
 TARGET_NAMES = ("local", "kind", "existing", "kube")
 
@@ -23,7 +25,11 @@ class TargetOptions:
 
 
 class Target(Protocol):
+    """Every target implements every method. The optional ones belong to a `Capability` the class
+    declares in `capabilities`; without it they raise `harness.capabilities.Unsupported`."""
+
     name: str
+    capabilities: frozenset[Capability]
 
     def up(self) -> Endpoints:
         """Deploy (or reuse) the stack and return its endpoints once healthy."""
@@ -61,4 +67,53 @@ class Target(Protocol):
         """A loopback port that reaches one of the gateway's internals, as a pod that is not part of
         the gateway would: `redis` (the counters' Redis) or `gateway_health` (Envoy's readiness
         listener). Raises KeyError for another name."""
+        ...
+
+    def model_ca_path(self, path: str) -> str:
+        """A model's tlsVerify CA bundle (a path on this machine) as the target's llama-stack reads it:
+        the same path locally; on a cluster, the bundle shipped as a ConfigMap and mounted."""
+        ...
+
+    def close(self) -> None:
+        """Release what this process holds (port-forwards); the deployment keeps running."""
+        ...
+
+    # Capability.MAAS_STANDIN
+
+    def maas_standin_host(self) -> str:
+        """The address a stand-in MaaS on this machine serves on so that the target's llama-stack reaches it."""
+        ...
+
+    # Capability.MODEL_CALLS
+
+    def model_calls_url(self) -> str:
+        """Where the model server serves its record of the calls it received; "" when it keeps none."""
+        ...
+
+    # Capability.POSTGRES
+
+    def postgres_dsn(self) -> Dsn:
+        """How the tests log in to the release's PostgreSQL (the password is a secret: never print it)."""
+        ...
+
+    # Capability.FAULTS
+
+    def stop_component(self, component: str) -> None:
+        """Stop one component's processes or pods (`app.kubernetes.io/component`)."""
+        ...
+
+    def start_component(self, component: str) -> None:
+        """Start a stopped component again and return once it is ready."""
+        ...
+
+    def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
+        """Apply extra values over the deployment's (None: drop them) and restart `restart`."""
+        ...
+
+    def component_log(self, component: str) -> str:
+        """The log of one component's process or pod."""
+        ...
+
+    def rendered_objects(self) -> list[dict[str, Any]]:
+        """The objects the deployment runs, as rendered (Secret values masked)."""
         ...

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.capabilities import Capability
 from harness.cluster import plans, state
 from harness.cluster.deploy import NAMESPACE_LABEL, ClusterDeployment
 from harness.cluster.runner import CommandRunner
@@ -57,6 +58,7 @@ def restricted_namespace(runner: CommandRunner, ns: str) -> str:
 
 
 class KubeTarget(ClusterTarget):
+    capabilities = ClusterTarget.capabilities | {Capability.MAAS_STANDIN, Capability.MODEL_CALLS}
     name = "kube"
     helm_tests = True  # a fresh real cluster: prove the chart's own tests pass there too
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import gateway_keys
+from harness.capabilities import Capability, Unsupported
 from harness.endpoints import Endpoints
 from harness.errors import StackNotReady
 from harness.http import REQUEST_TIMEOUT_S, list_models
@@ -20,6 +21,7 @@ from harness.redact import redact
 from harness.registration import base_models, unready_routes
 from harness.render import Rendered
 from harness.targets.base import TargetOptions
+from harness.vector_rows import Dsn
 
 KEYS_FILE = "keys.json"
 INTERNALS = ("redis", "gateway_health")  # what Target.internal_port reaches
@@ -33,6 +35,7 @@ class NotRunning(StackNotReady):
 
 class LocalTarget:
     name = "local"
+    capabilities = frozenset({Capability.MAAS_STANDIN, Capability.FAULTS})
 
     def __init__(self, options: TargetOptions, ports: Ports | None = None) -> None:
         self.options = options
@@ -84,6 +87,19 @@ class LocalTarget:
     def maas_standin_host(self) -> str:
         """Where the stand-in MaaS serves so that this target's llama-stack reaches it: loopback."""
         return "127.0.0.1"
+
+    def model_ca_path(self, path: str) -> str:
+        """llama-stack runs on this machine and reads the bundle where it is."""
+        return path
+
+    def model_calls_url(self) -> str:
+        raise Unsupported(self.name, Capability.MODEL_CALLS)  # the local model server records to files
+
+    def postgres_dsn(self) -> Dsn:
+        raise Unsupported(self.name, Capability.POSTGRES)
+
+    def close(self) -> None:
+        """Nothing to release: the local stack's processes are reached directly."""
 
     def applied_models(self) -> dict[str, dict[str, Any]]:
         """The run's models file (`values/models.yaml`): every entry registrations applied."""
