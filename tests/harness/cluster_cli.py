@@ -15,7 +15,6 @@ from harness.cluster import secrets as cluster_secrets
 from harness.cluster.profile import GPU_PRESETS, InstallProfile, parse_rate_limit
 from harness.cluster.runner import DryRunRunner
 from harness.cluster.verify import Verifier
-from harness.cluster.waiting import ROLLOUT_TIMEOUT_S
 from harness.maas import MaasSettings
 from harness.redact import mask_known
 from harness.render import helm_template
@@ -23,6 +22,7 @@ from harness.targets import TargetOptions, get_target
 from harness.targets.existing import ExistingTarget
 from harness.targets.kind import KindTarget
 from harness.targets.kube import KubeTarget
+from harness.waiting import ROLLOUT_TIMEOUT_S
 
 CLUSTER_TARGETS = ("kind", "existing", "kube")
 ALL_TARGETS = ("local", *CLUSTER_TARGETS)

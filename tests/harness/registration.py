@@ -16,9 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, cast
-
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from typing import Any, Protocol
 
 from harness import maas
 from harness.declared import read_values
@@ -28,6 +26,7 @@ from harness.http import PROBE_TIMEOUT_S, REQUEST_TIMEOUT_S, json_request, list_
 from harness.maas import MaasSettings
 from harness.maas import v1_url as v1_url  # the URL form registration writes into global.models
 from harness.paths import VALUES_DIR
+from harness.waiting import Waiter, WaitPolicy
 
 DEFAULT_PROVIDER = "vllm"
 # An external MaaS: remote::openai, whose key llama-stack 0.7.3 lets a request override only
@@ -43,6 +42,7 @@ STALE_REASON = (
 # GET routes that must answer 200 before a restarted llama-stack counts as ready: the APIs
 # the workflows use (a listening port or /v1/health alone says nothing about the stores).
 READY_ROUTES = ("/v1/models", "/v1/files?limit=1", "/v1/vector_stores?limit=1", "/v1/responses?limit=1")
+POLL_S = 0.5  # between two listings while llama-stack restarts: it answers within seconds
 _KEY_CHARS = re.compile(r"[^a-z0-9-]+")
 
 Models = dict[str, dict[str, Any]]  # `global.models`: key -> entry
@@ -303,11 +303,10 @@ def wait_until_listed(
     def not_done(now: set[str]) -> bool:
         return not (wanted <= now and not (gone & now)) or bool(unready_routes(llama_stack_url))
 
-    retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(0.5), retry=retry_if_result(not_done))
-    try:
-        return retrying(fetch)
-    except RetryError as error:
-        return cast(set[str], error.last_attempt.result())
+    # After `timeout`, the last listing: the caller reports what is still missing.
+    retrying = Waiter().retrying(WaitPolicy(timeout, initial=POLL_S, cap=POLL_S), on_result=not_done)
+    listed: set[str] = retrying(fetch)
+    return listed
 
 
 def explain_missing(missing: set[str], desired: Mapping[str, ModelSpec], listed: set[str]) -> dict[str, str]:

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.runner import SubprocessRunner
-from harness.cluster.waiting import Waiter, WaitPolicy, WaitTimeout
 from harness.kube.config import CONTEXT
 from harness.paths import chart, values_file
 from harness.targets.kube import restricted_namespace
+from harness.waiting import Waiter, WaitPolicy, WaitTimeout
 
 pytestmark = [pytest.mark.kube, pytest.mark.meta]
 

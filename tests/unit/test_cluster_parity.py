@@ -19,10 +19,10 @@ from harness.cluster import state
 from harness.cluster.components import UnknownComponent
 from harness.cluster.portforward import PortForward
 from harness.cluster.runner import CommandResult, RecordingRunner
-from harness.cluster.waiting import FakeClock
 from harness.redact import MASK
 from harness.targets import TargetOptions
 from harness.targets.kind import KindTarget
+from harness.waiting import FakeClock
 
 NS = "rag-e2e"
 CTX = "kind-rag-e2e"

@@ -23,11 +23,11 @@ from harness.cluster.rollout import RolloutFailed, RolloutWaiter, parse_workload
 from harness.cluster.routes import route_urls
 from harness.cluster.runner import CommandResult, RecordingRunner
 from harness.cluster.secrets import keys_from_secret_list
-from harness.cluster.waiting import FakeClock, WaitPolicy, WaitTimeout
 from harness.redact import MASK, mask_secret_manifest
 from harness.targets import TargetOptions
 from harness.targets.existing import ExistingTarget
 from harness.targets.kind import KindTarget
+from harness.waiting import FakeClock, WaitPolicy, WaitTimeout
 
 NS = "rag-e2e"
 CTX = "kind-rag-e2e"

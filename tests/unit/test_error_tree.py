@@ -13,12 +13,12 @@ import pytest
 from harness import errors
 from harness.cli_common import run
 from harness.cluster.runner import CommandError
-from harness.cluster.waiting import WaitTimeout
 from harness.kube.binaries import BinaryBuildError
 from harness.kube.images.build import ImageBuildError
 from harness.kube.prereqs import PrerequisiteMissing
 from harness.maas import MaasError, RetryableMaasError
 from harness.tools import MissingTool
+from harness.waiting import WaitTimeout
 
 pytestmark = pytest.mark.unit
 

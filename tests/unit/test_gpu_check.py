@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from harness.cluster.gpu import GpuState, NoGpu, check_gpu, classify
 from harness.cluster.runner import CommandResult, RecordingRunner
-from harness.cluster.waiting import FakeClock
+from harness.waiting import FakeClock
 
 DATA = Path(__file__).parent / "data"
 CAPACITY = (DATA / "nodes-gpu-capacity.json").read_text()

@@ -20,8 +20,8 @@ from harness.cluster import plans
 from harness.cluster.diagnostics import containers
 from harness.cluster.rollout import RolloutWaiter
 from harness.cluster.runner import CommandRunner
-from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.errors import ClusterError
+from harness.waiting import Waiter, WaitPolicy
 
 # Pods of a scaled-down workload end within their grace period (the charts keep the default 30 s).
 STOP_TIMEOUT_S = 120.0

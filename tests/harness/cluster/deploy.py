@@ -23,12 +23,12 @@ from harness.cluster.diagnostics import ClusterDiagnostics
 from harness.cluster.portforward import PortForward, port_open
 from harness.cluster.rollout import RolloutWaiter
 from harness.cluster.runner import CommandRunner
-from harness.cluster.waiting import ROLLOUT, Waiter, WaitPolicy
 from harness.endpoints import Endpoints
 from harness.http import list_models
 from harness.maas import MaasSettings
 from harness.paths import chart
 from harness.redact import mask_secret_manifest, redact
+from harness.waiting import ROLLOUT, Waiter, WaitPolicy
 
 # Components the tests reach from outside the cluster.
 GATEWAY = "gateway"

@@ -14,8 +14,8 @@ from enum import Enum
 
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
-from harness.cluster.waiting import Waiter, WaitPolicy, WaitTimeout
 from harness.errors import ClusterError
+from harness.waiting import Waiter, WaitPolicy, WaitTimeout
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"

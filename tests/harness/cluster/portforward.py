@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner, Process
-from harness.cluster.waiting import Waiter, WaitPolicy
 from harness.errors import HarnessError
 from harness.loopback import free_port
+from harness.waiting import Waiter, WaitPolicy
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

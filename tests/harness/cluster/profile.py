@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.waiting import ROLLOUT_TIMEOUT_S
 from harness.errors import HarnessError
 from harness.maas import MaasSettings  # noqa: F401 (re-exported: one definition, in harness.maas)
 from harness.paths import values_file
+from harness.waiting import ROLLOUT_TIMEOUT_S
 
 GPU_PRESETS = ("t4", "a100", "h100")
 

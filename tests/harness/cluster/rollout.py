@@ -9,8 +9,8 @@ from typing import Any
 
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
-from harness.cluster.waiting import ROLLOUT, Waiter, WaitPolicy
 from harness.errors import StackNotReady
+from harness.waiting import ROLLOUT, Waiter, WaitPolicy
 
 # Start order of the stack (docs/architecture.md rule 6); unknown components go last.
 COMPONENT_ORDER = ("redis", "ratelimit", "model-server", "gateway", "pgvector", "embeddings", "llama-stack")

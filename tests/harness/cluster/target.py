@@ -17,12 +17,12 @@ from harness.cluster import gpu, plans, secrets, state
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.profile import InstallProfile
 from harness.cluster.runner import CommandRunner, SubprocessRunner
-from harness.cluster.waiting import ROLLOUT, Waiter
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError, StackNotReady
 from harness.maas import MaasSettings
 from harness.paths import values_file
 from harness.vector_rows import Dsn
+from harness.waiting import ROLLOUT, Waiter
 
 OWNER = "rag-harness"  # value of the namespace label app.kubernetes.io/managed-by
 RENDERED_FILE = "rendered.yaml"  # in the run folder, as the local target names its render

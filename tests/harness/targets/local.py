@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,13 @@ from harness.registration import base_models, unready_routes
 from harness.render import Rendered
 from harness.targets.base import TargetOptions
 from harness.vector_rows import Dsn
+from harness.waiting import Waiter, WaitPolicy
 
 KEYS_FILE = "keys.json"
 INTERNALS = ("redis", "gateway_health")  # what Target.internal_port reaches
 MODELS_FILE = "models.yaml"  # registrations' global.models, applied after the values files
 READY_TIMEOUT_S = 60.0  # after /v1/health: the stores behind every route the workflows use
+READY = WaitPolicy(READY_TIMEOUT_S, initial=0.5, cap=0.5)  # a route check every half second
 
 
 class NotRunning(StackNotReady):
@@ -166,11 +167,9 @@ class LocalTarget:
 
 def _wait_ready(url: str) -> None:
     """Until every READY_ROUTES answers 200; raises NotRunning naming the routes that do not."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while down := unready_routes(url):
-        if time.monotonic() > deadline:
-            raise NotRunning(f"llama-stack at {url} restarted but these routes do not answer 200: {down}")
-        time.sleep(0.5)
+    down = Waiter().retrying(READY, on_result=bool)(unready_routes, url)
+    if down:
+        raise NotRunning(f"llama-stack at {url} restarted but these routes do not answer 200: {down}")
 
 
 def _keys_from(rendered: Rendered) -> list[gateway_keys.ApiKey]:

@@ -1,4 +1,5 @@
-"""The waiting policy: tenacity retries with a capped exponential backoff and an injectable clock.
+"""The harness's one wait helper: tenacity retries with a capped exponential backoff, named policies
+and an injectable clock.
 
 Tenacity measures `stop_after_delay` on `time.monotonic`, which a test cannot move; the stop
 condition here reads the injected clock instead, and the injected `sleep` advances a fake clock,
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 from tenacity.retry import retry_base
@@ -63,7 +64,7 @@ class Waiter:
         self,
         policy: WaitPolicy,
         *,
-        on_result: Callable[[object], bool] | None = None,
+        on_result: Callable[[Any], bool] | None = None,
         on_error: tuple[type[BaseException], ...] = (),
     ) -> Retrying:
         """A tenacity Retrying for `policy`; after the timeout it returns the last result (no RetryError)."""
