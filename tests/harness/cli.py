@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     clean = "stop every local stack; delete all run folders and the runs' temp data (keeps installed tools)"
     sub.add_parser("clean", help=clean, description=clean[0].upper() + clean[1:] + ".").set_defaults(func=cmd_clean)
 
-    cluster_cli.register(sub)  # install, cleanup, verify
+    cluster_cli.add_commands(sub)  # install, cleanup, verify
     return parser
 
 

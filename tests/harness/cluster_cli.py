@@ -1,6 +1,6 @@
 """`install`, `cleanup` and `verify`: the commands behind scripts/install.sh, cleanup.sh, verify-install.sh.
 
-`register(subparsers)` adds them to `python -m harness`; each sets `func(args) -> int`.
+`add_commands(subparsers)` adds them to `python -m harness`; each sets `func(args) -> int`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _add_run_name(parser: argparse.ArgumentParser) -> None:
     add_run_name(parser)
 
 
-def register(subparsers: Any) -> None:
+def add_commands(subparsers: Any) -> None:
     install = subparsers.add_parser(
         "install",
         help="install the rag chart on a cluster (kind or the current kube context)",
@@ -251,7 +251,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (tests): `python -m harness.cluster_cli install ...`; errors as in `python -m harness`."""
     parser = argparse.ArgumentParser(prog="python -m harness")
-    register(parser.add_subparsers(dest="command", required=True))
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))
 
 
