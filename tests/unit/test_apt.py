@@ -31,7 +31,8 @@ def _no_sudo_wanted() -> list[str] | None:
 
 
 def test_install_updates_then_installs_noninteractively_and_says_why() -> None:
-    runner, said = Recorder(), []
+    runner = Recorder()
+    said: list[str] = []
     apt.install(["a", "b"], why="testing", say=said.append, prefix=["sudo", "-n"], runner=runner)
     assert runner.commands == [
         ["sudo", "-n", "apt-get", "update", "-qq"],
@@ -79,7 +80,8 @@ def test_bootstrap_with_everything_present_runs_nothing(capsys: pytest.CaptureFi
 
 
 def test_kube_lane_installs_its_missing_packages_as_root_without_sudo() -> None:
-    runner, said = Recorder(), []
+    runner = Recorder()
+    said: list[str] = []
     prereqs.install_missing(said.append, packages=ABSENT + PRESENT, euid=0, has_apt=lambda: True, runner=runner)
     assert runner.commands == [
         ["apt-get", "update", "-qq"],
@@ -94,6 +96,7 @@ def test_kube_lane_installs_its_missing_packages_as_root_without_sudo() -> None:
     ids=["not root", "no apt-get", "nothing missing"],
 )
 def test_kube_lane_installs_nothing(packages: tuple[prereqs.Package, ...], euid: int, has_apt: bool) -> None:
-    runner, said = Recorder(), []
+    runner = Recorder()
+    said: list[str] = []
     prereqs.install_missing(said.append, packages=packages, euid=euid, has_apt=lambda: has_apt, runner=runner)
     assert runner.commands == [] and said == []
