@@ -134,6 +134,18 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clean_charts(args: argparse.Namespace) -> int:
+    from harness.chart_archives import refuse_stale_archives, remove_stale_archives
+    from harness.paths import CHARTS_DIR
+
+    if args.check:
+        refuse_stale_archives(CHARTS_DIR)
+        return 0
+    removed = remove_stale_archives(CHARTS_DIR)
+    print(f"removed {len(removed)} stale subchart archives: {', '.join(map(str, removed)) or 'none'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     clean = "stop every local stack; delete all run folders and the runs' temp data (keeps installed tools)"
     sub.add_parser("clean", help=clean, description=clean[0].upper() + clean[1:] + ".").set_defaults(func=cmd_clean)
+
+    charts = "remove `helm dependency build` output (Chart.lock, charts/*.tgz) that shadows the linked subcharts"
+    clean_charts = sub.add_parser("clean-charts", help=charts, description=charts[0].upper() + charts[1:] + ".")
+    clean_charts.add_argument("--check", action="store_true", help="remove nothing; fail when any is present")
+    clean_charts.set_defaults(func=cmd_clean_charts)
 
     cluster_cli.register(sub)  # install, cleanup, verify
     return parser

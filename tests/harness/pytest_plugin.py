@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 
 from harness import llama_stack_auth
+from harness.chart_archives import StaleArchives, refuse_stale_archives
 from harness.declared import Declared
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
 from harness.maas import MaasSettings
-from harness.paths import RUNS_DIR, VALUES_DIR
+from harness.paths import CHARTS_DIR, RUNS_DIR, VALUES_DIR
 from harness.redact import MASK, redact
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
 
@@ -214,6 +215,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    try:  # every chart test, meta copy and target renders from CHARTS_DIR
+        refuse_stale_archives(CHARTS_DIR)
+    except StaleArchives as exc:
+        raise pytest.UsageError(exc.summary) from None
     opt = config.getoption
     maas = replace(MaasSettings.from_env(), endpoint=opt("--maas-endpoint"), model=opt("--maas-model"))
     options = TargetOptions(
