@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 MASK = "****"
 # Values of keys like these are masked wherever they appear in YAML/JSON/env text.
 _SECRET_KEY = re.compile(
     r"(?P<k>[\"']?[\w.-]*(?:token|password|secret|api[_-]?key|apikey)[\w.-]*[\"']?[ \t]*[:=][ \t]*)(?P<v>[^\s,}\]]+)",
+    re.IGNORECASE,
+)
+# Field names of structured data (JSON bodies) that hold a credential: `api_key`, `key`, `token`,
+# `vllm_api_token`, `password` ...; not counts such as `max_tokens`.
+_SECRET_FIELD = re.compile(
+    r"(?:[\w-]*[_-])?(?:api[_-]?key|apikey|key|token|access[_-]?token|password|passwd|secret|authorization|credentials?)",
     re.IGNORECASE,
 )
 _AUTH_HEADER = re.compile(r"(?P<k>Authorization:\s*(?:Bearer|APIKEY)\s+)(?P<v>\S+)", re.IGNORECASE)
@@ -28,3 +35,12 @@ def _mask_value(match: re.Match[str]) -> str:
     if value.startswith("${") or value in ("", '""', "''", "null", "{}"):
         return match.group(0)
     return match.group("k") + MASK
+
+
+def redact_fields(value: Any) -> Any:
+    """A copy of JSON-like data with the value of every credential-named field masked."""
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_FIELD.fullmatch(str(k)) and v else redact_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_fields(v) for v in value]
+    return value
