@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness import cluster_cli
 from harness.errors import HarnessError
+from harness.local.processes import sigterm_interrupts
 from harness.registration import add_register_parser, register_command
 from harness.targets import TARGET_NAMES, TargetOptions, get_target
 from harness.targets.choice import resolve_target
@@ -251,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    sigterm_interrupts()  # a start stopped by SIGTERM cleans up as after Ctrl-C
     parser = build_parser()
     name_the_script(parser, argv)
     return run(parser.parse_args(argv))

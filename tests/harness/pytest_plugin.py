@@ -26,6 +26,7 @@ from harness.chart_archives import StaleArchives, refuse_stale_archives
 from harness.declared import Declared
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
+from harness.local.processes import sigterm_interrupts
 from harness.maas import MaasSettings
 from harness.paths import CHARTS_DIR, RUNS_DIR, VALUES_DIR
 from harness.redact import MASK, redact
@@ -215,6 +216,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    sigterm_interrupts()  # SIGTERM unwinds like Ctrl-C: fixtures that started stacks stop them
     try:  # every chart test, meta copy and target renders from CHARTS_DIR
         refuse_stale_archives(CHARTS_DIR)
     except StaleArchives as exc:
