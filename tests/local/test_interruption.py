@@ -124,9 +124,9 @@ def _assert_behaves_after(run: RunFolder, before: set[psutil.Process], output: s
 @pytest.mark.parametrize(
     ("point", "sig"),
     [
-        pytest.param(FIRST_HEALTHY, signal.SIGINT, id="Ctrl-C after the first component"),
-        pytest.param(LLAMA_STACK_INIT, signal.SIGINT, id="Ctrl-C during llama-stack's init container"),
-        pytest.param(LLAMA_STACK_INIT, signal.SIGTERM, id="SIGTERM during llama-stack's init container"),
+        pytest.param(FIRST_HEALTHY, signal.SIGINT, id="sigint-after-first-component"),
+        pytest.param(LLAMA_STACK_INIT, signal.SIGINT, id="sigint-during-llama-stack-init"),
+        pytest.param(LLAMA_STACK_INIT, signal.SIGTERM, id="sigterm-during-llama-stack-init"),
     ],
 )
 def test_an_interrupted_start_stops_what_it_launched(run: RunFolder, point: str, sig: signal.Signals):
