@@ -153,9 +153,11 @@ def _files_holding(root: Path, marker: str, valid: str | None = None) -> list[st
     return hits
 
 
-def test_a_key_sent_every_way_reaches_no_log_run_folder_or_diagnostics(run: RunFolder, target, endpoints, tmp_path):
+def test_a_key_sent_every_way_reaches_no_log_run_folder_or_diagnostics(
+    run: RunFolder, target, endpoints, key_pool, tmp_path
+):
     marker = f"leak-marker-{secrets.token_hex(8)}"  # an invalid key, as a mistyped one
-    valid = endpoints.keys["free"][-1]  # a real key: may sit in the key files, never in a log
+    valid = key_pool.one("enterprise")  # a real key (its budget is spent here): in key files, never in a log
     found = _stack_listeners(run)
     assert found, "the stack holds no listening socket"
     answered = _send_everywhere(found, marker) + _send_everywhere(found, valid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,13 +30,21 @@ FIRST_HEALTHY = "healthy after"  # the first component passed its readinessProbe
 LLAMA_STACK_INIT = "running init container rag-llama-stack"
 
 
-class MakeUp:
-    """`make up` in its own process group (as a shell runs it in the foreground), its output read as it comes."""
+MAKE_UP = ("make", "--no-print-directory", "-o", "bootstrap", "up")
+# A pytest run whose session fixture starts its own stack (-s: its start-up lines show as they come).
+PYTEST_E2E = (
+    sys.executable, "-m", "pytest", "tests/e2e/test_models.py", "-s", "-q", "-p", "no:cacheprovider",
+    "--target", "local", "--run-name", RUN_NAME,
+)  # fmt: skip
 
-    def __init__(self) -> None:
-        env = os.environ | {"RAG_RUN_NAME": RUN_NAME}
+
+class Started:
+    """A command in its own process group (as a shell runs it in the foreground), its output read as it comes."""
+
+    def __init__(self, argv: tuple[str, ...] = MAKE_UP) -> None:
+        env = os.environ | {"RAG_RUN_NAME": RUN_NAME, "MAAS_ENDPOINT": ""}
         self.proc = subprocess.Popen(
-            ["make", "--no-print-directory", "-o", "bootstrap", "up"], cwd=REPO_ROOT, env=env, text=True,
+            argv, cwd=REPO_ROOT, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.lines: list[str] = []
@@ -54,8 +63,8 @@ class MakeUp:
     def wait_for(self, phrase: str) -> None:
         deadline = time.monotonic() + PHASE_TIMEOUT_S
         while not any(phrase in line for line in self.lines):
-            assert self.proc.poll() is None, f"make up ended before {phrase!r}:\n{self.output}"
-            assert time.monotonic() < deadline, f"make up did not reach {phrase!r}:\n{self.output}"
+            assert self.proc.poll() is None, f"the start ended before {phrase!r}:\n{self.output}"
+            assert time.monotonic() < deadline, f"the start did not reach {phrase!r}:\n{self.output}"
             time.sleep(0.05)
 
     def signal_group(self, sig: signal.Signals) -> int:
@@ -122,27 +131,30 @@ def _assert_behaves_after(run: RunFolder, before: set[psutil.Process], output: s
 
 
 @pytest.mark.parametrize(
-    ("point", "sig"),
+    ("argv", "point", "sig"),
     [
-        pytest.param(FIRST_HEALTHY, signal.SIGINT, id="sigint-after-first-component"),
-        pytest.param(LLAMA_STACK_INIT, signal.SIGINT, id="sigint-during-llama-stack-init"),
-        pytest.param(LLAMA_STACK_INIT, signal.SIGTERM, id="sigterm-during-llama-stack-init"),
+        pytest.param(MAKE_UP, FIRST_HEALTHY, signal.SIGINT, id="sigint-after-first-component"),
+        pytest.param(MAKE_UP, LLAMA_STACK_INIT, signal.SIGINT, id="sigint-during-llama-stack-init"),
+        pytest.param(MAKE_UP, LLAMA_STACK_INIT, signal.SIGTERM, id="sigterm-during-llama-stack-init"),
+        pytest.param(PYTEST_E2E, FIRST_HEALTHY, signal.SIGTERM, id="sigterm-to-pytest-starting-its-stack"),
     ],
 )
-def test_an_interrupted_start_stops_what_it_launched(run: RunFolder, point: str, sig: signal.Signals):
-    up = MakeUp()
-    up.wait_for(point)
+def test_an_interrupted_start_stops_what_it_launched(
+    run: RunFolder, argv: tuple[str, ...], point: str, sig: signal.Signals
+):
+    start = Started(argv)
+    start.wait_for(point)
     before = _processes_of(run)
-    assert before, f"no process of the run found at {point!r}:\n{up.output}"
-    code = up.signal_group(sig)
-    assert code != 0, up.output
-    _assert_behaves_after(run, before, up.output)
+    assert before, f"no process of the run found at {point!r}:\n{start.output}"
+    code = start.signal_group(sig)
+    assert code != 0, start.output
+    _assert_behaves_after(run, before, start.output)
 
 
 def test_a_killed_start_leaves_a_stack_that_status_describes_and_down_removes(run: RunFolder):
-    up = MakeUp()
-    up.wait_for(FIRST_HEALTHY)
-    up.signal_group(signal.SIGKILL)  # nothing can clean up: a half stack stays
+    start = Started()
+    start.wait_for(FIRST_HEALTHY)
+    start.signal_group(signal.SIGKILL)  # nothing can clean up: a half stack stays
     status = _make("status")
     out = status.stdout + status.stderr
     assert status.returncode != 0 and "Traceback" not in out, out
@@ -154,12 +166,7 @@ def test_a_killed_start_leaves_a_stack_that_status_describes_and_down_removes(ru
     down = _make("down")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not _alive(left | _processes_of(run))
-
-
-def test_make_up_after_an_interrupted_start_starts_the_stack(run: RunFolder):
-    up = MakeUp()
-    up.wait_for(FIRST_HEALTHY)
-    up.signal_group(signal.SIGINT)
+    # and a new start works
     started = _make("up")
     assert started.returncode == 0, started.stdout + started.stderr
     status = _make("status")
