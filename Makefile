@@ -16,7 +16,7 @@ export RAG_REQUIRE_TOOLS ?= 1
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench mutation clean
+.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench mutation clean clean-charts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,7 @@ lint: bootstrap ## ruff, the harness's import layers, mypy, shellcheck, actionli
 	@$(PY) -m ruff check tests benchmarks
 	@$(VENV)/bin/lint-imports --no-cache pyproject.toml
 	@$(PY) -m mypy
+	@$(PY) -m harness clean-charts --check
 	@shellcheck scripts/*.sh .ci/run
 	@$(CACHE)/bin/actionlint
 	@for c in charts/*/; do $(CACHE)/bin/helm lint --strict "$$c" || exit 1; done
@@ -90,6 +91,9 @@ mutation: bootstrap ## mutation pass over the gateway's Lua with its unit tests:
 
 bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time
 	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done
+
+clean-charts: ## remove `helm dependency build` output (Chart.lock, charts/*.tgz) that would shadow the linked subcharts
+	@$(PY) -m harness clean-charts
 
 clean: ## stop local stacks; remove run folders and their temp data (keeps installed tools)
 	@if [ -x $(PY) ]; then $(PY) -m harness clean; else rm -rf $(CACHE)/runs; fi

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from harness import chart_docs, cluster_cli
 from harness.bootstrap import bootstrap
+from harness.chart_archives import refuse_stale_archives, remove_stale_archives
 from harness.cli_common import add_run_name, add_target, run
 from harness.errors import BuildError, HarnessError, ToolMissing
 from harness.kube import prebuild
 from harness.local.clean import clean
 from harness.local.ports import Ports
+from harness.local.processes import sigterm_interrupts
 from harness.paths import CHARTS_DIR, RUNS_DIR
 from harness.register_cli import add_register_parser, register_command
 from harness.targets import Target, TargetOptions, get_target
@@ -108,6 +110,15 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clean_charts(args: argparse.Namespace) -> int:
+    if args.check:
+        refuse_stale_archives(CHARTS_DIR)
+        return 0
+    removed = remove_stale_archives(CHARTS_DIR)
+    print(f"removed {len(removed)} stale subchart archives: {', '.join(map(str, removed)) or 'none'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     clean = "stop every local stack; delete all run folders and the runs' temp data (keeps installed tools)"
     sub.add_parser("clean", help=clean, description=clean[0].upper() + clean[1:] + ".").set_defaults(func=cmd_clean)
 
+    charts = "remove `helm dependency build` output (Chart.lock, charts/*.tgz) that shadows the linked subcharts"
+    clean_charts = sub.add_parser("clean-charts", help=charts, description=charts[0].upper() + charts[1:] + ".")
+    clean_charts.add_argument("--check", action="store_true", help="remove nothing; fail when any is present")
+    clean_charts.set_defaults(func=cmd_clean_charts)
+
     cluster_cli.add_commands(sub)  # install, cleanup, verify
     return parser
 
@@ -193,6 +209,7 @@ def name_the_script(parser: argparse.ArgumentParser, argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    sigterm_interrupts()  # a start stopped by SIGTERM cleans up as after Ctrl-C
     parser = build_parser()
     name_the_script(parser, argv)
     return run(parser.parse_args(argv))

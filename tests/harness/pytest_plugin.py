@@ -24,16 +24,18 @@ import pytest
 from harness import http, llama_stack_auth
 from harness import registration as reg
 from harness.capabilities import Capability
+from harness.chart_archives import StaleArchives, refuse_stale_archives
 from harness.cluster.target import ClusterTarget
 from harness.declared import Declared
 from harness.endpoints import Endpoints
 from harness.errors import HarnessError
 from harness.kube import prereqs
+from harness.local.processes import sigterm_interrupts
 from harness.local.programs import MODEL_CALLS_FILE
 from harness.local.state import RunFolder, fingerprints
 from harness.maas import MaasSettings
 from harness.maas_standin import LOOPBACK, MODELS, RUN_NAME, StandinMaas
-from harness.paths import RUNS_DIR, VALUES_DIR
+from harness.paths import CHARTS_DIR, RUNS_DIR, VALUES_DIR
 from harness.redact import mask_known, redact
 from harness.targets import TARGET_NAMES, Target, TargetOptions, get_target
 from harness.vector_rows import Dsn, Rows, read_rows
@@ -227,6 +229,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    sigterm_interrupts()  # SIGTERM unwinds like Ctrl-C: fixtures that started stacks stop them
+    try:  # every chart test, meta copy and target renders from CHARTS_DIR
+        refuse_stale_archives(CHARTS_DIR)
+    except StaleArchives as exc:
+        raise pytest.UsageError(exc.summary) from None
     opt = config.getoption
     maas = replace(MaasSettings.from_env(), endpoint=opt("--maas-endpoint"), model=opt("--maas-model"))
     options = TargetOptions(

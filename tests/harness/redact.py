@@ -17,6 +17,12 @@ _SECRET_KEY = re.compile(
     r"(?P<k>[\"']?[\w.-]*(?:token|password|secret|api[_-]?key|apikey)[\w.-]*[\"']?[ \t]*[:=][ \t]*)(?P<v>[^\s,}\]]+)",
     re.IGNORECASE,
 )
+# Field names of structured data (JSON bodies) that hold a credential: `api_key`, `key`, `token`,
+# `vllm_api_token`, `password` ...; not counts such as `max_tokens`.
+_SECRET_FIELD = re.compile(
+    r"(?:[\w-]*[_-])?(?:api[_-]?key|apikey|key|token|access[_-]?token|password|passwd|secret|authorization|credentials?)",
+    re.IGNORECASE,
+)
 _AUTH_HEADER = re.compile(r"(?P<k>Authorization:\s*(?:Bearer|APIKEY)\s+)(?P<v>\S+)", re.IGNORECASE)
 
 
@@ -55,3 +61,11 @@ def mask_secret_manifest(manifest: str) -> str:
     docs = [mask_secret_object(d) if isinstance(d, dict) else d for d in yaml.safe_load_all(manifest)]
     out = [yaml.safe_dump(doc, sort_keys=False) for doc in docs if doc is not None]
     return "---\n" + "---\n".join(out) if out else ""
+
+def redact_fields(value: Any) -> Any:
+    """A copy of JSON-like data with the value of every credential-named field masked."""
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_FIELD.fullmatch(str(k)) and v else redact_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_fields(v) for v in value]
+    return value

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from harness.chart_archives import refuse_stale_archives
 from harness.errors import HarnessError
 from harness.redact import mask_secret_object
 from harness.tools import require
@@ -27,7 +28,9 @@ def helm_template(
     namespace: str = "default",
     helm: str = "helm",
 ) -> list[dict[str, Any]]:
-    """Render a chart; values files are applied in order (later ones win)."""
+    """Render a chart; values files are applied in order (later ones win). Refuses (StaleArchives)
+    when `helm dependency build` output would shadow the chart's linked subcharts."""
+    refuse_stale_archives(chart)
     argv = [str(require(helm)), "template", release, str(chart), "--namespace", namespace]
     for path in values_files:
         argv += ["--values", str(path)]

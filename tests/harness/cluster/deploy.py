@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness.chart_archives import refuse_stale_archives
 from harness.cluster import model_ca, plans, routes, secrets
 from harness.cluster.components import ComponentControl
 from harness.cluster.diagnostics import ClusterDiagnostics
@@ -99,6 +100,7 @@ class ClusterDeployment:
         No `helm dependency build`: the subcharts are symlinked into charts/rag/charts, and the
         build would only leave .tgz files and a Chart.lock in the source tree.
         """
+        refuse_stale_archives(self.chart_dir)
         where = self.context or "current context"
         self.say(f"installing release {self.release} into namespace {self.namespace} ({where})")
         self.ensure_namespace()
@@ -275,6 +277,7 @@ class ClusterDeployment:
         """helm upgrade with the target's values, then the applied models, the mounts of the CA
         bundles they trust, and the overrides (when written): `helm upgrade` does not reuse the
         release's values, so every run applies them all."""
+        refuse_stale_archives(self.chart_dir)
         base = self.values_with_maas(base_values)
         self._write_model_ca_mounts(base)
         generated = [self._tmp / n for n in (MODELS_FILE, MODEL_CA_FILE, OVERRIDES_FILE)] if self._tmp else []

@@ -67,6 +67,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from harness.redact import redact_fields
+
 LOG = logging.getLogger("fake-model-server")
 
 TOKEN_RE = re.compile(r"\S+")
@@ -698,10 +700,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _record(self, path: str, body: dict[str, Any]) -> None:
         """One JSON line per model call, so tests can read what reached the model (prompts,
-        tool results). Headers are left out: they may carry keys (see RECEIVED_HEADERS_PATH)."""
+        tool results). Credential fields are masked; headers are left out: they may carry keys
+        (see RECEIVED_HEADERS_PATH)."""
         if not self.server.config.record:
             return
-        line = json.dumps({"path": path, "body": body}) + "\n"
+        line = json.dumps({"path": path, "body": redact_fields(body)}) + "\n"  # a client may send a key in it
         with self.server.record_lock, open(self.server.config.record, "a", encoding="utf-8") as out:
             out.write(line)
 

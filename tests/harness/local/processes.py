@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +56,39 @@ def run_to_completion(
     containers start); returns its exit code. Raises StartError when it outlives `timeout`."""
     proc = start(name, argv, env, log, cwd, run_as)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(proc.pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.1)
+    try:
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(proc.pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.1)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): the init container goes with its start
+        with signals_held():
+            stop(proc.pid)
+        raise
     stop(proc.pid)
     raise StartError(f"{name} did not finish within {timeout:.0f}s; end of {log}:\n{log_tail(log)}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def sigterm_interrupts() -> None:
+    """Make SIGTERM raise KeyboardInterrupt, as SIGINT does: a start that is stopped either way
+    unwinds through its clean-up (Python's default for SIGTERM ends the process on the spot)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM for the duration (a clean-up that a second Ctrl-C must not cut short)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def alive(pid: int) -> bool:

@@ -27,6 +27,7 @@ DEPENDS_ON = {
 }
 READY_TIMEOUT = {"llama-stack": 90.0, "pgvector": 60.0, "embeddings": 60.0}
 DEFAULT_READY_TIMEOUT = 30.0
+COMPONENTS_KEY = "containers"  # (state.py reads it) in the run's state: every container a start planned, in start order
 INIT_TIMEOUT_S = 120.0  # one init container (llama-stack's registry pruning imports the whole stack)
 
 
@@ -85,15 +86,29 @@ def up(run: RunFolder) -> Rendered:
     """Start every rendered container; the caller has checked nothing runs (refuse_if_running)."""
     rendered = render(run)
     plan = StartPlan([_component(spec, run) for spec in container_specs(rendered)])
+    run.put(COMPONENTS_KEY, [c.spec.name for c in plan.components])
     try:
         _start_all(plan, run)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (processes.sigterm_interrupts)
+        stopped = stop_launched(plan, run)
+        say(f"interrupted: stopped the {len(stopped)} processes this start launched ({', '.join(stopped) or 'none'})")
+        raise
     except Exception:
         say("start failed: stopping what was started")
-        _stop_components(plan.components)
-        run.forget_pids()
-        postgres.remove_staging(run.root)
+        stop_launched(plan, run)
         raise
     return rendered
+
+
+def stop_launched(plan: StartPlan, run: RunFolder) -> list[str]:
+    """Stop every process of `plan` that was launched (a second Ctrl-C cannot cut this short) and
+    forget them; returns their container names."""
+    launched = [c for c in plan.components if c.pid]
+    with processes.signals_held():
+        _stop_components(launched)
+        run.forget_pids()
+        postgres.remove_staging(run.root)
+    return [c.spec.name for c in launched]
 
 
 def _component(spec: ContainerSpec, run: RunFolder, fresh: bool = False) -> Component:

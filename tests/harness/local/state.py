@@ -102,9 +102,24 @@ class RunFolder:
     def alive_pids(self) -> dict[str, int]:
         return {n: p for n, p in self.recorded_pids().items() if processes.alive(p)}
 
+    def component_states(self) -> dict[str, str]:
+        """Each container the last start planned (or recorded): `running (pid N)`, `exited (pid N)`
+        or `not started`."""
+        recorded = self.recorded_pids()
+        planned = [str(n) for n in self._state().get("containers", [])]
+        states = {}
+        for name in [*planned, *(n for n in recorded if n not in planned)]:
+            pid = recorded.get(name)
+            if pid is None:
+                states[name] = "not started"
+            else:
+                states[name] = f"{'running' if processes.alive(pid) else 'exited'} (pid {pid})"
+        return states
+
     def forget_pids(self) -> None:
         state = self._state()
         state["pids"] = {}
+        state.pop("containers", None)
         self._save(state)
 
     def get(self, key: str, default: Any = None) -> Any:

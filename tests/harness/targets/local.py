@@ -67,10 +67,23 @@ class LocalTarget:
         print(f"[local] stopped {len(stopped)} processes; run folder kept: {self.run.root}")
 
     def status(self) -> Endpoints:
+        """The endpoints of the running stack; NotRunning, listing each container's state, when the
+        stack is not running or only partly (an interrupted start, a component that exited)."""
+        states = self.run.component_states()
+        detail = "\n".join(f"  {name}: {state}" for name, state in states.items())
         if not self.run.alive_pids():
-            raise NotRunning(f"no local stack named {self.run.name!r} is running; start it with `make up`")
+            raise NotRunning(
+                f"no local stack named {self.run.name!r} is running; start it with `make up`", detail=detail
+            )
+        keys_file = self.run.values_dir / KEYS_FILE
+        if not keys_file.is_file() or any(not state.startswith("running") for state in states.values()):
+            raise NotRunning(
+                f"the local stack {self.run.name!r} is only partly running (an interrupted start or an exited "
+                "component, listed above): stop it with `make down`, then start it with `make up`",
+                detail=detail,
+            )
         ports = Ports(**self.run.get("ports"))
-        keys = json.loads((self.run.values_dir / KEYS_FILE).read_text())
+        keys = json.loads(keys_file.read_text())
         endpoints = Endpoints(
             gateway_url=f"http://127.0.0.1:{ports.gateway}",
             llama_stack_url=f"http://127.0.0.1:{ports.llama_stack}",

@@ -56,6 +56,7 @@ def sources(spec: ImageSpec) -> bytes:
     parts += [f.read_bytes() for f in sorted(FILES.iterdir()) if f.name in code]
     if assembler is _simulator:
         parts += [f.read_bytes() for f in sorted((REPO_ROOT / "tests/harness/fakes").glob("*.py"))]
+        parts.append((REPO_ROOT / "tests/harness/redact.py").read_bytes())
     return b"\0".join(parts)
 
 
@@ -276,8 +277,10 @@ def _embeddings(root: Path) -> None:
 def _simulator(root: Path) -> None:
     package = root / SITE / "harness"
     (package / "fakes").mkdir(parents=True, exist_ok=True)
-    # Only the fake: harness/__init__.py is a docstring, fakes/ needs the standard library alone.
+    # Only the fake and the masking it records with: harness/__init__.py is a docstring, fakes/ and
+    # redact.py need the standard library alone.
     shutil.copy2(REPO_ROOT / "tests/harness/__init__.py", package / "__init__.py")
+    shutil.copy2(REPO_ROOT / "tests/harness/redact.py", package / "redact.py")
     for source in (REPO_ROOT / "tests/harness/fakes").glob("*.py"):
         shutil.copy2(source, package / "fakes" / source.name)
     install(FILES / "llm-d-inference-sim", root, "/app/llm-d-inference-sim")
