@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import apt
+from harness import apt, inference_sim
 from harness.errors import HarnessError
 from harness.paths import BIN_DIR, CACHE_DIR
 
@@ -181,6 +181,7 @@ STEPS: tuple[Callable[[], None], ...] = (
     install_kube_lane_packages,
     install_helm_and_kubectl,
     *(lambda tool=tool: install_go_tool(tool) for tool in GO_TOOLS),
+    lambda: inference_sim.build(say),
     cache_tiktoken_encoding,
 )
 
