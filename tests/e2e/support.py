@@ -128,9 +128,9 @@ class Gateway:
             return Reply(response.status_code, response.headers, None, chunks)
 
     def received_headers(self, key: str) -> dict[str, Any] | None:
-        """What the model server reports about the header names it received (the local stand-in's
-        /fake/received-headers, reached through the gateway); None when it does not report them."""
-        response = self.http.get("/fake/received-headers", headers=auth_header(key))
+        """What the model server reports about the header names it received (the local target's
+        recording tap, /tap/received-headers, reached through the gateway); None when it does not."""
+        response = self.http.get("/tap/received-headers", headers=auth_header(key))
         if response.status_code == 404:
             return None
         assert response.status_code == 200, f"HTTP {response.status_code} {response.text[:300]}"
