@@ -19,7 +19,8 @@ CONNECT_RETRIES = 5  # httpcore backs off 0.5, 1, 2, 4 s: covers a port-forward 
 
 
 def words(count: int, stem: str = "w") -> str:
-    """A prompt of exactly `count` whitespace tokens (the local fake counts tokens so)."""
+    """A prompt of `count` words; the simulator's dummy tokenizer counts each as one token (plus a few
+    for the chat template's message separators)."""
     return " ".join(f"{stem}{i}" for i in range(count))
 
 
