@@ -252,11 +252,12 @@ def test_responses_file_search_passes_the_answer_to_the_model(
     results = [r for call in calls for r in (call.results or [])]
     assert results, f"the file_search call for {calls[0].queries} returned no results"
     stored = set(ingested.file_ids.values())
-    assert all(r.file_id in stored for r in results), f"results from outside the store: {describe(results)}"
+    assert all(r.file_id in stored for r in results), f"results from outside the store: {[r.file_id for r in results]}"
     received = [" ".join(text.split()) for text in tool_outputs(model_calls.records()[before:])]
     assert received, "the model server received no tool output after the file_search call"
     for result in results:
-        excerpt = " ".join(text_of(result).split())[:80]
+        excerpt = " ".join((result.text or "").split())[:80]
+        assert excerpt, f"a file_search result without text: {result}"
         assert any(excerpt in text for text in received), (
             f"the tool output passed back to the model lacks the result {excerpt!r}: {[t[:200] for t in received]}"
         )
@@ -269,6 +270,8 @@ def tool_outputs(records: list[dict[str, Any]]) -> list[str]:
         for message in record["body"].get("messages") or []:
             if message.get("role") == "tool":
                 content = message.get("content")
+                if isinstance(content, list):  # content parts: their text, in order
+                    content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
                 texts.append(content if isinstance(content, str) else str(content))
     return texts
 
