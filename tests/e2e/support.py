@@ -19,7 +19,8 @@ CONNECT_RETRIES = 5  # httpcore backs off 0.5, 1, 2, 4 s: covers a port-forward 
 
 
 def words(count: int, stem: str = "w") -> str:
-    """A prompt of exactly `count` whitespace tokens (the local fake counts tokens so)."""
+    """A prompt of `count` words; the simulator's dummy tokenizer counts each as one token (plus a few
+    for the chat template's message separators)."""
     return " ".join(f"{stem}{i}" for i in range(count))
 
 
@@ -128,9 +129,9 @@ class Gateway:
             return Reply(response.status_code, response.headers, None, chunks)
 
     def received_headers(self, key: str) -> dict[str, Any] | None:
-        """What the model server reports about the header names it received (the local stand-in's
-        /fake/received-headers, reached through the gateway); None when it does not report them."""
-        response = self.http.get("/fake/received-headers", headers=auth_header(key))
+        """What the model server reports about the header names it received (the local target's
+        recording tap, /tap/received-headers, reached through the gateway); None when it does not."""
+        response = self.http.get("/tap/received-headers", headers=auth_header(key))
         if response.status_code == 404:
             return None
         assert response.status_code == 200, f"HTTP {response.status_code} {response.text[:300]}"

@@ -72,7 +72,9 @@ def test_model_server_never_receives_the_key_or_client_identity(gateway: Gateway
     key = key_pool.shared("premium")  # three requests: the chat and two reads of the record
     before = gateway.received_headers(key)
     if before is None:
-        pytest.skip("the model server does not report received header names (only the local stand-in does)")
+        pytest.skip(
+            "the model server does not report received header names (only the local target's recording tap does)"
+        )
     reply = gateway.chat(key, "strip check", max_tokens=2, headers=SPOOFED)
     assert reply.status == 200, reply.describe()
     after = gateway.received_headers(key)

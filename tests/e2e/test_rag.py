@@ -32,6 +32,7 @@ INGEST_TIMEOUT_S = 60
 CHUNK_TOKENS = 120  # small enough to split the almanac into several chunks; llama-stack needs >= 100
 LONG_DOCUMENT = "karvo-almanac.txt"
 MIN_LONG_CHUNKS = 3
+RESPONSES_TURNS = 3  # model turns in the Responses test: the tool call, the skipped second call, an answer
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,12 @@ def own_chat_model(llama_stack_url: str, registration: Any) -> str:
 def test_responses_file_search_passes_the_answer_to_the_model(
     openai_llama, own_chat_model: str, ingested: Ingested, model_calls
 ) -> None:
+    """Responses with file_search: llama-stack searches the store with the query the model asks for
+    and passes the results back to the model.
+
+    The simulator asks with a query of its own (a random word); that a model asks the right question
+    and answers from the results is a model property, checked only against a real model.
+    """
     question = QUESTIONS[0]
     before = len(model_calls.records())
     response = openai_llama.responses.create(
@@ -237,24 +244,24 @@ def test_responses_file_search_passes_the_answer_to_the_model(
         input=question.text,
         tools=[{"type": "file_search", "vector_store_ids": [ingested.store_id], "max_num_results": 3}],
         include=["file_search_call.results"],
+        # The simulator calls a tool on every turn it is offered one: one search, then an answer.
+        max_tool_calls=1,
+        extra_body={"max_infer_iters": RESPONSES_TURNS},
     )
     calls = [item for item in response.output if item.type == "file_search_call"]
     assert calls, f"no file_search call; output types {[i.type for i in response.output]}"
     results = [r for call in calls for r in (call.results or [])]
-    assert results, "the file_search call returned no results"
-    first = results[0]
-    assert len(results) >= 2 and first.score > results[1].score, (
-        f"the first result does not outscore the next: {[(r.filename, r.score) for r in results]}"
-    )
-    assert first.file_id == ingested.file_ids[question.document], (
-        f"first file_search result {first.filename or first.file_id}, expected {question.document}: "
-        f"{[(r.filename, r.score) for r in results]}"
-    )
-    received = tool_outputs(model_calls.records()[before:])
+    assert results, f"the file_search call for {calls[0].queries} returned no results"
+    stored = set(ingested.file_ids.values())
+    assert all(r.file_id in stored for r in results), f"results from outside the store: {[r.file_id for r in results]}"
+    received = [" ".join(text.split()) for text in tool_outputs(model_calls.records()[before:])]
     assert received, "the model server received no tool output after the file_search call"
-    assert any(question.fact in text for text in received), (
-        f"the tool output passed back to the model lacks {question.fact!r}: {[t[:200] for t in received]}"
-    )
+    for result in results:
+        excerpt = " ".join((result.text or "").split())[:80]
+        assert excerpt, f"a file_search result without text: {result}"
+        assert any(excerpt in text for text in received), (
+            f"the tool output passed back to the model lacks the result {excerpt!r}: {[t[:200] for t in received]}"
+        )
 
 
 def tool_outputs(records: list[dict[str, Any]]) -> list[str]:
@@ -264,6 +271,8 @@ def tool_outputs(records: list[dict[str, Any]]) -> list[str]:
         for message in record["body"].get("messages") or []:
             if message.get("role") == "tool":
                 content = message.get("content")
+                if isinstance(content, list):  # content parts: their text, in order
+                    content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
                 texts.append(content if isinstance(content, str) else str(content))
     return texts
 

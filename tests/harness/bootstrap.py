@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import apt
+from harness import apt, inference_sim
 from harness.errors import BuildError, HarnessError
 from harness.kube import prereqs
 from harness.paths import BIN_DIR, TIKTOKEN_DIR
@@ -174,11 +174,16 @@ def install_kube_lane_packages() -> None:
     prereqs.install_missing(say)
 
 
+def build_inference_sim() -> None:
+    inference_sim.build(say)
+
+
 STEPS: tuple[Callable[[], None], ...] = (
     install_apt_packages,
     install_kube_lane_packages,
     install_helm_and_kubectl,
     *(lambda tool=tool: install_go_tool(tool) for tool in GO_TOOLS),
+    build_inference_sim,
     cache_tiktoken_encoding,
 )
 

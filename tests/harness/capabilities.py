@@ -14,7 +14,6 @@ from harness.errors import HarnessError
 
 class Capability(StrEnum):
     MAAS_STANDIN = "maas-standin"  # maas_standin_host(): where a stand-in MaaS on this machine is reachable
-    MODEL_CALLS = "model-calls"  # model_calls_url(): the model server serves its record of received calls
     POSTGRES = "postgres"  # postgres_dsn(): the tests can read the release's PostgreSQL
     FAULTS = "faults"  # stop/start_component, override_values, component_log, rendered_objects
 

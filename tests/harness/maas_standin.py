@@ -4,7 +4,7 @@ Why a stand-in: the real MaaS (CI's `maas` lane) is an external HTTPS endpoint t
 be reached from these machines. The stand-in renders charts/rag with values/local.yaml and
 values/maas-standin.yaml (the gateway and the model server only) and runs it the way the
 local target runs charts: real Envoy, envoyproxy/ratelimit and Redis processes, with the
-model-server stand-in behind them serving several model ids that contain a slash. It has its
+real inference simulator behind them serving several model ids that contain a slash. It has its
 own API keys (fresh per run) and serves HTTPS with a certificate signed by a CA generated
 here, so clients must trust that CA (or turn verification off) exactly as with a private MaaS.
 
@@ -85,7 +85,7 @@ class StandinMaas:
 
     def up(self) -> Standin:
         stack.say(
-            "starting the STAND-IN MaaS (maas-gateway chart: Envoy + ratelimit + Redis + model-server stand-in) "
+            "starting the STAND-IN MaaS (maas-gateway chart: Envoy + ratelimit + Redis + llm-d-inference-sim) "
             f"on {self.host}"
         )
         stack.refuse_if_running(self.run)

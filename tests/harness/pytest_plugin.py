@@ -59,7 +59,6 @@ MARKERS = {
 KEY_WINDOW_S = 120.0
 WINDOW_SLACK_S = 2.0  # clock skew between this machine and the gateway's, and charge latency
 MAX_DIAGNOSES = 5  # a broken stack fails many tests; a few folders say it all
-MODEL_CALLS_TIMEOUT_S = 30.0  # reading the stand-in model server's record through a port-forward
 _STATE = pytest.StashKey["HarnessState"]()
 
 
@@ -531,17 +530,14 @@ def gateway_model(endpoints: Endpoints, gateway_url: str, declared: Declared) ->
 
 @dataclass
 class ModelCalls:
-    """What the stack's model server received, one record per model call (the stand-in model
-    server records them: path and JSON body, never headers). Local: its record files; a cluster
-    target: its `/fake/model-calls` route through a port-forward."""
+    """What the stack's model server received, one record per model call (the local target's
+    recording tap, harness.local.model_tap, keeps them: path and JSON body, never headers), read
+    from its record files."""
 
     files: list[Path] = field(default_factory=list)
-    url: str = ""  # GET -> {"calls": [...]}, when the records are read over HTTP
 
     def records(self) -> list[dict[str, Any]]:
         """Every recorded call, oldest first (slice from an earlier len() to see new ones)."""
-        if self.url:
-            return served_model_calls(self.url)
         return [json.loads(line) for path in self.files for line in path.read_text(encoding="utf-8").splitlines()]
 
     def containing(self, marker: str) -> list[dict[str, Any]]:
@@ -549,28 +545,12 @@ class ModelCalls:
         return [record for record in self.records() if marker in json.dumps(record["body"])]
 
 
-def served_model_calls(url: str) -> list[dict[str, Any]]:
-    """The calls the stand-in model server serves at `url`; fails naming the answer otherwise."""
-    response = http.request("GET", url, headers={}, timeout=MODEL_CALLS_TIMEOUT_S)
-    if response.status != 200:
-        pytest.fail(f"the stand-in model server's record at {url} answered HTTP {response.status}")
-    return list(response.json()["calls"])
-
-
 @pytest.fixture(scope="session")
 def model_calls(harness_state: HarnessState, target: Target, endpoints: Endpoints) -> ModelCalls:
-    if Capability.MODEL_CALLS in target.capabilities:  # the kube target: the stand-in image serves its record
-        url = target.model_calls_url()
-        if not url:
-            pytest.skip(
-                f"the {harness_state.target_name} target's model server is not the stand-in "
-                "(harness.fakes.model_server): the real simulator does not record the calls it receives"
-            )
-        return ModelCalls(url=url)
     if harness_state.target_name != "local" or not endpoints.run_dir:
         pytest.skip(
-            f"the {harness_state.target_name} target's model server does not record the calls it receives "
-            "(only the local stand-in does)"
+            f"the {harness_state.target_name} target's model server records nothing: the real simulator does not "
+            "report the calls it receives (only the local target's recording tap does)"
         )
     files = sorted(Path(endpoints.run_dir).glob(f"work/*/{MODEL_CALLS_FILE}"))
     if not files:

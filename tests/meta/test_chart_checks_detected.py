@@ -4,6 +4,7 @@ the tests that claim it must fail against that copy (and pass against the real c
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from harness.paths import CHARTS_DIR
 
 from charts import helm as helm_mod
 from charts import test_render_checks as checks
+from charts import test_simulator_runs as simulator
 
 pytestmark = [pytest.mark.meta, pytest.mark.charts]
 
@@ -32,7 +34,23 @@ def refusal(case_id: str) -> Callable[[HelmBinary, Renderer], Any]:
     return lambda helm, renderer: checks.test_render_check_refuses_with_field_and_fix(helm, renderer, case)
 
 
+def simulator_runs(case_id: str) -> Callable[[HelmBinary, Renderer], Any]:
+    case = next(c for c in simulator.SIMULATOR_CASES if c.id == case_id)
+
+    def run(helm: HelmBinary, renderer: Renderer) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            simulator.test_simulator_runs_with_the_rendered_args(helm, renderer, case, Path(tmp))
+
+    return run
+
+
 BREAKS = {
+    "simulator given a vLLM flag it rejects": Break(
+        "vllm-gpu/templates/deployment.yaml",
+        "            - --force-dummy-tokenizer\n",
+        "            - --force-dummy-tokenizer\n            - --enable-force-include-usage\n",
+        (simulator_runs("rag-local"), simulator_runs("vllm-gpu-simulator")),
+    ),
     "llama-stack checks not run": Break(
         "llama-stack/templates/configmap.yaml",
         '{{- include "llama-stack.validate" . }}\n',

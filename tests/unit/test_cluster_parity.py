@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-from harness.capabilities import Capability, Unsupported
 from harness.cluster import state
 from harness.cluster.components import UnknownComponent
 from harness.cluster.portforward import PortForward
@@ -408,31 +407,14 @@ def kube_with(tmp_path: Path, manifest: str) -> tuple[Any, RecordingRunner]:
     return target, runner
 
 
-def test_kube_reads_model_calls_from_the_stand_in_image_through_a_port_forward(tmp_path: Path) -> None:
-    from harness.kube.images.specs import SIMULATOR
-
-    assert SIMULATOR.stand_in, "the simulator image built here is no longer labelled a stand-in"
-    target, runner = kube_with(tmp_path, model_server_manifest(SIMULATOR.ref))
+def test_cluster_targets_do_not_claim_a_record_of_model_calls(tmp_path: Path) -> None:
+    """Kind pulls the real simulator and kube runs the same real binary: neither records what reached it."""
+    target, _ = kube_with(tmp_path, model_server_manifest("ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"))
     try:
-        url = target.model_calls_url()
-        forward = next(c for c in runner.calls if "port-forward" in c)
-        assert "svc/rag-vllm-gpu" in forward
-        assert url == f"http://127.0.0.1:{forward[-1].split(':')[0]}/fake/model-calls"
+        assert not hasattr(target, "model_calls_url")
+        assert not hasattr(kind(runner_for()), "model_calls_url")
     finally:
         target.close()
-
-
-def test_kube_reports_no_model_calls_for_a_real_model_server(tmp_path: Path) -> None:
-    target, runner = kube_with(tmp_path, model_server_manifest("vllm/vllm-openai:v0.11.0"))
-    assert target.model_calls_url() == ""
-    assert not any("port-forward" in c for c in runner.calls)
-
-
-def test_cluster_targets_without_images_of_their_own_do_not_claim_a_record() -> None:
-    target = kind(runner_for())
-    assert Capability.MODEL_CALLS not in target.capabilities, "Kind pulls the real simulator: it records nothing"
-    with pytest.raises(Unsupported):
-        target.model_calls_url()
 
 
 def endpoint_slices(*conditions: dict[str, bool]) -> CommandResult:

@@ -23,7 +23,7 @@ from harness.waiting import WaitTimeout
 pytestmark = pytest.mark.unit
 
 # The stand-in model server is a separate program (its own HTTP error type, never raised into the harness).
-STAND_INS = ("harness.fakes.",)
+STAND_INS = ("harness.local.model_tap",)
 
 
 def harness_exceptions() -> list[type[BaseException]]:

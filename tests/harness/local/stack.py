@@ -139,7 +139,7 @@ def _start_all(plan: StartPlan, run: RunFolder) -> None:
 def _start(comp: Component, run: RunFolder) -> None:
     spec, launch = comp.spec, comp.launch
     _refuse_busy_port(comp)
-    note = f" [stand-in: {launch.stand_in}]" if launch.stand_in else ""
+    note = f" [stand-in: {launch.stand_in}]" if launch.stand_in else f" [{launch.program}]" if launch.program else ""
     say(f"starting {spec.component} ({spec.name}){note}")
     for init_spec, init_launch in comp.init:
         _run_init(init_spec, init_launch, run)

@@ -84,12 +84,6 @@ class Target(Protocol):
         """The address a stand-in MaaS on this machine serves on so that the target's llama-stack reaches it."""
         ...
 
-    # Capability.MODEL_CALLS
-
-    def model_calls_url(self) -> str:
-        """Where the model server serves its record of the calls it received; "" when it keeps none."""
-        ...
-
     # Capability.POSTGRES
 
     def postgres_dsn(self) -> Dsn:

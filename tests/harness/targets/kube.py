@@ -21,30 +21,16 @@ from harness.cluster.deploy import NAMESPACE_LABEL, ClusterDeployment
 from harness.cluster.runner import CommandRunner
 from harness.cluster.target import ClusterTarget, NotInstalled
 from harness.endpoints import Endpoints
-from harness.fakes.model_server import MODEL_CALLS_PATH
 from harness.kube import binaries, lock, netns, prereqs, teardown
 from harness.kube.cluster import RUN_DIR, Cluster
 from harness.kube.config import CONTEXT
 from harness.kube.images import ensure_images
-from harness.kube.images.specs import by_ref
 from harness.paths import values_file
 from harness.redact import redact
 
 NAMESPACE = "rag-e2e"
 CLUSTER_LOG_LINES = 400  # per component log in a diagnostics bundle
 POD_SECURITY = ("enforce", "audit", "warn")  # pod-security.kubernetes.io/<mode>=restricted
-MODEL_SERVER = "model-server"  # app.kubernetes.io/component of the vllm-gpu chart's workload
-
-
-def model_server_images(objects: list[dict[str, Any]]) -> set[str]:
-    """Container images of the rendered model-server workloads (app.kubernetes.io/component)."""
-    return {
-        container["image"]
-        for obj in objects
-        if obj.get("kind") in ("Deployment", "StatefulSet")
-        and (obj.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/component") == MODEL_SERVER
-        for container in obj["spec"]["template"]["spec"].get("containers", [])
-    }
 
 
 def restricted_namespace(runner: CommandRunner, ns: str) -> str:
@@ -58,7 +44,7 @@ def restricted_namespace(runner: CommandRunner, ns: str) -> str:
 
 
 class KubeTarget(ClusterTarget):
-    capabilities = ClusterTarget.capabilities | {Capability.MAAS_STANDIN, Capability.MODEL_CALLS}
+    capabilities = ClusterTarget.capabilities | {Capability.MAAS_STANDIN}
     name = "kube"
     helm_tests = True  # a fresh real cluster: prove the chart's own tests pass there too
 
@@ -114,18 +100,6 @@ class KubeTarget(ClusterTarget):
         """Where the stand-in MaaS serves so that llama-stack's pod reaches it: the node address, inside
         the cluster's network namespace (pods reach it through the CNI bridge; nothing outside can)."""
         return netns.NODE_IP
-
-    def model_calls_url(self) -> str:
-        """The model server's record of the calls it received (`GET /fake/model-calls`, through a
-        supervised port-forward) when every model-server image is the stand-in built here (its
-        image spec names a stand-in); "" when the model server is a real program that records nothing."""
-        deployment = self._deployment or self._existing_deployment()
-        images = model_server_images(deployment.rendered_objects())
-        specs = by_ref()
-        if not images or not all(ref in specs and specs[ref].stand_in for ref in images):
-            return ""
-        forward = deployment.forward_ready(MODEL_SERVER)
-        return f"{forward.url}{MODEL_CALLS_PATH}" if forward else ""
 
     # Target protocol ----------------------------------------------------------------------
 

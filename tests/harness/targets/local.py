@@ -106,9 +106,6 @@ class LocalTarget:
         """llama-stack runs on this machine and reads the bundle where it is."""
         return path
 
-    def model_calls_url(self) -> str:
-        raise Unsupported(self.name, Capability.MODEL_CALLS)  # the local model server records to files
-
     def postgres_dsn(self) -> Dsn:
         raise Unsupported(self.name, Capability.POSTGRES)
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import Requirement
 
+from harness import inference_sim
 from harness.errors import BuildError
 from harness.kube.images import rootfs, specs
 from harness.kube.images.specs import ImageSpec
-from harness.paths import BIN_DIR, REPO_ROOT, TIKTOKEN_DIR
+from harness.paths import BIN_DIR, TIKTOKEN_DIR
 
 FILES = Path(__file__).parent / "files"
 SITE = "usr/local/lib/python3.12/site-packages"
@@ -48,15 +49,12 @@ def assemble(spec: ImageSpec, root: Path) -> None:
 
 
 def sources(spec: ImageSpec) -> bytes:
-    """What an image's content is made from here: its assembly function, the files it names, and
-    (for the simulator) the fake it runs. Shared helpers count through `ImageSpec.revision`."""
+    """What an image's content is made from here: its assembly function and the files it names.
+    Shared helpers count through `ImageSpec.revision`."""
     assembler = _ASSEMBLERS[spec.ref]
     code = inspect.getsource(assembler)
     parts = [code.encode()]
     parts += [f.read_bytes() for f in sorted(FILES.iterdir()) if f.name in code]
-    if assembler is _simulator:
-        parts += [f.read_bytes() for f in sorted((REPO_ROOT / "tests/harness/fakes").glob("*.py"))]
-        parts.append((REPO_ROOT / "tests/harness/redact.py").read_bytes())
     return b"\0".join(parts)
 
 
@@ -275,15 +273,9 @@ def _embeddings(root: Path) -> None:
 
 
 def _simulator(root: Path) -> None:
-    package = root / SITE / "harness"
-    (package / "fakes").mkdir(parents=True, exist_ok=True)
-    # Only the fake and the masking it records with: harness/__init__.py is a docstring, fakes/ and
-    # redact.py need the standard library alone.
-    shutil.copy2(REPO_ROOT / "tests/harness/__init__.py", package / "__init__.py")
-    shutil.copy2(REPO_ROOT / "tests/harness/redact.py", package / "redact.py")
-    for source in (REPO_ROOT / "tests/harness/fakes").glob("*.py"):
-        shutil.copy2(source, package / "fakes" / source.name)
-    install(FILES / "llm-d-inference-sim", root, "/app/llm-d-inference-sim")
+    binary = _require_file(BIN_DIR / inference_sim.NAME, "run make bootstrap (it builds llm-d-inference-sim)")
+    install(binary, root, "/app/llm-d-inference-sim")
+    _distroless_files(root)
 
 
 def _distroless_python(root: Path) -> None:

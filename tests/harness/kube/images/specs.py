@@ -232,19 +232,21 @@ EMBEDDINGS = ImageSpec(
 )
 
 SIMULATOR = ImageSpec(
-    ref="ghcr.io/llm-d/llm-d-inference-sim:v0.8.2",
-    base=Base.BOOKWORM_PY312,
+    ref="ghcr.io/llm-d/llm-d-inference-sim:v0.10.2",
+    base=Base.SCRATCH,
     metadata=Metadata(
         user="65532:65532",
         entrypoint=("/app/llm-d-inference-sim",),
         cmd=(),
         workdir="/",
-        env={"PATH": DEBIAN_PATH},
+        env=_DISTROLESS_ENV,
     ),
-    upstream_file="llm-d/llm-d-inference-sim:Dockerfile@v0.8.2 (FROM ubi9/ubi-micro)",
-    program="harness.fakes.model_server (this repository) behind an /app/llm-d-inference-sim launcher",
+    upstream_file=(
+        "llm-d/llm-d-inference-sim:Dockerfile@v0.10.2 (FROM gcr.io/distroless/static:nonroot) "
+        "+ GoogleContainerTools/distroless:static/static.bzl"
+    ),
+    program="llm-d-inference-sim v0.10.2, built by `make bootstrap` from its Go module (CGO off, static)",
     paths=("/app/llm-d-inference-sim",),
-    stand_in="harness.fakes.model_server (fake of llm-d-inference-sim)",
 )
 
 
