@@ -19,7 +19,7 @@ import yaml
 from harness.capabilities import Capability
 from harness.targets import Target
 
-from .support import Reply
+from .support import Reply, duration_s
 
 RATELIMIT_FILTER = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit"
 # A component counts as recovered when a request succeeds within this long of its return.
@@ -41,10 +41,6 @@ class GatewaySettings:
     route_timeout_s: float
 
 
-def _seconds(text: str) -> float:
-    return float(str(text).removesuffix("s"))
-
-
 def gateway_settings(objects: list[dict[str, Any]]) -> GatewaySettings:
     """failureMode, rate limit timeout and route timeout of the rendered Envoy config."""
     for obj in objects:
@@ -61,8 +57,8 @@ def gateway_settings(objects: list[dict[str, Any]]) -> GatewaySettings:
         routes = config["route_config"]["virtual_hosts"][0]["routes"]
         return GatewaySettings(
             fail_closed=all(f.get("failure_mode_deny") for f in enforced),
-            rate_limit_timeout_s=max(_seconds(f["timeout"]) for f in enforced),
-            route_timeout_s=_seconds(routes[-1]["route"]["timeout"]),
+            rate_limit_timeout_s=max(duration_s(f["timeout"]) for f in enforced),
+            route_timeout_s=duration_s(routes[-1]["route"]["timeout"]),
         )
     raise LookupError("the rendered stack has no ConfigMap with an envoy.yaml")
 

@@ -80,6 +80,15 @@ class Reply:
         return f"HTTP {self.status} {self.rate} body={str(self.body)[:300]}"
 
 
+DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_s(text: str) -> float:
+    """Seconds in a duration as the charts write them: a window (`12s`, `2m`, `1h`) or an Envoy timeout (`0.25s`)."""
+    text = str(text)
+    return float(text[:-1]) * DURATION_UNITS_S[text[-1]]
+
+
 def auth_header(key: str, scheme: str = "Bearer") -> dict[str, str]:
     return {"Authorization": f"{scheme} {key}"}
 

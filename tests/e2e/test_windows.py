@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .support import Gateway, Reply
+from .support import Gateway, Reply, duration_s
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
@@ -26,7 +26,6 @@ MAX_WINDOW_S = 20
 START_SLACK_S = 0.2
 # Retry-After against the seconds left in the window measured here.
 RETRY_AFTER_SLACK_S = 1.5
-UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,6 @@ class ShortTier:
     tokens_window_s: int
 
 
-def seconds(window: str) -> int:
-    return int(window[:-1]) * UNITS[window[-1]]
-
-
 @pytest.fixture(scope="module")
 def tier(declared: Any) -> ShortTier:
     tiers = (declared.values.get("maas-gateway") or {}).get("tiers") or {}
@@ -47,7 +42,9 @@ def tier(declared: Any) -> ShortTier:
         pytest.skip(f"the values ({declared.describe()}) declare no tier {TIER!r} (a short request window)")
     spec = tiers[TIER]
     found = ShortTier(
-        int(spec["requests"]["limit"]), seconds(spec["requests"]["window"]), seconds(spec["tokens"]["window"])
+        int(spec["requests"]["limit"]),
+        int(duration_s(spec["requests"]["window"])),
+        int(duration_s(spec["tokens"]["window"])),
     )
     assert found.window_s <= MAX_WINDOW_S, (
         f"tier {TIER!r} has a {found.window_s}s request window: at most {MAX_WINDOW_S}s"
