@@ -244,7 +244,10 @@ def test_responses_file_search_passes_the_answer_to_the_model(
         input=question.text,
         tools=[{"type": "file_search", "vector_store_ids": [ingested.store_id], "max_num_results": 3}],
         include=["file_search_call.results"],
-        # The simulator calls a tool on every turn it is offered one: one search, then an answer.
+        # With tool_choice "auto" the simulator calls a tool on a coin flip (it picks 0..n calls at
+        # random): "required" makes the first turn a search; llama-stack then sets "auto" again, and
+        # max_tool_calls=1 skips any further search, so the turns end with an answer.
+        tool_choice="required",
         max_tool_calls=1,
         extra_body={"max_infer_iters": RESPONSES_TURNS},
     )

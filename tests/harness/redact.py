@@ -62,6 +62,7 @@ def mask_secret_manifest(manifest: str) -> str:
     out = [yaml.safe_dump(doc, sort_keys=False) for doc in docs if doc is not None]
     return "---\n" + "---\n".join(out) if out else ""
 
+
 def redact_fields(value: Any) -> Any:
     """A copy of JSON-like data with the value of every credential-named field masked."""
     if isinstance(value, dict):

@@ -38,6 +38,13 @@ PYTEST_E2E = (
 )  # fmt: skip
 
 
+def _as_a_terminal_starts_it() -> None:
+    """Ctrl-C's default action in the child: a shell started without job control (CI runners,
+    `cmd &`, nohup) ignores SIGINT, its children inherit that, and Python then never raises
+    KeyboardInterrupt; a terminal's foreground command always gets the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Started:
     """A command in its own process group (as a shell runs it in the foreground), its output read as it comes."""
 
@@ -46,6 +53,7 @@ class Started:
         self.proc = subprocess.Popen(
             argv, cwd=REPO_ROOT, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_as_a_terminal_starts_it,
         )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

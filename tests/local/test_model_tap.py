@@ -96,3 +96,12 @@ def test_header_names_are_kept_never_their_values(tap: tuple[str, Path]) -> None
     chat = [r for r in seen["requests"] if r["path"] == "/v1/chat/completions"]
     assert chat and {"authorization", "x-tier"} <= set(chat[-1]["names"]), seen
     assert SECRET not in json.dumps(seen) and SECRET not in record.read_text()
+
+
+def test_a_key_in_the_body_is_masked_in_the_record(tap: tuple[str, Path]) -> None:
+    url, record = tap
+    response = _chat(url, "masked body", api_key=SECRET, token=SECRET, max_tokens=7)
+    assert response.status_code == 200, response.text
+    assert SECRET not in record.read_text()
+    last = json.loads(record.read_text().splitlines()[-1])["body"]
+    assert last["api_key"] == last["token"] == "****" and last["max_tokens"] == 7, last

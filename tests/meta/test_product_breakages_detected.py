@@ -266,12 +266,6 @@ def test_gateway_breakage_fails_exactly_its_tests(product_stack: BrokenStack, na
         assert run.returncode == 1, f"{name}: pytest exited {run.returncode}"
 
 
-def _stop_component(target: LocalTarget, component: str) -> None:
-    for name, pid in target.run.recorded_pids().items():
-        if name.endswith(f"-{component}"):
-            processes.stop(pid)
-
-
 def wait_listening(port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not processes.port_in_use(port):
@@ -282,10 +276,13 @@ def wait_listening(port: int, timeout_s: float) -> None:
 def test_constant_embedder_fails_exactly_the_ranking_tests(product_stack: BrokenStack, tmp_path: Path) -> None:
     target = product_stack.target
     port = int(target.run.get("ports")["embeddings"])
-    _stop_component(target, "embeddings")
+    (container,) = stack.stop_component(target.run, "embeddings")
     command = [sys.executable, "-m", "meta.constant_embedder", "--port", str(port), "--model", "broken"]
     env = {"PYTHONPATH": str(REPO_ROOT / "tests"), "PATH": "/usr/bin:/bin"}
     embedder = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Recorded as the embeddings container: the suite then finds the stack whole and uses it
+    # (an exited container makes it "only partly running"); the restart below stops it.
+    target.run.record_pid(container, embedder.pid)
     try:
         wait_listening(port, EMBEDDER_READY_S)
         run = product_stack.run(["tests/e2e/test_rag.py"], tmp_path)

@@ -12,7 +12,8 @@ It listens on 127.0.0.1 at the `--port` of the simulator's own args, starts the 
 those args on another free loopback port, and relays every request and response unchanged
 (streams chunk by chunk). What it keeps:
 
-* each model call's path and JSON body, one line in FILE (never headers): `GET /tap/model-calls`;
+* each model call's path and JSON body, one line in FILE (never headers; credential-named body
+  fields masked, as a client may put its key there): `GET /tap/model-calls`;
 * the header *names* of the last requests (never values): `GET /tap/received-headers`.
 
 It exits with the simulator's exit code when the simulator ends, and stops it on SIGTERM.
@@ -32,6 +33,8 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from harness.redact import redact_fields
 
 RECEIVED_HEADERS_PATH = "/tap/received-headers"
 MODEL_CALLS_PATH = "/tap/model-calls"
@@ -73,7 +76,7 @@ class TapServer(ThreadingHTTPServer):
         self.header_names = HeaderNames()
 
     def write_call(self, path: str, body: Any) -> None:
-        line = json.dumps({"path": path, "body": body}) + "\n"
+        line = json.dumps({"path": path, "body": redact_fields(body)}) + "\n"
         with self.record_lock, self.record.open("a", encoding="utf-8") as out:
             out.write(line)
 
