@@ -156,7 +156,9 @@ def test_envoy_accepts_every_rendered_config(helm: HelmBinary, renderer: Rendere
     """Every envoy.yaml the charts render (gateway defaults, changed tiers, each rag overlay) validates.
     A render that fails is reported here too, without hiding the configs that did render."""
     envoy = requirements.envoy()
-    inputs = [("maas-gateway-changed", CHART, None, CHANGED_VALUES)]
+    inputs: list[tuple[str, str, Path | None, dict[str, Any] | None]] = [
+        ("maas-gateway-changed", CHART, None, CHANGED_VALUES)
+    ]
     inputs += [(c.id, c.chart, c.overlay, c.values) for c in CASES if c.chart in (CHART, "rag")]
     failures, configs = [], {}
     for case_id, chart, overlay, values in inputs:
@@ -167,9 +169,10 @@ def test_envoy_accepts_every_rendered_config(helm: HelmBinary, renderer: Rendere
         configs.update({f"{case_id} {where}": text for where, text in envoy_configs(result.docs()).items()})
     assert any(k.startswith("maas-gateway-defaults ") for k in configs), "maas-gateway defaults render no envoy.yaml"
     for where, text in configs.items():
-        result = envoy_validate(envoy, text, tmp_path)
-        if result.returncode != 0:
-            failures.append(f"{where}: envoy exit {result.returncode}\n{(result.stdout + result.stderr)[-3000:]}")
+        validated = envoy_validate(envoy, text, tmp_path)
+        if validated.returncode != 0:
+            output = (validated.stdout + validated.stderr)[-3000:]
+            failures.append(f"{where}: envoy exit {validated.returncode}\n{output}")
     assert not failures, f"{len(configs)} configs validated; failures:\n" + "\n\n".join(failures)
 
 

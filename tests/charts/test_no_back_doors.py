@@ -154,7 +154,9 @@ def test_redis_requires_a_password_kept_in_a_secret(helm: HelmBinary, renderer: 
     assert "--protected-mode" not in argv and "--requirepass" not in argv, argv
     conf = argv[1]
     mount = next(m for m in redis["volumeMounts"] if conf.startswith(m["mountPath"] + "/"))
-    volume = next(v for v in pod_spec(redis_deploy)["volumes"] if v["name"] == mount["name"])
+    redis_pod = pod_spec(redis_deploy)
+    assert redis_pod is not None, "the redis Deployment has no pod template"
+    volume = next(v for v in redis_pod["volumes"] if v["name"] == mount["name"])
     secret_name = volume["secret"]["secretName"]
     secret = next(s for s in of_kind(docs, "Secret") if s["metadata"]["name"] == secret_name)
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}

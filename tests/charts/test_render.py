@@ -3,6 +3,8 @@ every rendered object validates offline (Kubernetes 1.34 strict, CRD schemas for
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from charts import validation
@@ -32,7 +34,7 @@ def test_overlay_exists_and_says_when_to_use_it(name: str) -> None:
 
 def test_vendored_crd_schemas_reject_bad_objects() -> None:
     """The CRD validator is not vacuous: unknown fields, bad enums and missing required fields fail."""
-    route = {
+    route: dict[str, Any] = {
         "apiVersion": "route.openshift.io/v1",
         "kind": "Route",
         "metadata": {"name": "r"},

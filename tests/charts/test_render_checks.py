@@ -193,7 +193,7 @@ def test_checks_report_every_problem_at_once(helm: HelmBinary, renderer: Rendere
 
 # --- token env names: collision-free by construction ----------------------------------------------
 
-COLLIDING = {
+COLLIDING: dict[str, Any] = {
     "global": {
         "models": {
             "team-a": {"id": "a", "url": "http://a.example.test/v1", "apiToken": "sk-ci-team-dash-1111"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -190,7 +190,7 @@ def assert_usage_arithmetic(usage: Any) -> None:
     """prompt + completion = total, all present and the total positive."""
     get = (lambda k: usage.get(k)) if isinstance(usage, dict) else (lambda k: getattr(usage, k, None))
     prompt, completion, total = get("prompt_tokens"), get("completion_tokens"), get("total_tokens")
-    assert None not in (prompt, completion, total), f"usage incomplete: {usage}"
+    assert prompt is not None and completion is not None and total is not None, f"usage incomplete: {usage}"
     assert prompt + completion == total, f"usage does not add up: {usage}"
     assert total > 0, f"usage is zero: {usage}"
 
@@ -200,7 +200,13 @@ def assert_usage_arithmetic(usage: Any) -> None:
 WINDOW_MARGIN_S = 1.0
 
 
-def await_window(gateway: Gateway, key: str, need_s: float) -> None:
+class BudgetSource(Protocol):
+    """What the budget helpers read: a gateway's /v1/models answer for a key."""
+
+    def models(self, key: str | None) -> Reply: ...
+
+
+def await_window(gateway: BudgetSource, key: str, need_s: float) -> None:
     """Return once at least `need_s` seconds are left in the key's token and request windows,
     sleeping into the next window when too little is left. Reads the budget through /v1/models,
     which costs nothing. Raises when the gateway sends no reset headers."""
@@ -215,7 +221,7 @@ def await_window(gateway: Gateway, key: str, need_s: float) -> None:
     raise AssertionError(f"could not find {need_s}s left in the windows of this key after three waits")
 
 
-def wait_for_charge(gateway: Gateway, key: str, expected_remaining: int, *, timeout_s: float = 5.0) -> int:
+def wait_for_charge(gateway: BudgetSource, key: str, expected_remaining: int, *, timeout_s: float = 5.0) -> int:
     """The key's remaining tokens once they have dropped to `expected_remaining` (or below: the
     charge is at least what was expected). Usage is charged when the response stream ends, just
     after the client has it. Fails loudly, with what it saw, when the charge never comes."""
@@ -233,7 +239,7 @@ def wait_for_charge(gateway: Gateway, key: str, expected_remaining: int, *, time
     )
 
 
-def remaining_tokens(gateway: Gateway, key: str) -> int:
+def remaining_tokens(gateway: BudgetSource, key: str) -> int:
     remaining = gateway.models(key).rate.remaining_tokens
     assert remaining is not None, "the gateway sent no x-ratelimit-remaining-tokens on /v1/models"
     return remaining

@@ -84,7 +84,8 @@ def escaped_stream_body(gateway: Gateway) -> bytes:
     """Valid JSON whose keys are written with escapes and odd whitespace: the parsed document is a
     plain streaming chat."""
     body = json.dumps(chat_body(gateway, words(9)), indent=3)
-    return body.replace('"max_tokens"', '"\\u006dax_tokens"', 1)[:-1].rstrip() + ',\n\t"\\u0073tream" :\r\n true }'
+    text = body.replace('"max_tokens"', '"\\u006dax_tokens"', 1)[:-1].rstrip() + ',\n\t"\\u0073tream" :\r\n true }'
+    return text.encode()
 
 
 def test_escaped_key_stream_is_charged(gateway: Gateway, key_pool) -> None:
@@ -233,6 +234,7 @@ def test_a_429_costs_no_tokens(gateway: Gateway, key_pool) -> None:
     for i in range(TIER_REQUESTS["free"]):
         reply = gateway.chat(key, "tiny", max_tokens=1)
         assert reply.status == 200, f"request {i + 1}: {reply.describe()}"
+        assert reply.rate.remaining_tokens is not None, f"request {i + 1}: no remaining-tokens: {reply.describe()}"
         wait_for_charge(gateway, key, reply.rate.remaining_tokens)
     before = remaining_tokens(gateway, key)
     assert before > 0, "the free key's tokens are spent: the 429s below would be for tokens"

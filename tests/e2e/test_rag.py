@@ -320,7 +320,13 @@ def test_real_model_answers_from_retrieved_context(openai_llama, ingested: Inges
     from openai import OpenAI
 
     session = httpx.Client(verify=ssl_verify(maas.tls_verify), timeout=120)
-    client = OpenAI(base_url=reg.v1_url(maas.endpoint), api_key=maas.api_key, max_retries=0, http_client=session)
+    # The SDK declares httpx2.Client but also takes an httpx.Client (it normalises both at run time).
+    client = OpenAI(
+        base_url=reg.v1_url(maas.endpoint),
+        api_key=maas.api_key,
+        max_retries=0,
+        http_client=session,  # type: ignore[arg-type]
+    )
     model = maas.model or reg.discover_models(maas.endpoint, maas.api_key, verify=maas.tls_verify)[0]
     question = LONG_QUESTION
     context = text_of(search(openai_llama, ingested, question, results=1)[0])

@@ -153,6 +153,7 @@ def test_keys_and_tiers_are_isolated(gateway: Gateway, key_pool) -> None:
     for name, key in (("another free key", other_free), ("a premium key", premium)):
         reply = gateway.chat(key, "still fine", max_tokens=2)
         assert reply.status == 200, f"{name} was limited by someone else's usage: {reply.describe()}"
+        assert reply.rate.limit_tokens is not None, f"{name}: no token-limit header: {reply.describe()}"
         assert reply.rate.remaining_tokens is not None and reply.rate.remaining_tokens > reply.rate.limit_tokens // 2, (
             reply.describe()
         )
@@ -186,6 +187,8 @@ def test_listing_models_costs_no_tokens(gateway: Gateway, key_pool) -> None:
         assert listing.status == 200, listing.describe()
     second = gateway.chat(key, words(40), max_tokens=1)
     assert first.status == second.status == 200, f"{first.describe()} / {second.describe()}"
+    assert first.rate.remaining_tokens is not None, f"no remaining-tokens header: {first.describe()}"
+    assert second.rate.remaining_tokens is not None, f"no remaining-tokens header: {second.describe()}"
     taken = first.rate.remaining_tokens - second.rate.remaining_tokens
     chats = (first.usage["total_tokens"], second.usage["total_tokens"])
     assert taken in chats, f"{taken} tokens taken between two chats worth {chats}: /v1/models was charged"

@@ -1,6 +1,8 @@
 """Tests of the mypy check: a copy of the harness with planted type errors, among them an untyped
 function and a bare generic (which only the harness's strict settings refuse) and a target missing a
-method of the Target protocol, must fail it naming each one; the unchanged copy passes. Both runs share
+method of the Target protocol, must fail it naming each one; the unchanged copy passes. Test modules
+are checked too: errors planted in the e2e helpers and in the gateway's Lua tests (whose model of
+Envoy must resolve through their package for its types to count) fail it as well. Every run shares
 one cache, seeded from the real run's."""
 
 from __future__ import annotations
@@ -22,13 +24,24 @@ PLANTS = (  # (file, text replaced, planted text, file mypy must name, what it m
     # a target that drops a method of the Target protocol no longer is a Target where get_target returns it
     ("targets/local.py", "    def close(self)", "    def shut(self)", "targets/__init__.py", '"Target"'),
 )
+# The same, in test modules (paths under tests/): the default checks, not the harness's strict ones.
+TEST_PLANTS = (
+    # an optional header used as a number
+    ("e2e/support.py", END, "def half(reply: Reply) -> int:\n    return reply.rate.remaining_tokens // 2\n",
+     "e2e/support.py", "Unsupported operand types for //"),
+    # a wrong argument to the gateway's model of Envoy: only an error when its import resolves
+    ("unit/gateway/test_gateway_lua.py", END, 'WORDY = model_server(total_tokens="many")\n',
+     "unit/gateway/test_gateway_lua.py", 'Argument "total_tokens" to "model_server"'),
+)  # fmt: skip
 
 
 @pytest.fixture
 def copy(tmp_path: Path) -> Path:
-    shutil.copytree(
-        REPO_ROOT / "tests" / "harness", tmp_path / "tests" / "harness", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    """The harness, the e2e helpers and the gateway's Lua tests, with a copy of the mypy cache."""
+    for part in ("harness", "e2e", "unit/gateway"):
+        shutil.copytree(
+            REPO_ROOT / "tests" / part, tmp_path / "tests" / part, ignore=shutil.ignore_patterns("__pycache__")
+        )
     if (CACHE_DIR / "mypy").is_dir():
         shutil.copytree(CACHE_DIR / "mypy", tmp_path / "cache")
     return tmp_path
@@ -37,13 +50,29 @@ def copy(tmp_path: Path) -> Path:
 def test_planted_type_errors_fail_and_the_unchanged_copy_passes(copy: Path):
     unchanged = mypy("tests/harness", cwd=copy, cache_dir=copy / "cache")
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
-    for file, old, new, _, _ in PLANTS:
-        path = copy / "tests" / "harness" / file
-        text = path.read_text()
-        assert old in text, f"{file} no longer contains {old!r}: update this meta test"
-        path.write_text(text + "\n\n" + new if old == END else text.replace(old, new, 1))
+    plant(copy / "tests" / "harness", PLANTS)
     planted = mypy("tests/harness", cwd=copy, cache_dir=copy / "cache")
     assert planted.returncode == 1, planted.stdout + planted.stderr
     errors = [line for line in planted.stdout.splitlines() if ": error: " in line]
     for _, _, _, named, message in PLANTS:
         assert any(line.startswith(f"tests/harness/{named}:") and message in line for line in errors), planted.stdout
+
+
+def test_planted_type_errors_in_test_modules_fail_and_the_unchanged_copies_pass(copy: Path):
+    checked = ("tests/e2e/support.py", "tests/unit/gateway")
+    unchanged = mypy(*checked, cwd=copy, cache_dir=copy / "cache")
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    plant(copy / "tests", TEST_PLANTS)
+    planted = mypy(*checked, cwd=copy, cache_dir=copy / "cache")
+    assert planted.returncode == 1, planted.stdout + planted.stderr
+    errors = [line for line in planted.stdout.splitlines() if ": error: " in line]
+    for _, _, _, named, message in TEST_PLANTS:
+        assert any(line.startswith(f"tests/{named}:") and message in line for line in errors), planted.stdout
+
+
+def plant(root: Path, plants: tuple[tuple[str, str, str, str, str], ...]) -> None:
+    for file, old, new, _, _ in plants:
+        path = root / file
+        text = path.read_text()
+        assert old in text, f"{file} no longer contains {old!r}: update this meta test"
+        path.write_text(text + "\n\n" + new if old == END else text.replace(old, new, 1))

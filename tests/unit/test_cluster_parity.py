@@ -325,7 +325,9 @@ def test_a_model_ca_bundle_ships_as_a_configmap_and_is_mounted_on_every_upgrade(
         name = model_ca.configmap_name(pem)
         assert path == model_ca.in_container_path(name)
         apply_at = next(i for i, call in enumerate(runner.calls) if "apply" in call and call[-2:] == ["-f", "-"])
-        configmap = json.loads(runner.inputs[apply_at])
+        applied = runner.inputs[apply_at]
+        assert applied is not None, "kubectl apply -f - was given no manifest on stdin"
+        configmap = json.loads(applied)
         assert (configmap["kind"], configmap["metadata"]["name"], configmap["data"]) == (
             "ConfigMap", name, {"ca.pem": pem.decode()},
         )  # fmt: skip

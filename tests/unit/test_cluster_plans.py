@@ -18,11 +18,12 @@ from harness.cluster import plans, state
 from harness.cluster.deploy import ClusterDeployment
 from harness.cluster.diagnostics import ClusterDiagnostics
 from harness.cluster.portforward import PortForward
-from harness.cluster.profile import InstallProfile, MaasSettings
+from harness.cluster.profile import InstallProfile
 from harness.cluster.rollout import RolloutFailed, RolloutWaiter, parse_workloads
 from harness.cluster.routes import route_urls
 from harness.cluster.runner import CommandResult, RecordingRunner
 from harness.cluster.secrets import keys_from_secret_list
+from harness.maas import MaasSettings
 from harness.redact import MASK, mask_secret_manifest
 from harness.targets import TargetOptions
 from harness.targets.existing import ExistingTarget
@@ -80,9 +81,15 @@ def cluster_runner(context: str, namespace: str, clusters: str = "", extra: dict
     return RecordingRunner(responses=responses)
 
 
-def make_kind(runner: RecordingRunner, clock: FakeClock, **kwargs: Any) -> KindTarget:
+class RecordedKind(KindTarget):
+    """A KindTarget that keeps the progress lines it says."""
+
+    lines: list[str]
+
+
+def make_kind(runner: RecordingRunner, clock: FakeClock, **kwargs: Any) -> RecordedKind:
     lines: list[str] = []
-    target = KindTarget(
+    target = RecordedKind(
         TargetOptions(**kwargs.pop("options", {})),
         runner=runner,
         waiter=clock.waiter(),
@@ -91,7 +98,7 @@ def make_kind(runner: RecordingRunner, clock: FakeClock, **kwargs: Any) -> KindT
         engine_ready=kwargs.pop("engine_ready", lambda: True),
         **kwargs,
     )
-    target.lines = lines  # type: ignore[attr-defined]
+    target.lines = lines
     return target
 
 

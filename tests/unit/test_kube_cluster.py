@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -190,7 +191,7 @@ def test_pki_serving_cert_names_and_client_identities(tmp_path: Path) -> None:
 
 
 def test_storage_has_one_default_class_and_hostpath_volumes(tmp_path: Path) -> None:
-    docs = storage.manifests(tmp_path, count=2)
+    docs = cast(list[dict[str, Any]], storage.manifests(tmp_path, count=2))  # nested manifests, read as JSON
     (sc,) = [d for d in docs if d["kind"] == "StorageClass"]
     assert sc["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
     pvs = [d for d in docs if d["kind"] == "PersistentVolume"]

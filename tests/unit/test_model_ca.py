@@ -40,7 +40,7 @@ def test_an_unreadable_or_non_pem_bundle_names_the_path(tmp_path: Path) -> None:
 def test_volume_values_mount_each_bundle_the_models_name_once_after_the_values_files_lists(tmp_path: Path) -> None:
     name = model_ca.configmap_name(PEM)
     path = model_ca.in_container_path(name)
-    models = {
+    models: dict[str, dict[str, Any]] = {
         "a": {"id": "x", "tlsVerify": path},
         "b": {"id": "y", "tlsVerify": path},
         "c": {"id": "z", "tlsVerify": False},

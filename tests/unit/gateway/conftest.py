@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from envoy_model import Clock, Gateway, Tier, chart_tiers
+
+from .envoy_model import Clock, Gateway, Tier, chart_tiers
 
 KEYS = [
     ("free", "alice", "k-free"),

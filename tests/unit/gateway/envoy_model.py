@@ -179,7 +179,7 @@ def streaming_server(total_tokens: int = 30) -> Upstream:
 
     def answer(headers: dict[str, str], body: str) -> tuple[int, list[tuple[str, str]], str]:
         doc = json.loads(body)
-        chunks = [{"choices": [{"delta": {"content": "ok"}}]}]
+        chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": "ok"}}]}]
         if (doc.get("stream_options") or {}).get("include_usage"):
             chunks.append({"choices": [], "usage": {"total_tokens": total_tokens}})
         text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
@@ -345,6 +345,7 @@ class Gateway:
                 if answer == DOWN:
                     local = self.local_reply(503, "upstream_unavailable", "service_unavailable")
                 else:
+                    assert callable(answer), f"upstream {answer!r} is neither a model server nor DOWN"
                     status_code, response_headers, response_body = answer(forwarded, sent)
                     usage = usage_from(dict(response_headers).get("content-type", ""), response_body)
                     if usage is not None:

@@ -9,7 +9,8 @@ import json
 from collections.abc import Callable
 
 import pytest
-from envoy_model import Clock, Gateway, Tier, model_server, streaming_server
+
+from .envoy_model import Clock, Gateway, Tier, model_server, streaming_server
 
 pytestmark = pytest.mark.unit
 

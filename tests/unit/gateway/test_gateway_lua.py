@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from envoy_model import DOWN, Clock, Gateway, Tier, model_server, streaming_server
+
+from .envoy_model import DOWN, Clock, Gateway, Tier, model_server, streaming_server
 
 pytestmark = pytest.mark.unit
 
