@@ -47,32 +47,29 @@ def copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
+Plant = tuple[str, str, str, str, str]
+
+
 def test_planted_type_errors_fail_and_the_unchanged_copy_passes(copy: Path):
-    unchanged = mypy("tests/harness", cwd=copy, cache_dir=copy / "cache")
-    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
-    plant(copy / "tests" / "harness", PLANTS)
-    planted = mypy("tests/harness", cwd=copy, cache_dir=copy / "cache")
-    assert planted.returncode == 1, planted.stdout + planted.stderr
-    errors = [line for line in planted.stdout.splitlines() if ": error: " in line]
-    for _, _, _, named, message in PLANTS:
-        assert any(line.startswith(f"tests/harness/{named}:") and message in line for line in errors), planted.stdout
+    assert_planted_errors_named(copy, "tests/harness", ("tests/harness",), PLANTS)
 
 
 def test_planted_type_errors_in_test_modules_fail_and_the_unchanged_copies_pass(copy: Path):
-    checked = ("tests/e2e/support.py", "tests/unit/gateway")
+    assert_planted_errors_named(copy, "tests", ("tests/e2e/support.py", "tests/unit/gateway"), TEST_PLANTS)
+
+
+def assert_planted_errors_named(copy: Path, root: str, checked: tuple[str, ...], plants: tuple[Plant, ...]) -> None:
+    """mypy passes on `checked` in the unchanged copy, then fails on it with each plant (file
+    paths under `root`) named at its file with its message."""
     unchanged = mypy(*checked, cwd=copy, cache_dir=copy / "cache")
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
-    plant(copy / "tests", TEST_PLANTS)
-    planted = mypy(*checked, cwd=copy, cache_dir=copy / "cache")
-    assert planted.returncode == 1, planted.stdout + planted.stderr
-    errors = [line for line in planted.stdout.splitlines() if ": error: " in line]
-    for _, _, _, named, message in TEST_PLANTS:
-        assert any(line.startswith(f"tests/{named}:") and message in line for line in errors), planted.stdout
-
-
-def plant(root: Path, plants: tuple[tuple[str, str, str, str, str], ...]) -> None:
     for file, old, new, _, _ in plants:
-        path = root / file
+        path = copy / root / file
         text = path.read_text()
         assert old in text, f"{file} no longer contains {old!r}: update this meta test"
         path.write_text(text + "\n\n" + new if old == END else text.replace(old, new, 1))
+    planted = mypy(*checked, cwd=copy, cache_dir=copy / "cache")
+    assert planted.returncode == 1, planted.stdout + planted.stderr
+    errors = [line for line in planted.stdout.splitlines() if ": error: " in line]
+    for _, _, _, named, message in plants:
+        assert any(line.startswith(f"{root}/{named}:") and message in line for line in errors), planted.stdout
