@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
-
 from harness.errors import HarnessError
+from harness.waiting import WaitPolicy, Waiter
 
 SERVICE_USER = "nobody"
 STARTING_UP_TIMEOUT_S = 30.0  # recovery/start-up on a loaded 2-core machine takes seconds, not minutes
+# Logins while PostgreSQL says "starting up": a short fixed poll, since start-up ends within seconds.
+STARTING_UP = WaitPolicy.fixed(STARTING_UP_TIMEOUT_S, 0.2)
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
 
 
@@ -128,7 +129,7 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
         raise HarnessError("pgvector: initdb failed: see its output above", detail=result.stderr[-2000:])
 
 
-def _connect_when_up(**params: Any) -> Any:
+def _connect_when_up(*, waiter: Waiter | None = None, **params: Any) -> Any:
     """Connect, waiting while PostgreSQL says "the database system is starting up": the
     readinessProbe (a TCP connect) passes as soon as it listens, before it accepts logins."""
     import psycopg2  # lazy: from the `local` extra, which a chart-only install lacks
@@ -136,10 +137,7 @@ def _connect_when_up(**params: Any) -> Any:
     def starting_up(error: BaseException) -> bool:
         return isinstance(error, psycopg2.OperationalError) and "starting up" in str(error)
 
-    retrying = Retrying(
-        retry=retry_if_exception(starting_up), stop=stop_after_delay(STARTING_UP_TIMEOUT_S), wait=wait_fixed(0.2),
-        reraise=True,
-    )  # fmt: skip
+    retrying = (waiter or Waiter()).retrying(STARTING_UP, error_if=starting_up)
     return retrying(psycopg2.connect, host="127.0.0.1", **params)
 
 
