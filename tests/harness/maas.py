@@ -14,14 +14,12 @@ errors that name the endpoint and what to do, never the key:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
-
-from tenacity import RetryCallState
+from dataclasses import dataclass
 
 from harness import http
 from harness.errors import MaasError as MaasError  # the MaaS family, named where MaaS calls live
 from harness.redact import redact
-from harness.waiting import WaitPolicy, Waiter
+from harness.waiting import Waiter, WaitPolicy
 
 # Values of MAAS_ENDPOINT that mean "the stand-in MaaS this repository runs" (harness.maas_standin).
 STANDIN = "standin"
@@ -103,8 +101,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def _wait(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
+def _wait(error: BaseException | None) -> float:
     asked = error.retry_after if isinstance(error, RetryableMaasError) else None
     return min(RETRY_AFTER_CAP_S, DEFAULT_RETRY_WAIT_S if asked is None else asked)
 
@@ -125,7 +122,7 @@ def get_models(
     """
     url = v1_url(endpoint) + "/models"
     retrying = (waiter or Waiter()).retrying(
-        replace(DISCOVERY, timeout=deadline_s),
+        DISCOVERY.within(deadline_s),
         error_if=lambda e: isinstance(e, RetryableMaasError),
         pause=_wait,
     )

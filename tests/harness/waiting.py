@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -42,6 +42,10 @@ class WaitPolicy:
         """The same pause between every two attempts (initial = cap)."""
         return cls(timeout, initial=interval, cap=interval)
 
+    def within(self, timeout: float) -> WaitPolicy:
+        """This policy's pauses with a timeout the caller was given."""
+        return replace(self, timeout=timeout)
+
 
 # Pulling images and starting the whole release on a fresh cluster (kind on a CI runner, the kube
 # lane on 2 cores) takes minutes; 15 minutes is generous without hanging a CI job for good.
@@ -59,6 +63,10 @@ class StopAfterDelay(stop_base):
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self.clock() - self.start >= self.max_delay
+
+
+def _paused_by(pause: Callable[[BaseException | None], float]) -> Callable[[RetryCallState], float]:
+    return lambda state: pause(state.outcome.exception() if state.outcome else None)
 
 
 class WaitTimeout(StackNotReady, TimeoutError):
@@ -79,14 +87,14 @@ class Waiter:
         on_result: Callable[[Any], bool] | None = None,
         on_error: tuple[type[BaseException], ...] = (),
         error_if: Callable[[BaseException], bool] | None = None,
-        pause: Callable[[RetryCallState], float] | None = None,
+        pause: Callable[[BaseException | None], float] | None = None,
     ) -> Retrying:
         """A tenacity Retrying for `policy`; after the timeout it returns the last result, or raises
         the last exception (never RetryError).
 
         Exceptions of the `on_error` types, or for which `error_if` is true, count as "not yet";
-        any other exception ends the wait at once. `pause(state)` replaces the policy's backoff when
-        the awaited service says how long to wait (a `Retry-After`).
+        any other exception ends the wait at once. `pause(last_error)` replaces the policy's backoff
+        when the awaited service says how long to wait (a `Retry-After`).
         """
         retry: retry_base = retry_if_exception_type(on_error)
         if error_if is not None:
@@ -95,7 +103,7 @@ class Waiter:
             retry = retry | retry_if_result(on_result)
         return Retrying(
             stop=StopAfterDelay(policy.timeout, self.clock, self.clock()),
-            wait=pause or wait_exponential(multiplier=policy.initial, min=policy.initial, max=policy.cap),
+            wait=_paused_by(pause) if pause else wait_exponential(policy.initial, min=policy.initial, max=policy.cap),
             sleep=self.sleep,
             retry=retry,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.waiting import WaitPolicy, Waiter
+from harness.waiting import Waiter, WaitPolicy
 
 SERVICE_USER = "nobody"
 STARTING_UP_TIMEOUT_S = 30.0  # recovery/start-up on a loaded 2-core machine takes seconds, not minutes
