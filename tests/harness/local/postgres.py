@@ -44,6 +44,10 @@ def installed_bin_dir() -> Path:
 
 
 def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
+    # The driver is loaded now, before anything starts, not on first connect: a Ctrl-C or SIGTERM
+    # that lands while its C extension initialises is lost (the start then runs on to the end).
+    import psycopg2  # noqa: F401  lazy: from the `local` extra, which a chart-only install lacks
+
     env = spec.env
     port = spec.args[spec.args.index("-p") + 1]
     run_as = SERVICE_USER if os.geteuid() == 0 else None
