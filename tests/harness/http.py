@@ -7,7 +7,7 @@
   URL and httpx's error.
 - Credentials: `key` is sent as `Authorization: Bearer`; without a key and without `headers`, the
   caller headers remembered for an authenticated llama-stack at that URL (`harness.llama_stack_auth`).
-- Timeouts are the named constants below; retries go through tenacity (`harness.maas`, the waits).
+- Timeouts are the named constants below; retries go through `harness.waiting` (`harness.maas`, the waits).
 """
 
 from __future__ import annotations

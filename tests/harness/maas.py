@@ -14,15 +14,12 @@ errors that name the endpoint and what to do, never the key:
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
 from harness import http
 from harness.errors import MaasError as MaasError  # the MaaS family, named where MaaS calls live
 from harness.redact import redact
+from harness.waiting import Waiter, WaitPolicy
 
 # Values of MAAS_ENDPOINT that mean "the stand-in MaaS this repository runs" (harness.maas_standin).
 STANDIN = "standin"
@@ -30,6 +27,9 @@ REQUEST_TIMEOUT_S = 10.0  # one MaaS request; real MaaS front doors answer /v1/m
 DISCOVERY_DEADLINE_S = 60.0  # all retries of one discovery together: a CI lane must not hang on a busy MaaS
 RETRY_AFTER_CAP_S = 30.0  # one wait at most, whatever Retry-After says; the deadline still bounds the sum
 DEFAULT_RETRY_WAIT_S = 1.0  # a 429 without Retry-After
+# One discovery's retries: the pause between them is the server's Retry-After (see `_wait`), so the
+# policy's backoff only documents the default; the deadline is DISCOVERY_DEADLINE_S.
+DISCOVERY = WaitPolicy.fixed(DISCOVERY_DEADLINE_S, DEFAULT_RETRY_WAIT_S)
 RETRIED_STATUSES = (429, 503)
 
 
@@ -101,8 +101,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def _wait(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
+def _wait(error: BaseException | None) -> float:
     asked = error.retry_after if isinstance(error, RetryableMaasError) else None
     return min(RETRY_AFTER_CAP_S, DEFAULT_RETRY_WAIT_S if asked is None else asked)
 
@@ -114,20 +113,18 @@ def get_models(
     verify: bool | str = True,
     deadline_s: float = DISCOVERY_DEADLINE_S,
     transport: http.Transport | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    waiter: Waiter | None = None,
 ) -> list[str]:
     """`GET <endpoint>/v1/models` with the key; the model ids listed. Raises `MaasError`.
 
     429/503 answers are retried after their `Retry-After` (capped at RETRY_AFTER_CAP_S) until
-    `deadline_s` has passed; the last error is raised then. `transport`/`sleep`: for tests.
+    `deadline_s` has passed; the last error is raised then. `transport`/`waiter`: for tests.
     """
     url = v1_url(endpoint) + "/models"
-    retrying = Retrying(
-        stop=stop_after_delay(deadline_s),
-        wait=_wait,
-        retry=retry_if_exception(lambda e: isinstance(e, RetryableMaasError)),
-        sleep=sleep,
-        reraise=True,
+    retrying = (waiter or Waiter()).retrying(
+        DISCOVERY.within(deadline_s),
+        error_if=lambda e: isinstance(e, RetryableMaasError),
+        pause=_wait,
     )
     with http.client(verify=verify, timeout=REQUEST_TIMEOUT_S, transport=transport) as client:
         return retrying(_get_once, client, url, api_key)

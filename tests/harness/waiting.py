@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    retry_if_result,
+    wait_exponential,
+)
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 
@@ -29,6 +36,15 @@ class WaitPolicy:
     timeout: float  # give up after this many seconds (stop_after_delay)
     initial: float = 1.0  # first pause between attempts
     cap: float = 15.0  # longest pause (wait_exponential max)
+
+    @classmethod
+    def fixed(cls, timeout: float, interval: float) -> WaitPolicy:
+        """The same pause between every two attempts (initial = cap)."""
+        return cls(timeout, initial=interval, cap=interval)
+
+    def within(self, timeout: float) -> WaitPolicy:
+        """This policy's pauses with a timeout the caller was given."""
+        return replace(self, timeout=timeout)
 
 
 # Pulling images and starting the whole release on a fresh cluster (kind on a CI runner, the kube
@@ -49,6 +65,10 @@ class StopAfterDelay(stop_base):
         return self.clock() - self.start >= self.max_delay
 
 
+def _paused_by(pause: Callable[[BaseException | None], float]) -> Callable[[RetryCallState], float]:
+    return lambda state: pause(state.outcome.exception() if state.outcome else None)
+
+
 class WaitTimeout(StackNotReady, TimeoutError):
     pass
 
@@ -66,14 +86,24 @@ class Waiter:
         *,
         on_result: Callable[[Any], bool] | None = None,
         on_error: tuple[type[BaseException], ...] = (),
+        error_if: Callable[[BaseException], bool] | None = None,
+        pause: Callable[[BaseException | None], float] | None = None,
     ) -> Retrying:
-        """A tenacity Retrying for `policy`; after the timeout it returns the last result (no RetryError)."""
+        """A tenacity Retrying for `policy`; after the timeout it returns the last result, or raises
+        the last exception (never RetryError).
+
+        Exceptions of the `on_error` types, or for which `error_if` is true, count as "not yet";
+        any other exception ends the wait at once. `pause(last_error)` replaces the policy's backoff
+        when the awaited service says how long to wait (a `Retry-After`).
+        """
         retry: retry_base = retry_if_exception_type(on_error)
+        if error_if is not None:
+            retry = retry | retry_if_exception(error_if)
         if on_result is not None:
             retry = retry | retry_if_result(on_result)
         return Retrying(
             stop=StopAfterDelay(policy.timeout, self.clock, self.clock()),
-            wait=wait_exponential(multiplier=policy.initial, min=policy.initial, max=policy.cap),
+            wait=_paused_by(pause) if pause else wait_exponential(policy.initial, min=policy.initial, max=policy.cap),
             sleep=self.sleep,
             retry=retry,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from harness import maas
+from harness.waiting import FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -31,26 +32,28 @@ def test_429_is_retried_after_the_servers_retry_after() -> None:
         httpx.Response(429, headers={"Retry-After": "1"}, json={"error": {"type": "rate_limit_exceeded"}}),
         httpx.Response(200, json=LISTING),
     )
-    slept: list[float] = []
-    ids = maas.get_models(ENDPOINT, KEY, transport=mock, sleep=slept.append)
+    clock = FakeClock()
+    ids = maas.get_models(ENDPOINT, KEY, transport=mock, waiter=clock.waiter())
     assert ids == ["meta-llama/Llama-3.2-3B-Instruct", "ibm-granite/granite"]
-    assert slept == [3.0, 1.0], f"waits did not follow Retry-After: {slept}"
+    assert clock.sleeps == [3.0, 1.0], f"waits did not follow Retry-After: {clock.sleeps}"
     assert [r.headers["authorization"] for r in seen] == [f"Bearer {KEY}"] * 3
     assert str(seen[0].url) == "https://maas.example/v1/models"
 
 
 def test_a_huge_retry_after_is_capped() -> None:
     mock, _ = transport(httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(200, json=LISTING))
-    slept: list[float] = []
-    maas.get_models(ENDPOINT, KEY, transport=mock, sleep=slept.append)
-    assert slept == [maas.RETRY_AFTER_CAP_S]
+    clock = FakeClock()
+    maas.get_models(ENDPOINT, KEY, transport=mock, waiter=clock.waiter())
+    assert clock.sleeps == [maas.RETRY_AFTER_CAP_S]
 
 
 def test_a_429_that_never_ends_fails_within_the_deadline() -> None:
-    mock, seen = transport(httpx.Response(429, headers={"Retry-After": "0.2"}, text="slow down"))
+    mock, seen = transport(httpx.Response(429, headers={"Retry-After": "7"}, text="slow down"))
+    clock = FakeClock()
     with pytest.raises(maas.MaasError, match=r"MaaS endpoint https://maas.example/v1/models answered 429") as caught:
-        maas.get_models(ENDPOINT, KEY, transport=mock, deadline_s=0.5)
-    assert 2 <= len(seen) <= 5, f"{len(seen)} attempts in a 0.5 s deadline with 0.2 s waits"
+        maas.get_models(ENDPOINT, KEY, transport=mock, waiter=clock.waiter())
+    # attempts at 0, 7, ... 63 s: the first one made at or past the 60 s deadline is the last
+    assert len(seen) == 10 and clock.now == 63.0, (len(seen), clock.now)
     assert KEY not in str(caught.value)
 
 

@@ -110,7 +110,7 @@ class RolloutWaiter:
     release: str
     context: str = ""
     policy: WaitPolicy = ROLLOUT
-    step_timeout_s: int = 30  # each `kubectl rollout status` call; tenacity retries until policy.timeout
+    step_timeout_s: int = 30  # each `kubectl rollout status` call; the Waiter retries until policy.timeout
     say: Say = print
 
     def workloads(self) -> list[Workload]:

@@ -23,18 +23,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
-
 from harness import http
 from harness.errors import ClusterError
 from harness.kube import binaries, config, netns, pki, storage, teardown
 from harness.kube.config import NODE_NAME, Layout
 from harness.local import processes
 from harness.tools import require
+from harness.waiting import Waiter, WaitPolicy, WaitTimeout
 
 RUN_DIR = binaries.KUBE_CACHE / "run"
 COMPONENT_TIMEOUT_S = 120.0  # one component from start to healthy (the API server takes ~20 s on a busy machine)
 NODE_READY_TIMEOUT_S = 180.0  # kubelet registration -> Ready and untainted
+# A component's health endpoint answers within moments of being up: poll every 0.5 s.
+COMPONENT_HEALTHY = WaitPolicy.fixed(COMPONENT_TIMEOUT_S, 0.5)
+# Each check of the node runs kubectl (a process start): once a second is often enough.
+NODE_READY = WaitPolicy.fixed(NODE_READY_TIMEOUT_S, 1.0)
 IMPORT_TIMEOUT_S = 600.0  # one `ctr images import` of a large archive
 CLIENTS = [
     pki.Client("admin", "rag-kube:admin", "system:masters"),
@@ -84,13 +87,6 @@ class Component:
     argv: list[str]
     healthy: Callable[[], bool]
     why: str
-
-
-def until_healthy(timeout_s: float, interval_s: float = 0.5) -> Retrying:
-    """Call a check until it returns True; an exception it raises stops the wait at once."""
-    return Retrying(
-        retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout_s), wait=wait_fixed(interval_s)
-    )
 
 
 def _get_ok(url: str, *, tls: ssl.SSLContext | None = None) -> bool:
@@ -355,8 +351,8 @@ class Cluster:
             return component.healthy()
 
         try:
-            until_healthy(COMPONENT_TIMEOUT_S)(check)
-        except RetryError as error:
+            Waiter().until(check, COMPONENT_HEALTHY, what=f"{component.name} healthy")
+        except WaitTimeout as error:
             raise KubeClusterError(
                 f"{component.name} not healthy after {COMPONENT_TIMEOUT_S:.0f}s; log {log}:\n{processes.log_tail(log)}"
             ) from error
@@ -420,8 +416,8 @@ class Cluster:
             return is_ready and not taints
 
         try:
-            until_healthy(NODE_READY_TIMEOUT_S, 1.0)(ready)
-        except RetryError as error:
+            Waiter().until(ready, NODE_READY, what=f"node {NODE_NAME} Ready")
+        except WaitTimeout as error:
             raise KubeClusterError(
                 f"node {NODE_NAME} not Ready and untainted after {NODE_READY_TIMEOUT_S:.0f}s ({last[0]}); "
                 f"kubelet log {self.layout.logs / 'kubelet.log'}"

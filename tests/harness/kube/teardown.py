@@ -24,13 +24,13 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.kube import netns
 from harness.kube.config import CNI_NETWORK, Layout
 from harness.paths import KUBE_BIN_DIR
+from harness.waiting import Waiter, WaitPolicy
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CNI_RESULTS = Path("/var/lib/cni/results")
@@ -45,6 +45,11 @@ STOP_ORDER = (
     "kube-apiserver",
 )
 GRACE_S = 10.0
+# Waits for the lane's processes to end: after SIGTERM every 0.2 s (daemons shut down gracefully in
+# a few seconds), after SIGKILL every 0.1 s (the kernel ends them within moments). The timeout is
+# the caller's grace.
+TERM_POLL = WaitPolicy.fixed(GRACE_S, 0.2)
+KILL_POLL = WaitPolicy.fixed(GRACE_S, 0.1)
 
 
 def _pids() -> Iterator[int]:
@@ -135,14 +140,13 @@ def _alive(pid: int) -> bool:
 
 def terminate(pids: list[int], grace_s: float = GRACE_S) -> None:
     """SIGTERM, wait up to grace_s, then SIGKILL the rest."""
+    def all_gone() -> bool:
+        return not any(_alive(p) for p in pids)
+
     kill(pids, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.2)
+    Waiter().retrying(TERM_POLL.within(grace_s), on_result=lambda gone: not gone)(all_gone)
     kill([p for p in pids if _alive(p)], signal.SIGKILL)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
+    Waiter().retrying(KILL_POLL.within(grace_s), on_result=lambda gone: not gone)(all_gone)
 
 
 def shim_socket(containerd_address: str, namespace: str, container_id: str) -> Path:

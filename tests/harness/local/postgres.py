@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
-
 from harness.errors import HarnessError
+from harness.waiting import Waiter, WaitPolicy
 
 SERVICE_USER = "nobody"
 STARTING_UP_TIMEOUT_S = 30.0  # recovery/start-up on a loaded 2-core machine takes seconds, not minutes
+# Logins while PostgreSQL says "starting up": a short fixed poll, since start-up ends within seconds.
+STARTING_UP = WaitPolicy.fixed(STARTING_UP_TIMEOUT_S, 0.2)
 STAGING_ROOT = Path(tempfile.gettempdir()) / "rag-maas-pgvector"
 
 
@@ -43,6 +44,10 @@ def installed_bin_dir() -> Path:
 
 
 def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
+    # The driver is loaded now, before anything starts, not on first connect: a Ctrl-C or SIGTERM
+    # that lands while its C extension initialises is lost (the start then runs on to the end).
+    import psycopg2  # noqa: F401  lazy: from the `local` extra, which a chart-only install lacks
+
     env = spec.env
     port = spec.args[spec.args.index("-p") + 1]
     run_as = SERVICE_USER if os.geteuid() == 0 else None
@@ -128,7 +133,7 @@ def _initdb(layout: Layout, user: str, password: str, run_as: str | None) -> Non
         raise HarnessError("pgvector: initdb failed: see its output above", detail=result.stderr[-2000:])
 
 
-def _connect_when_up(**params: Any) -> Any:
+def _connect_when_up(*, waiter: Waiter | None = None, **params: Any) -> Any:
     """Connect, waiting while PostgreSQL says "the database system is starting up": the
     readinessProbe (a TCP connect) passes as soon as it listens, before it accepts logins."""
     import psycopg2  # lazy: from the `local` extra, which a chart-only install lacks
@@ -136,10 +141,7 @@ def _connect_when_up(**params: Any) -> Any:
     def starting_up(error: BaseException) -> bool:
         return isinstance(error, psycopg2.OperationalError) and "starting up" in str(error)
 
-    retrying = Retrying(
-        retry=retry_if_exception(starting_up), stop=stop_after_delay(STARTING_UP_TIMEOUT_S), wait=wait_fixed(0.2),
-        reraise=True,
-    )  # fmt: skip
+    retrying = (waiter or Waiter()).retrying(STARTING_UP, error_if=starting_up)
     return retrying(psycopg2.connect, host="127.0.0.1", **params)
 
 

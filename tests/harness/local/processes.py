@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from harness import http
 from harness.errors import StackNotReady
 from harness.local.pods import Probe
+from harness.waiting import Waiter, WaitPolicy
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH", "TIKTOKEN_CACHE_DIR")
 
@@ -55,17 +55,19 @@ def run_to_completion(
     """Run an init container's program to its end (as the kubelet does before the pod's
     containers start); returns its exit code. Raises StartError when it outlives `timeout`."""
     proc = start(name, argv, env, log, cwd, run_as)
-    deadline = time.monotonic() + timeout
+
+    def exit_code() -> int | None:
+        done, status = os.waitpid(proc.pid, os.WNOHANG)
+        return os.waitstatus_to_exitcode(status) if done else None
+
     try:
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(proc.pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-            time.sleep(0.1)
+        code = Waiter().retrying(EXIT_POLL.within(timeout), on_result=lambda c: c is None)(exit_code)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM): the init container goes with its start
         with signals_held():
             stop(proc.pid)
         raise
+    if code is not None:
+        return code
     stop(proc.pid)
     raise StartError(f"{name} did not finish within {timeout:.0f}s; end of {log}:\n{log_tail(log)}")
 
@@ -123,6 +125,9 @@ def probe_ok(probe: Probe) -> bool:
 
 STOP_GRACE_S = 10.0  # SIGTERM to SIGKILL, as a pod's terminationGracePeriodSeconds (30 s) but shorter for tests
 KILL_WAIT_S = 5.0  # SIGKILL to gone: the kernel needs a moment to tear down a large process
+# Polls of a process we wait on (an init container's exit, a stopped group's end); the timeout is
+# the caller's. A tight 0.1 s: these end within moments, and every pause adds to a start or stop.
+EXIT_POLL = WaitPolicy.fixed(STOP_GRACE_S, 0.1)
 
 
 def stop(pid: int, timeout: float = STOP_GRACE_S) -> None:
@@ -143,14 +148,11 @@ def stop(pid: int, timeout: float = STOP_GRACE_S) -> None:
 
 
 def _wait_group_gone(pgid: int, pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
+    def gone() -> bool:
         alive(pid)  # reap our own child, or it stays a zombie in the group
-        if not _group_alive(pgid):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+        return not _group_alive(pgid)
+
+    return bool(Waiter().retrying(EXIT_POLL.within(timeout), on_result=lambda done: not done)(gone))
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
