@@ -16,7 +16,7 @@ export RAG_REQUIRE_TOOLS ?= 1
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench mutation clean clean-charts
+.PHONY: help bootstrap up down status test test-kube test-model test-charts test-unit e2e lint docs bench mutation clean clean-charts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,11 @@ test: bootstrap ## run every test that can run here: charts, unit, local stack, 
 # network namespace, and nothing outside that namespace (a real MaaS) is reachable from the pods.
 test-kube: bootstrap ## the kube lane: a real single-node Kubernetes built here (root), e2e suite (MaaS lane with the stand-in MaaS) + lane tests
 	@$(call PYTEST,tests/e2e tests/kube --target kube --maas-endpoint standin --capture=tee-sys $(PYTEST_ARGS))
+
+# Opt-in, not part of make test: installs about 560 MB into .cache/model on first use (hash-pinned).
+test-model: bootstrap ## the real-model lane: a small real model (llama.cpp) behind the gateway answers RAG questions
+	@scripts/install-model.sh $(VENV) $(CACHE)/model
+	@RAG_MODEL_LANE=1 $(call PYTEST,tests/model $(PYTEST_ARGS))
 
 test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 	@$(call PYTEST,tests/charts $(PYTEST_ARGS))
