@@ -53,10 +53,10 @@ test: bootstrap ## run every test that can run here: charts, unit, local stack, 
 test-kube: bootstrap ## the kube lane: a real single-node Kubernetes built here (root), e2e suite (MaaS lane with the stand-in MaaS) + lane tests
 	@$(call PYTEST,tests/e2e tests/kube --target kube --maas-endpoint standin --capture=tee-sys $(PYTEST_ARGS))
 
-# Opt-in, not part of make test: installs about 560 MB into .cache/model on first use (hash-pinned).
+# Opt-in, not part of make test: installs about 510 MB into .cache/model on first use (hash-pinned).
 test-model: bootstrap ## the real-model lane: a small real model (llama.cpp) behind the gateway answers RAG questions
 	@scripts/install-model.sh $(VENV) $(CACHE)/model
-	@RAG_MODEL_LANE=1 $(call PYTEST,tests/model $(PYTEST_ARGS))
+	@RAG_MODEL_LANE=1 $(call PYTEST,tests/model tests/meta/test_model_lane_detected.py $(PYTEST_ARGS))
 
 test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 	@$(call PYTEST,tests/charts $(PYTEST_ARGS))

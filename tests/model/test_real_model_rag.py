@@ -19,7 +19,7 @@ import pytest
 from harness import http, real_model
 from harness.pytest_plugin import openai_llama_client
 
-from .conftest import Lane
+from .lane import Lane
 
 pytestmark = [pytest.mark.model, pytest.mark.rag]
 
@@ -134,9 +134,9 @@ def assert_grounded(answer: str, fact: Fact) -> None:
 
 @pytest.mark.parametrize("fact", ASKED, ids=lambda f: f.marker)
 def test_chat_with_retrieved_context_states_the_fact(client: openai.OpenAI, store: Store, fact: Fact) -> None:
-    """Search the store, pass the top results as context, ask: the answer states the fact.
-    Three results of six: retrieval must rank the fact's document among them."""
-    results = client.vector_stores.search(store.id, query=fact.question, max_num_results=3).data
+    """Search the store, pass the top result as context, ask: the answer states the fact. One
+    result of six: retrieval must rank the fact's document first."""
+    results = client.vector_stores.search(store.id, query=fact.question, max_num_results=1).data
     context = "\n\n".join(part.text for r in results for part in r.content)
     assert_grounded(chat(client, fact.question, context), fact)
 
@@ -148,6 +148,11 @@ def test_without_the_documents_the_fact_is_not_stated(client: openai.OpenAI, fac
     assert fact.marker not in answer.lower(), f"the model states {fact.marker!r} without the documents: {answer!r}"
 
 
+# Switched off until the lane's model calls tools: Qwen2.5-Coder-0.5B answers a tools request with a
+# JSON code block instead of a <tool_call> tag, and llama.cpp does not force a call under
+# tool_choice "required", so llama-stack sees a plain message and never searches. strict: the
+# test fails as soon as it passes, so the marker comes off with the fix.
+@pytest.mark.xfail(strict=True, reason="the lane's model does not emit tool calls: no file_search call is made")
 def test_responses_file_search_states_the_fact(client: openai.OpenAI, store: Store) -> None:
     fact = ASKED[0]
     response = client.responses.create(
