@@ -28,7 +28,7 @@ SITE_DIR = MODEL_DIR / "site"  # the lane's wheels (xllamacpp, the weight parts)
 MODEL_FILE = MODEL_DIR / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 # sha256 of the joined GGUF; scripts/install-model.sh checks the same value before use.
 MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-MODEL_ID = "qwen2.5-coder-0.5b-instruct"  # the id it serves; values/real-model.yaml registers it
+MODEL_ID = "qwen2.5-coder-0.5b-instruct"  # the id it serves; tests/model/real-model.yaml registers it
 CONTEXT_TOKENS = 4096  # the retrieved chunks plus the question and a short answer
 # One thread per phase: llama.cpp's spin-waiting threads starve when the other core is busy.
 THREADS = 1

@@ -1,4 +1,4 @@
-"""Start and stop the real-model lane's stack: a local stack (run `model-lane`, values/real-model.yaml)
+"""Start and stop the real-model lane's stack: a local stack (run `model-lane`, tests/model/real-model.yaml)
 whose gateway sends model calls to the real model, started first on the model server's port.
 
 The lane's tests reuse a lane stack that is already running (the meta tests start one with a part
@@ -16,11 +16,12 @@ from harness import real_model
 from harness.endpoints import Endpoints
 from harness.local.ports import Ports
 from harness.loopback import free_ports
-from harness.paths import values_file
 from harness.targets.base import TargetOptions
 from harness.targets.local import LocalTarget
 
 RUN_NAME = "model-lane"
+# The lane's overlay over values/local.yaml: harness-only (it needs the model process started here).
+OVERLAY = Path(__file__).with_name("real-model.yaml")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def running(run_name: str = RUN_NAME) -> Lane | None:
 def started(*, run_name: str = RUN_NAME, extra: tuple[Path, ...] = (), model: bool = True) -> Iterator[Lane]:
     """The lane stack with the real model behind its gateway; `model=False` starts no model (an
     overlay in `extra` puts another server on the model server's port)."""
-    options = TargetOptions(values=[values_file("real-model"), *extra], run_name=run_name)
+    options = TargetOptions(values=[OVERLAY, *extra], run_name=run_name)
     (port,) = free_ports(1)
     target = LocalTarget(options, Ports(model_server=port))
     target.run.root.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from .lane import Lane
 
 pytestmark = [pytest.mark.model, pytest.mark.rag]
 
-MODEL = f"maas/{real_model.MODEL_ID}"  # values/real-model.yaml: global.models.maas
+MODEL = f"maas/{real_model.MODEL_ID}"  # tests/model/real-model.yaml: global.models.maas
 ANSWER_TOKENS = 48  # one short sentence
 ANSWER_MAX_WORDS = 40  # longer than any grounded one-sentence answer, shorter than the documents
 CALL_TIMEOUT_S = 180.0  # one answer on a shared 2-core CPU: a cold prompt of a few hundred tokens
