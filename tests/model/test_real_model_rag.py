@@ -155,10 +155,12 @@ def test_without_the_documents_the_fact_is_not_stated(client: openai.OpenAI, fac
     assert fact.marker not in answer.lower(), f"the model states {fact.marker!r} without the documents: {answer!r}"
 
 
-# Switched off until the lane's model calls tools: Qwen2.5-Coder-0.5B answers a tools request with a
-# JSON code block instead of a <tool_call> tag, and llama.cpp does not force a call under
-# tool_choice "required", so llama-stack sees a plain message and never searches. strict: the
-# test fails as soon as it passes, so the marker comes off with the fix.
+# Switched off until the lane's model calls tools: Qwen2.5-Coder-0.5B answers a tools request in
+# plain text, or, told to search first (even shown the <tool_call> tags its template asks for), with
+# a bare JSON object without the tags; llama.cpp does not constrain the output under tool_choice
+# "required" (sent here, and by llama-stack on the first turn) and reads the untagged JSON as text,
+# so llama-stack sees a plain message and never searches. strict: the test fails as soon as it
+# passes, so the marker comes off with the fix.
 @pytest.mark.xfail(strict=True, reason="the lane's model does not emit tool calls: no file_search call is made")
 def test_responses_file_search_states_the_fact(client: openai.OpenAI, store: Store) -> None:
     fact = ASKED[0]
