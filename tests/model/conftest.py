@@ -1,5 +1,6 @@
-"""The real-model lane (tests/model/lane.py). Opt-in: `make test-model` sets RAG_MODEL_LANE=1 after
-installing the model; without it every test here skips, saying so. RAG_MODEL_LANE_RUN names the
+"""The real-model lane (tests/model/lane.py), its own pytest run: `make test-model` (which
+`make test` runs) sets RAG_MODEL_LANE=1 after installing the model; without it every test here
+skips, saying so. RAG_MODEL_LANE_RUN names the
 lane stack's run folder (default `model-lane`): the meta tests run the lane against broken ones."""
 
 from __future__ import annotations
