@@ -72,13 +72,16 @@ class ModelSpec:
     provider: str = DEFAULT_PROVIDER
     enabled: bool = True
     tls_verify: bool | str = True  # False, or a CA bundle path, for a MaaS with a private CA
+    upstream_model: str = ""  # the name sent to the server when it differs from `id`
 
     @property
     def llama_stack_id(self) -> str:
-        return f"{self.key}/{self.id}"
+        return f"{self.key}/{self.upstream_model or self.id}"
 
     def to_values(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": self.id, "url": self.url, "enabled": self.enabled, "provider": self.provider}
+        if self.upstream_model:
+            entry["upstreamModel"] = self.upstream_model
         if self.secret_ref:
             entry["apiTokenSecretRef"] = {"name": self.secret_ref[0], "key": self.secret_ref[1]}
         elif self.api_token:
@@ -110,6 +113,12 @@ class Report:
         lines += [f"  removed     {m}" for m in self.removed]
         lines += [f"  MISSING     {m}: {why}" for m, why in self.missing.items()]
         return "\n".join(lines)
+
+
+def listed_id(key: str, entry: dict[str, Any]) -> str:
+    """How llama-stack 0.7.3 lists a `global.models` entry: `<key>/<upstreamModel or id>` (it names
+    a model after the provider's model id, not the public id)."""
+    return f"{key}/{entry.get('upstreamModel') or entry['id']}"
 
 
 def model_key(model_id: str, prefix: str = "maas") -> str:
