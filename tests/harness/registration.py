@@ -3,7 +3,7 @@
 llama-stack 0.7 removed `POST /v1/models`, so "register" means: compute the desired
 models, merge them into what the target has applied (`Target.applied_models()`: the run's
 models file locally, `helm get values` on a cluster), apply the result (config + restart
-locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<id>` and
+locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<upstreamModel or id>` and
 every API the tests use answers. Registration is additive: it changes only the entries it
 was asked to add or remove, so models registered by the session, a test or a release
 engineer survive each other's registrations. A server older than 0.7 still has the
