@@ -22,6 +22,7 @@ from .test_rag import CORPUS, embedding_model, pgvector_provider, wait_ingested
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
 
 EXTRA_KEY = "e2e-extra"  # the model the add/remove test registers and removes
+EXTRA_ID = "e2e-extra-model"  # its public id
 ALIAS_KEY = "e2e-alias"  # the model the upstreamModel test registers under a public id of its own
 ALIAS_ID = "e2e-public-alias"
 # global.models fields that llama-stack registers as the model's metadata
@@ -89,7 +90,8 @@ def test_llama_stack_shows_the_catalog_metadata(harness_state, llama_stack_url: 
 
 @pytest.fixture
 def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model: str) -> Iterator[reg.ModelSpec]:
-    """A second provider for a model that exists: the MaaS, or the stack's own gateway."""
+    """A second provider for a model that exists (the MaaS, or the stack's own gateway), under a
+    public id of its own."""
     verify: bool | str = True
     if maas.configured:
         url, token, verify = maas.endpoint, maas.api_key, maas.tls_verify
@@ -102,7 +104,9 @@ def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model:
             f"needs MAAS_ENDPOINT/MAAS_API_KEY: the {harness_state.target_name} target exposes no gateway URL "
             "that llama-stack can reach (Endpoints.in_cluster_gateway_url is empty)"
         )
-    yield reg.ModelSpec(EXTRA_KEY, chat_model.split("/", 1)[1], reg.v1_url(url), api_token=token, tls_verify=verify)
+    # A public id of its own (the chart refuses two entries with one id), served by the same model.
+    served = chat_model.split("/", 1)[1]
+    yield reg.ModelSpec(EXTRA_KEY, EXTRA_ID, reg.v1_url(url), api_token=token, tls_verify=verify, upstream_model=served)
 
 
 @dataclass
@@ -196,12 +200,13 @@ def test_a_model_under_its_own_public_id_answers_from_its_upstream_model(
 ) -> None:
     """`upstreamModel` is the name sent to the server: a public id the server does not serve still
     answers, and llama-stack keeps the public id in the model's metadata."""
-    alias = dataclasses.replace(extra_model, key=ALIAS_KEY, id=ALIAS_ID, upstream_model=extra_model.id)
+    alias = dataclasses.replace(extra_model, key=ALIAS_KEY, id=ALIAS_ID)
     added = reg.register(target, llama_stack_url, {alias.key: alias}, timeout=60)
     try:
         assert added.ok and added.registered == [alias.llama_stack_id], added.render()
         metadata = listed_metadata(llama_stack_url)[alias.llama_stack_id]
-        assert (metadata.get("publicId"), metadata.get("provider_resource_id")) == (ALIAS_ID, extra_model.id), metadata
+        shown = (metadata.get("publicId"), metadata.get("provider_resource_id"))
+        assert shown == (ALIAS_ID, alias.upstream_model), metadata
         reply = openai_llama.chat.completions.create(
             model=alias.llama_stack_id, messages=[{"role": "user", "content": "Say OK."}], max_tokens=8
         )

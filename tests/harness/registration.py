@@ -121,6 +121,17 @@ def listed_id(key: str, entry: dict[str, Any]) -> str:
     return f"{key}/{entry.get('upstreamModel') or entry['id']}"
 
 
+def declared_elsewhere(applied: Models, ids: Iterable[str]) -> dict[str, str]:
+    """Of `ids`, those an enabled entry of `applied` already declares as its public id: id -> the
+    name llama-stack lists it under."""
+    wanted = set(ids)
+    return {
+        str(entry["id"]): listed_id(key, entry)
+        for key, entry in applied.items()
+        if entry and entry.get("enabled", True) and entry.get("id") in wanted
+    }
+
+
 def model_key(model_id: str, prefix: str = "maas") -> str:
     """A `global.models` key (a DNS-label-like provider id) derived from a model id."""
     slug = _KEY_CHARS.sub("-", model_id.lower()).strip("-")
@@ -359,10 +370,24 @@ def register_maas(
     # The stack's own gateway: llama-stack holds no key of it (each call carries its caller's);
     # the key above only listed the models.
     token = "" if provider == DEFAULT_PROVIDER else settings.api_key
+    # A public id names one catalog entry (the chart refuses two): an id the values already declare
+    # under another key is that entry's model, not a new one.
+    declared = declared_elsewhere(target.applied_models(), served)
     desired = declared_specs(
-        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider
+        [i for i in served if i not in declared],
+        settings.endpoint,
+        api_token=token,
+        tls_verify=settings.tls_verify,
+        provider=provider,
     )
     report = register(target, llama_stack_url, desired, timeout=timeout)
+    if declared:
+        now_listed = set(list_models(llama_stack_url, timeout=REQUEST_TIMEOUT_S))
+        for model, name in declared.items():
+            if name in now_listed:
+                report.already.append(name)
+            else:
+                report.missing[name] = f"{model} is declared as {name}, which llama-stack does not list"
     report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})
     return report
 

@@ -264,3 +264,21 @@ def test_registration_waits_for_every_route_the_workflows_use(serve: Any) -> Non
     report = reg.register(RecordingTarget(state), serve(state), {SPEC.key: SPEC}, timeout=2)
     assert not report.ok, "a restart whose stores do not answer counted as ready"
     assert "/v1/files?limit=1" in report.missing["llama-stack"], report.render()
+
+
+def test_spec_with_upstream_model_is_listed_under_it() -> None:
+    spec = reg.ModelSpec("alias", "public-name", "https://maas.example/v1", upstream_model="served-name")
+    assert spec.llama_stack_id == "alias/served-name"
+    assert spec.to_values()["upstreamModel"] == "served-name"
+    assert "upstreamModel" not in SPEC.to_values()
+    assert reg.listed_id("alias", spec.to_values()) == "alias/served-name"
+    assert reg.listed_id(SPEC.key, SPEC.to_values()) == "maas-granite/granite-8b"
+
+
+def test_ids_declared_under_another_key_are_not_registered_again() -> None:
+    """The chart refuses two entries with one public id: MaaS registration reuses the declared one."""
+    applied = {
+        "external": {"id": "granite-8b", "url": "https://maas.example/v1"},
+        "off": {"id": "llama-3b", "url": "https://maas.example/v1", "enabled": False},
+    }
+    assert reg.declared_elsewhere(applied, ["granite-8b", "llama-3b", "other"]) == {"granite-8b": "external/granite-8b"}
