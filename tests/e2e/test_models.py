@@ -196,11 +196,13 @@ def test_maas_models_are_registered_and_answer(maas, registration, openai_llama)
 
 
 def test_a_model_under_its_own_public_id_answers_from_its_upstream_model(
-    target, llama_stack_url: str, extra_model: reg.ModelSpec, openai_llama
+    target, llama_stack_url: str, extra_model: reg.ModelSpec, openai_llama, maas
 ) -> None:
     """`upstreamModel` is the name sent to the server: a public id the server does not serve still
     answers, and llama-stack keeps the public id in the model's metadata."""
-    alias = dataclasses.replace(extra_model, key=ALIAS_KEY, id=ALIAS_ID)
+    # An external MaaS takes its own key, not the caller's: llama-stack calls it through remote::openai.
+    provider = reg.EXTERNAL_PROVIDER if maas.configured else extra_model.provider
+    alias = dataclasses.replace(extra_model, key=ALIAS_KEY, id=ALIAS_ID, provider=provider)
     added = reg.register(target, llama_stack_url, {alias.key: alias}, timeout=60)
     try:
         assert added.ok and added.registered == [alias.llama_stack_id], added.render()

@@ -277,7 +277,7 @@ def test_spec_with_upstream_model_is_listed_under_it() -> None:
 
 def test_ids_declared_under_another_key_are_not_registered_again() -> None:
     """The chart refuses two entries with one public id: MaaS registration reuses the declared one."""
-    applied = {
+    applied: reg.Models = {
         "external": {"id": "granite-8b", "url": "https://maas.example/v1"},
         "off": {"id": "llama-3b", "url": "https://maas.example/v1", "enabled": False},
     }
