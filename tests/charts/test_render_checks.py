@@ -257,7 +257,7 @@ def test_keys_differing_by_punctuation_get_their_own_token(helm: HelmBinary, ren
 
 # --- catalog metadata and upstreamModel ------------------------------------------------------------
 
-CATALOG = {
+CATALOG: dict[str, Any] = {
     "displayName": "Model One",
     "description": "A small chat model",
     "category": "chat",
