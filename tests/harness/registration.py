@@ -121,14 +121,15 @@ def listed_id(key: str, entry: dict[str, Any]) -> str:
     return f"{key}/{entry.get('upstreamModel') or entry['id']}"
 
 
-def declared_elsewhere(applied: Models, ids: Iterable[str]) -> dict[str, str]:
-    """Of `ids`, those an enabled entry of `applied` already declares as its public id: id -> the
-    name llama-stack lists it under."""
+def declared_elsewhere(declared: Models, ids: Iterable[str]) -> set[str]:
+    """Of `ids`, those an enabled entry of `declared` already uses as its public id under a key
+    other than the one registration gives that id (`model_key`): the chart refuses a second
+    entry with the same public id."""
     wanted = set(ids)
     return {
-        str(entry["id"]): listed_id(key, entry)
-        for key, entry in applied.items()
-        if entry and entry.get("enabled", True) and entry.get("id") in wanted
+        str(entry["id"])
+        for key, entry in declared.items()
+        if entry and entry.get("enabled", True) and entry.get("id") in wanted and key != model_key(str(entry["id"]))
     }
 
 
@@ -195,11 +196,25 @@ def declared_specs(
     secret_ref: tuple[str, str] | None = None,
     provider: str = DEFAULT_PROVIDER,
     tls_verify: bool | str = True,
+    taken: Set[str] = frozenset(),
 ) -> dict[str, ModelSpec]:
-    """Desired models, keyed like `global.models`, for ids served at one endpoint."""
+    """Desired models, keyed like `global.models`, for ids served at one endpoint.
+
+    An id in `taken` (another entry's public id) gets the entry's key as its public id and keeps
+    the served id as `upstreamModel`: llama-stack lists it under the same name either way."""
     url = v1_url(endpoint)
     specs = [
-        ModelSpec(model_key(m), m, url, api_token, secret_ref, provider, tls_verify=tls_verify) for m in model_ids_
+        ModelSpec(
+            model_key(m),
+            model_key(m) if m in taken else m,
+            url,
+            api_token,
+            secret_ref,
+            provider,
+            tls_verify=tls_verify,
+            upstream_model=m if m in taken else "",
+        )
+        for m in model_ids_
     ]
     return {s.key: s for s in specs}
 
@@ -354,13 +369,19 @@ def register_maas(
     ids: Iterable[str] = (),
     timeout: float = 120,
     provider: str = EXTERNAL_PROVIDER,
+    declared: Models | None = None,
 ) -> Report:
     """Register MaaS models: `ids`, or what the MaaS lists (every one with `discover_all`,
     else MAAS_MODEL or every one). Discovery errors become `missing` entries, key redacted.
 
     `provider`: `openai` (default) for an external MaaS, whose keys callers do not hold:
     llama-stack calls it with `settings.api_key`. `vllm` for the stack's own gateway: callers'
-    calls then carry their own key (see harness.llama_stack_auth)."""
+    calls then carry their own key (see harness.llama_stack_auth).
+
+    `declared`: the `global.models` the target's values files declare (`base_models`), when
+    `target.applied_models()` does not include them (the local target's holds only what
+    registrations applied)."""
+    declared = declared or {}
     try:
         listed = discover_models(settings.endpoint, settings.api_key, verify=settings.tls_verify)
         requested = list(dict.fromkeys(ids)) or maas.select_models(listed, "" if discover_all else settings.model)
@@ -370,24 +391,16 @@ def register_maas(
     # The stack's own gateway: llama-stack holds no key of it (each call carries its caller's);
     # the key above only listed the models.
     token = "" if provider == DEFAULT_PROVIDER else settings.api_key
-    # A public id names one catalog entry (the chart refuses two): an id the values already declare
-    # under another key is that entry's model, not a new one.
-    declared = declared_elsewhere(target.applied_models(), served)
+    # A public id names one catalog entry (the chart refuses two): a served id that the values
+    # already declare under another key is registered under a public id of its own, calling the
+    # MaaS's model by its served name. The declared entry may be another server's model.
+    applied = target.applied_models()
+    merged = {key: {**(declared.get(key) or {}), **(applied.get(key) or {})} for key in {*declared, *applied}}
+    taken = declared_elsewhere(merged, served)
     desired = declared_specs(
-        [i for i in served if i not in declared],
-        settings.endpoint,
-        api_token=token,
-        tls_verify=settings.tls_verify,
-        provider=provider,
+        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider, taken=taken
     )
     report = register(target, llama_stack_url, desired, timeout=timeout)
-    if declared:
-        now_listed = set(list_models(llama_stack_url, timeout=REQUEST_TIMEOUT_S))
-        for model, name in declared.items():
-            if name in now_listed:
-                report.already.append(name)
-            else:
-                report.missing[name] = f"{model} is declared as {name}, which llama-stack does not list"
     report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})
     return report
 
