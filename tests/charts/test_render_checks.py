@@ -299,6 +299,16 @@ def test_upstream_model_is_the_name_sent_to_the_server(helm: HelmBinary, rendere
     assert provider_entry["config"]["allowed_models"] == ["served-name"], provider_entry
 
 
+def test_helm_test_expects_each_model_under_its_listed_name(helm: HelmBinary, renderer: Renderer) -> None:
+    """`helm test` checks llama-stack lists each model as it names it: <key>/<upstreamModel or id>."""
+    values = model(upstreamModel="served-name")
+    values["global"]["models"]["m2"] = {"id": "m2", "url": "http://vllm.example.svc:8000/v1"}
+    docs = render_ok(renderer, helm, "llama-stack", values=values)
+    envs = [e for pod in _test_pods(docs) for c in pod["spec"]["containers"] for e in c.get("env") or []]
+    (expected,) = [json.loads(e["value"]) for e in envs if e["name"] == "EXPECTED_MODELS"]
+    assert {"m1/served-name", "m2/m2"} <= set(expected) and "m1/m1" not in expected, expected
+
+
 # --- tlsVerify on remote::openai ------------------------------------------------------------------
 
 
