@@ -84,6 +84,12 @@ BREAKS = {
         "allowed_models: [{{ $m.id | toJson }}]\n            max_tokens",
         (lambda helm, r: checks.test_upstream_model_is_the_name_sent_to_the_server(helm, r, "vllm"),),
     ),
+    "helm test expects the public id instead of the listed name": Break(
+        "llama-stack/templates/tests/test-models.yaml",
+        '(printf "%s/%s" $key ($m.upstreamModel | default $m.id))',
+        '(printf "%s/%s" $key $m.id)',
+        (checks.test_helm_test_expects_each_model_under_its_listed_name,),
+    ),
     "token env names without the key hash": Break(
         "llama-stack/templates/_helpers.tpl",
         "(sha256sum . | trunc 8 | upper)",
