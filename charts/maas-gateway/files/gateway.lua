@@ -376,7 +376,10 @@ local function on_request(handle)
   headers:remove("authorization")
 
   if ROUTE_BY_MODEL then
+    -- Envoy picked the route (and read cluster_header) before this step ran, with whatever the
+    -- client sent: name the default cluster and have the route picked again.
     headers:replace(ROUTE_HEADER, DEFAULT_CLUSTER)
+    handle:clearRouteCache()
     if models then
       -- Answered from the catalog on the way back; the request still goes to the default model
       -- server, so the answer carries the key's budget headers like any listing.
