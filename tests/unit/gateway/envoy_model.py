@@ -357,7 +357,7 @@ class Gateway:
                 if isinstance(upstream, dict):
                     # Envoy's route: the static maas_upstream, or cluster_header on the catch-all
                     # route when routing by model (read when the route was last picked).
-                    cluster = "maas_upstream"
+                    cluster: str | None = "maas_upstream"
                     if route == "model" and self.models is not None:
                         cluster = (
                             request.route_header
