@@ -101,7 +101,7 @@ REJECTIONS = [
     # Keys of the next increment: nothing enforces them yet, so the schema must not accept them.
     *(
         Rejection(f"catalog-{field}-not-yet", "llama-stack", models(**{field: value}), models(), field)
-        for field, value in (("tiers", ["premium"]), ("limits", {"rpm": 10}), ("tokenCost", {"output": 4}))
+        for field, value in (("limits", {"rpm": 10}), ("tokenCost", {"output": 4}))
     ),
     # Typos in keys the templates read one by one, which would otherwise be dropped silently.
     Rejection(
