@@ -255,6 +255,15 @@ def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
     return {key: entry for key, entry in merged.items() if entry and entry.get("enabled", True) and entry.get("id")}
 
 
+def routing_upstreams(target_name: str, overlays: Iterable[Path] = ()) -> dict[str, dict[str, Any]]:
+    """`maas-gateway.routing.upstreams` of the target's values overlay plus extra overlays, merged
+    (entries set to null by a later file are dropped, as Helm drops them)."""
+    own = TARGET_OVERLAY.get(target_name, target_name)
+    values = read_values([VALUES_DIR / f"{own}.yaml", *overlays])
+    upstreams = ((values.get("maas-gateway") or {}).get("routing") or {}).get("upstreams") or {}
+    return {key: entry for key, entry in upstreams.items() if entry}
+
+
 def as_llama_stack_sees_it(target: AppliesModels, desired: Mapping[str, ModelSpec]) -> dict[str, ModelSpec]:
     """`desired` with each CA bundle path (tlsVerify) replaced by the path llama-stack reads it at:
     the same path on the local target; on a cluster, the bundle mounted from a ConfigMap."""

@@ -140,7 +140,7 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- if and .Values.routing.byModel (ne .Values.mode "standalone") }}
 {{- $bad = append $bad "routing.byModel: true needs mode: standalone; kuadrant mode does not route by model yet (see the README's mode table); set it to false" }}
 {{- end }}
-{{- range $key, $_ := .Values.routing.upstreams }}
+{{- range $key, $_ := (.Values.routing.upstreams | default dict) }}
 {{- if not (hasKey $catalog $key) }}
 {{- $bad = append $bad (printf "routing.upstreams.%s: no enabled catalog entry global.models.%s; use the key of an entry of global.models" $key $key) }}
 {{- end }}
@@ -192,7 +192,7 @@ Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
 {{- range $field := list "displayName" "description" "category" "contextLength" "capabilities" "supportsStreaming" "availability" }}
 {{- if hasKey $m $field }}{{ $_ := set $meta $field (get $m $field) }}{{ end }}
 {{- end }}
-{{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey $.Values.routing.upstreams $key)) "served" ($m.upstreamModel | default $m.id) "meta" $meta }}
+{{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey ($.Values.routing.upstreams | default dict) $key)) "served" ($m.upstreamModel | default $m.id) "meta" $meta }}
 {{- if hasKey $m "tiers" }}{{ $_ := set $entry "tiers" $m.tiers }}{{ end }}
 {{- $_ := set $out $m.id $entry }}
 {{- end }}
