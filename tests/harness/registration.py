@@ -242,7 +242,6 @@ def changed_keys(applied: Mapping[str, Mapping[str, Any]], desired: Mapping[str,
     return sorted(key for key, spec in desired.items() if key in applied and dict(applied[key]) != spec.to_values())
 
 
-
 # Targets that install another target's overlay (the kube lane installs exactly what Kind gets).
 TARGET_OVERLAY = {"kube": "kind"}
 

@@ -75,4 +75,3 @@ def _stop_with(owner: int) -> None:
         os.killpg(os.getpgrp(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
-
