@@ -44,7 +44,7 @@ BREAKAGES = {
     # The route is not picked again after the model's cluster is named.
     "route cache kept": Breakage(
         "    -- The route was picked on the headers alone; pick it again with the model's cluster.\n"
-        "    handle:clearRouteCache()\n",
+        "    reroute(handle)\n",
         "",
         frozenset({"test_each_model_reaches_its_own_server"}),
         "'premium'",

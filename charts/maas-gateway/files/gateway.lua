@@ -250,6 +250,13 @@ local function model_list(tier)
   return '{"object":"list","data":[' .. table.concat(items, ",") .. "]}"
 end
 
+-- Have Envoy pick the route again (cluster_header reads the header then). Envoy's Lua filter also
+-- clears the route cache itself when a script changes request headers (its clear_route_cache
+-- setting, on by default); the explicit call covers builds whose handle has the method.
+local function reroute(handle)
+  if handle.clearRouteCache ~= nil then handle:clearRouteCache() end
+end
+
 local function unescape_path(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
@@ -379,7 +386,7 @@ local function on_request(handle)
     -- Envoy picked the route (and read cluster_header) before this step ran, with whatever the
     -- client sent: name the default cluster and have the route picked again.
     headers:replace(ROUTE_HEADER, DEFAULT_CLUSTER)
-    handle:clearRouteCache()
+    reroute(handle)
     if models then
       -- Answered from the catalog on the way back; the request still goes to the default model
       -- server, so the answer carries the key's budget headers like any listing.
@@ -434,7 +441,7 @@ local function on_request(handle)
   if entry ~= nil then
     headers:replace(ROUTE_HEADER, entry["cluster"])
     -- The route was picked on the headers alone; pick it again with the model's cluster.
-    handle:clearRouteCache()
+    reroute(handle)
     if entry["served"] ~= doc["model"] then
       doc["model"] = entry["served"]
       changed_model = true
