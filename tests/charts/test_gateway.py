@@ -277,8 +277,6 @@ def test_both_modes_strip_the_same_identity_headers(helm: HelmBinary, renderer: 
     assert not policy["spec"]["rules"].get("response", {}).get("success", {}).get("headers"), (
         "the AuthPolicy forwards caller identity headers to the model server"
     )
-
-
 TLS_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key-4f1c\n-----END PRIVATE KEY-----\n"
 TLS_VALUES = {"envoy": {"tls": {"certificate": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
                                 "key": TLS_KEY_PEM}}}  # fmt: skip

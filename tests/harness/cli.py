@@ -26,8 +26,6 @@ from harness.targets import Target, TargetOptions, get_target
 from harness.targets.local import LocalTarget
 
 SCRIPT_ENV = "HARNESS_SCRIPT"  # set by scripts/lib.sh: the script's own name, for usage lines
-
-
 def _add_namespace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="", help="cluster targets: namespace (default: the recorded one)")
 

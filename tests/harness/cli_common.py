@@ -29,6 +29,7 @@ def add_run_name(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command; a HarnessError ends in one line saying what failed and what to do."""
     try:

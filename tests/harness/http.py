@@ -59,7 +59,9 @@ def ssl_verify(verify: Verify) -> bool | ssl.SSLContext:
     return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
-def client(*, verify: Verify = True, timeout: float = REQUEST_TIMEOUT_S, transport: Transport | None = None) -> Session:
+def client(
+    *, verify: Verify = True, timeout: float = REQUEST_TIMEOUT_S, transport: Transport | None = None
+) -> Session:
     """A client for several requests to one server (connection reuse); pass it to `request`."""
     return httpx.Client(verify=ssl_verify(verify), timeout=timeout, transport=transport)
 

@@ -62,7 +62,9 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
-def hold(*, say: Callable[[str], None] = print, path: Path = LOCK_PATH, wait_limit_s: float = WAIT_LIMIT_S) -> None:
+def hold(
+    *, say: Callable[[str], None] = print, path: Path = LOCK_PATH, wait_limit_s: float = WAIT_LIMIT_S
+) -> None:
     """Hold the machine's kube lane until this process exits; wait while another process holds it.
 
     Idempotent within a process. Raises LaneBusy after `wait_limit_s` seconds of waiting.

@@ -75,3 +75,4 @@ def _stop_with(owner: int) -> None:
         os.killpg(os.getpgrp(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
+

@@ -51,15 +51,8 @@ def launch(spec: Any, work_dir: Path, launch_cls: Any) -> Any:
     else:
         layout = Layout(installed_bin_dir(), Path(env["PGDATA"]), work_dir / "socket")
     argv = [
-        str(layout.bin_dir / "postgres"),
-        "-D",
-        str(layout.data),
-        "-p",
-        port,
-        "-k",
-        str(layout.socket_dir),
-        "-c",
-        "listen_addresses=127.0.0.1",
+        str(layout.bin_dir / "postgres"), "-D", str(layout.data), "-p", port,
+        "-k", str(layout.socket_dir), "-c", "listen_addresses=127.0.0.1",
     ]
 
     def prepare() -> None:

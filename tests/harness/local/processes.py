@@ -43,13 +43,8 @@ def start(name: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path,
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            argv,
-            env=base | env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            start_new_session=True,  # own process group: stop() ends its children too
+            argv, env=base | env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=cwd, start_new_session=True,  # own process group: stop() ends its children too
         )
     return Running(name, proc.pid, log)
 
