@@ -83,6 +83,26 @@ REJECTIONS = [
     Rejection(
         "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
     ),
+    # Catalog fields of a model entry: each bad value fails naming the field.
+    *(
+        Rejection(f"catalog-{field}-{label}{suffix}", chart, models(**{field: bad}), models(**{field: good}), field)
+        for field, label, bad, good in (
+            ("contextLength", "zero", 0, 1),
+            ("contextLength", "not-integer", "8k", 8192),
+            ("capabilities", "not-list", "chat", ["chat"]),
+            ("capabilities", "empty-item", [""], ["chat"]),
+            ("supportsStreaming", "not-boolean", "yes", True),
+            ("availability", "unknown", "retired", "deprecated"),
+            ("upstreamModel", "empty", "", "served-name"),
+            ("displayName", "not-string", 7, "Model 7"),
+        )
+        for chart, suffix in (("llama-stack", ""), ("rag", "-umbrella"))
+    ),
+    # Keys of the next increment: nothing enforces them yet, so the schema must not accept them.
+    *(
+        Rejection(f"catalog-{field}-not-yet", "llama-stack", models(**{field: value}), models(), field)
+        for field, value in (("limits", {"rpm": 10}), ("tokenCost", {"output": 4}))
+    ),
     # Typos in keys the templates read one by one, which would otherwise be dropped silently.
     Rejection(
         "probe-key-typo",

@@ -111,3 +111,34 @@ class Declared:
         for entry in (self._section("maas-gateway").get("apiKeys") or {}).get("keys") or []:
             counts[str(entry.get("tier"))] = counts.get(str(entry.get("tier")), 0) + 1
         return counts
+
+    def routed_models(self) -> dict[str, RoutedModel]:
+        """Public id -> catalog entry, for the enabled `global.models` entries the gateway routes by
+        model (`maas-gateway.routing.byModel`); empty when it does not."""
+        gateway = self._section("maas-gateway")
+        if not (gateway.get("routing") or {}).get("byModel"):
+            return {}
+        upstreams = (gateway.get("routing") or {}).get("upstreams") or {}
+        out: dict[str, RoutedModel] = {}
+        for key, entry in ((self.values.get("global") or {}).get("models") or {}).items():
+            if not entry or entry.get("enabled") is False or not entry.get("id"):
+                continue
+            tiers = entry.get("tiers")
+            out[str(entry["id"])] = RoutedModel(
+                served=str(entry.get("upstreamModel") or entry["id"]),
+                tiers=None if tiers is None else tuple(str(t) for t in tiers),
+                own_upstream=bool(upstreams.get(key)),
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class RoutedModel:
+    """A catalog entry as the model-aware gateway sees it."""
+
+    served: str  # the name its model server answers to
+    tiers: tuple[str, ...] | None  # tiers that may use it; None: every tier
+    own_upstream: bool  # served by a server of its own (routing.upstreams), not the gateway's `upstream`
+
+    def allows(self, tier: str) -> bool:
+        return self.tiers is None or tier in self.tiers

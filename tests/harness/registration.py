@@ -3,7 +3,7 @@
 llama-stack 0.7 removed `POST /v1/models`, so "register" means: compute the desired
 models, merge them into what the target has applied (`Target.applied_models()`: the run's
 models file locally, `helm get values` on a cluster), apply the result (config + restart
-locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<id>` and
+locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<upstreamModel or id>` and
 every API the tests use answers. Registration is additive: it changes only the entries it
 was asked to add or remove, so models registered by the session, a test or a release
 engineer survive each other's registrations. A server older than 0.7 still has the
@@ -72,13 +72,16 @@ class ModelSpec:
     provider: str = DEFAULT_PROVIDER
     enabled: bool = True
     tls_verify: bool | str = True  # False, or a CA bundle path, for a MaaS with a private CA
+    upstream_model: str = ""  # the name sent to the server when it differs from `id`
 
     @property
     def llama_stack_id(self) -> str:
-        return f"{self.key}/{self.id}"
+        return f"{self.key}/{self.upstream_model or self.id}"
 
     def to_values(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": self.id, "url": self.url, "enabled": self.enabled, "provider": self.provider}
+        if self.upstream_model:
+            entry["upstreamModel"] = self.upstream_model
         if self.secret_ref:
             entry["apiTokenSecretRef"] = {"name": self.secret_ref[0], "key": self.secret_ref[1]}
         elif self.api_token:
@@ -110,6 +113,24 @@ class Report:
         lines += [f"  removed     {m}" for m in self.removed]
         lines += [f"  MISSING     {m}: {why}" for m, why in self.missing.items()]
         return "\n".join(lines)
+
+
+def listed_id(key: str, entry: dict[str, Any]) -> str:
+    """How llama-stack 0.7.3 lists a `global.models` entry: `<key>/<upstreamModel or id>` (it names
+    a model after the provider's model id, not the public id)."""
+    return f"{key}/{entry.get('upstreamModel') or entry['id']}"
+
+
+def declared_elsewhere(declared: Models, ids: Iterable[str]) -> set[str]:
+    """Of `ids`, those an enabled entry of `declared` already uses as its public id under a key
+    other than the one registration gives that id (`model_key`): the chart refuses a second
+    entry with the same public id."""
+    wanted = set(ids)
+    return {
+        str(entry["id"])
+        for key, entry in declared.items()
+        if entry and entry.get("enabled", True) and entry.get("id") in wanted and key != model_key(str(entry["id"]))
+    }
 
 
 def model_key(model_id: str, prefix: str = "maas") -> str:
@@ -175,11 +196,25 @@ def declared_specs(
     secret_ref: tuple[str, str] | None = None,
     provider: str = DEFAULT_PROVIDER,
     tls_verify: bool | str = True,
+    taken: Set[str] = frozenset(),
 ) -> dict[str, ModelSpec]:
-    """Desired models, keyed like `global.models`, for ids served at one endpoint."""
+    """Desired models, keyed like `global.models`, for ids served at one endpoint.
+
+    An id in `taken` (another entry's public id) gets the entry's key as its public id and keeps
+    the served id as `upstreamModel`: llama-stack lists it under the same name either way."""
     url = v1_url(endpoint)
     specs = [
-        ModelSpec(model_key(m), m, url, api_token, secret_ref, provider, tls_verify=tls_verify) for m in model_ids_
+        ModelSpec(
+            model_key(m),
+            model_key(m) if m in taken else m,
+            url,
+            api_token,
+            secret_ref,
+            provider,
+            tls_verify=tls_verify,
+            upstream_model=m if m in taken else "",
+        )
+        for m in model_ids_
     ]
     return {s.key: s for s in specs}
 
@@ -207,7 +242,6 @@ def changed_keys(applied: Mapping[str, Mapping[str, Any]], desired: Mapping[str,
     return sorted(key for key, spec in desired.items() if key in applied and dict(applied[key]) != spec.to_values())
 
 
-
 # Targets that install another target's overlay (the kube lane installs exactly what Kind gets).
 TARGET_OVERLAY = {"kube": "kind"}
 
@@ -218,6 +252,15 @@ def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
     values = read_values([VALUES_DIR / f"{own}.yaml", *overlays])
     merged: Models = (values.get("global") or {}).get("models") or {}
     return {key: entry for key, entry in merged.items() if entry and entry.get("enabled", True) and entry.get("id")}
+
+
+def routing_upstreams(target_name: str, overlays: Iterable[Path] = ()) -> dict[str, dict[str, Any]]:
+    """`maas-gateway.routing.upstreams` of the target's values overlay plus extra overlays, merged
+    (entries set to null by a later file are dropped, as Helm drops them)."""
+    own = TARGET_OVERLAY.get(target_name, target_name)
+    values = read_values([VALUES_DIR / f"{own}.yaml", *overlays])
+    upstreams = ((values.get("maas-gateway") or {}).get("routing") or {}).get("upstreams") or {}
+    return {key: entry for key, entry in upstreams.items() if entry}
 
 
 def as_llama_stack_sees_it(target: AppliesModels, desired: Mapping[str, ModelSpec]) -> dict[str, ModelSpec]:
@@ -334,13 +377,19 @@ def register_maas(
     ids: Iterable[str] = (),
     timeout: float = 120,
     provider: str = EXTERNAL_PROVIDER,
+    declared: Models | None = None,
 ) -> Report:
     """Register MaaS models: `ids`, or what the MaaS lists (every one with `discover_all`,
     else MAAS_MODEL or every one). Discovery errors become `missing` entries, key redacted.
 
     `provider`: `openai` (default) for an external MaaS, whose keys callers do not hold:
     llama-stack calls it with `settings.api_key`. `vllm` for the stack's own gateway: callers'
-    calls then carry their own key (see harness.llama_stack_auth)."""
+    calls then carry their own key (see harness.llama_stack_auth).
+
+    `declared`: the `global.models` the target's values files declare (`base_models`), when
+    `target.applied_models()` does not include them (the local target's holds only what
+    registrations applied)."""
+    declared = declared or {}
     try:
         listed = discover_models(settings.endpoint, settings.api_key, verify=settings.tls_verify)
         requested = list(dict.fromkeys(ids)) or maas.select_models(listed, "" if discover_all else settings.model)
@@ -350,8 +399,14 @@ def register_maas(
     # The stack's own gateway: llama-stack holds no key of it (each call carries its caller's);
     # the key above only listed the models.
     token = "" if provider == DEFAULT_PROVIDER else settings.api_key
+    # A public id names one catalog entry (the chart refuses two): a served id that the values
+    # already declare under another key is registered under a public id of its own, calling the
+    # MaaS's model by its served name. The declared entry may be another server's model.
+    applied = target.applied_models()
+    merged = {key: {**(declared.get(key) or {}), **(applied.get(key) or {})} for key in {*declared, *applied}}
+    taken = declared_elsewhere(merged, served)
     desired = declared_specs(
-        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider
+        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider, taken=taken
     )
     report = register(target, llama_stack_url, desired, timeout=timeout)
     report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})

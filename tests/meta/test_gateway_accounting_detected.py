@@ -6,6 +6,9 @@ gateway has four mechanisms broken, independently:
   2. the charge estimate is 0                           -> an aborted stream costs nothing
   3. Authorization is forwarded to the model server     -> the header-name test fails
   4. failureMode closed lets calls through              -> the closed fault test fails
+  5. routing by model sends every call to `upstream`    -> the own-server test fails
+  6. the tier check of model calls is skipped           -> the 403 test fails
+  7. /v1/models lists every catalog model to everyone   -> the per-tier listing test fails
 The e2e modules run against it in a subprocess pytest, as a user runs them.
 """
 
@@ -33,9 +36,15 @@ BREAK = StackBreak(
         Edit(LUA, "return body_bytes + completion * choices", "return 0"),  # estimate 0
         Edit(LUA, '  headers:remove("authorization")\n\n', "\n"),  # key forwarded
         Edit(ENVOY, "failure_mode_deny: {{ and $deny $f.enforced }}", "failure_mode_deny: false"),  # fails open
+        Edit(LUA, 'headers:replace(ROUTE_HEADER, entry["cluster"])', "headers:replace(ROUTE_HEADER, DEFAULT_CLUSTER)"),
+        Edit(
+            LUA, "  if not tier_may_use(entry, tier) then\n    return nil, 403", "  if false then\n    return nil, 403"
+        ),
+        Edit(LUA, "    if tier_may_use(entry, tier) then ids[#ids + 1] = id end", "    ids[#ids + 1] = id"),
     ),
 )
 ACCOUNTING = "test_accounting"
+ROUTING = "test_model_routing"
 # Each breakage, the tests that must fail because of it, and a phrase their failure shows.
 BREAKAGES = {
     "no include_usage": (
@@ -54,16 +63,22 @@ BREAKAGES = {
         "authorization",
     ),
     "fails open": ({"test_faults::test_limiter_down_fails_closed_fast[ratelimit]"}, "expected 503"),
+    # The second model reaches the first server, which does not serve it.
+    "routing ignores the model": ({f"{ROUTING}::test_each_model_is_answered_by_its_own_server"}, "simulated-model-2"),
+    "tier check skipped": ({f"{ROUTING}::test_a_tier_outside_the_catalog_entry_gets_403_and_pays_nothing"}, "== 403"),
+    "listing unfiltered": ({f"{ROUTING}::test_models_lists_only_the_callers_models"}, "/v1/models lists"),
 }
 UNAFFECTED = {
     f"{ACCOUNTING}::test_bodies_the_gateway_cannot_account_for_are_refused[not json]",
     f"{ACCOUNTING}::test_bodies_the_gateway_cannot_account_for_are_refused[stream as a string]",
     "test_auth::test_both_header_forms_are_accepted[Bearer]",
     "test_faults::test_model_server_down_answers_503_json",
+    f"{ROUTING}::test_unknown_or_missing_model_is_refused_before_the_budget[unknown-model-404]",
 }
 SUITE = [
     "tests/e2e/test_accounting.py",
     "tests/e2e/test_auth.py",
+    "tests/e2e/test_model_routing.py",
     "tests/e2e/test_faults.py::test_model_server_down_answers_503_json",
     "tests/e2e/test_faults.py::test_limiter_down_fails_closed_fast",
 ]

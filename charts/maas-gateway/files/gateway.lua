@@ -1,6 +1,6 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
 -- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, RELOAD_SECONDS, DEFAULT_MAX_TOKENS,
--- VALIDATE_PATH)
+-- VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON)
 -- and files/json.lua (the `json` decoder/encoder).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
@@ -9,6 +9,10 @@
 -- body is parsed as JSON (whatever its Content-Type) or refused with 400/415; streaming calls
 -- get stream_options.include_usage=true so their usage can be charged, and every call starts
 -- with a conservative charge estimate that the response's real usage replaces.
+-- With ROUTE_BY_MODEL, a model call's `model` picks its catalog entry (MODELS_JSON): unknown 404,
+-- not for the caller's tier 403, missing 400, all before any budget is checked; the entry's
+-- Envoy cluster goes into ROUTE_HEADER (the route's cluster_header) and its served name replaces
+-- the public id in the body. GET /v1/models answers the caller's entries from the catalog.
 -- Response: turn the two rate limit filters' X-RateLimit-* headers into
 -- x-ratelimit-{limit,remaining,reset}-{requests,tokens}, add x-ratelimit-consumed-tokens to
 -- JSON responses and Retry-After to the gateway's own 429s; a failed call is charged 0.
@@ -172,6 +176,91 @@ local function charge_estimate(doc, body_bytes)
   return body_bytes + completion * choices
 end
 
+-- Model routing ---------------------------------------------------------------------------------
+
+-- The request header the route's cluster_header reads (a client's own is stripped with the other
+-- x-maas- headers, and the route removes it before the model server sees it).
+local ROUTE_HEADER = "x-maas-cluster"
+local DEFAULT_CLUSTER = "maas_upstream"
+local catalog = nil
+
+-- Public id -> {cluster, served, tiers?, meta}, decoded once per worker.
+local function model_catalog()
+  if catalog == nil then
+    local doc = json.decode(MODELS_JSON or "{}")
+    if doc == nil or getmetatable(doc) ~= json.OBJECT then error("MODELS_JSON is not a JSON object") end
+    catalog = doc
+  end
+  return catalog
+end
+
+local function tier_may_use(entry, tier)
+  local tiers = entry["tiers"]
+  if tiers == nil or tiers == json.NULL then return true end
+  for _, t in ipairs(tiers) do
+    if t == tier then return true end
+  end
+  return false
+end
+
+-- The catalog entry a model call names, or nil, HTTP status and error body.
+local function route_model(doc, tier)
+  local model = doc["model"]
+  if model == nil or model == json.NULL then
+    return nil, 400, error_json("The request names no model: set 'model' to one of GET /v1/models.",
+      "invalid_request_error", "model_missing")
+  end
+  if type(model) ~= "string" then
+    return nil, 400, error_json("'model' must be a string.", "invalid_request_error", "invalid_model")
+  end
+  local entry = model_catalog()[model]
+  if entry == nil then
+    return nil, 404, error_json("The model '" .. model .. "' does not exist; GET /v1/models lists yours.",
+      "invalid_request_error", "model_not_found")
+  end
+  if not tier_may_use(entry, tier) then
+    return nil, 403, error_json("Tier '" .. tier .. "' may not use the model '" .. model .. "'.",
+      "permission_denied", "model_not_allowed")
+  end
+  return entry
+end
+
+-- One OpenAI model object with the entry's catalog metadata as extra fields.
+local function model_object(id, entry)
+  local parts = { '"id":' .. json.encode(id), '"object":"model"', '"created":0', '"owned_by":"maas"' }
+  local meta = entry["meta"]
+  if getmetatable(meta) == json.OBJECT then
+    local names = {}
+    for name, _ in pairs(meta) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do parts[#parts + 1] = json.encode(name) .. ":" .. json.encode(meta[name]) end
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- GET /v1/models as the caller's tier sees it.
+local function model_list(tier)
+  local ids = {}
+  for id, entry in pairs(model_catalog()) do
+    if tier_may_use(entry, tier) then ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  local items = {}
+  for i, id in ipairs(ids) do items[i] = model_object(id, model_catalog()[id]) end
+  return '{"object":"list","data":[' .. table.concat(items, ",") .. "]}"
+end
+
+-- Have Envoy pick the route again (cluster_header reads the header then). Envoy's Lua filter also
+-- clears the route cache itself when a script changes request headers (its clear_route_cache
+-- setting, on by default); the explicit call covers builds whose handle has the method.
+local function reroute(handle)
+  if handle.clearRouteCache ~= nil then handle:clearRouteCache() end
+end
+
+local function unescape_path(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 local function reject(handle, status, body, extra)
   local h = { [":status"] = tostring(status), ["content-type"] = "application/json" }
   for k, v in pairs(extra or {}) do h[k] = v end
@@ -293,6 +382,33 @@ local function on_request(handle)
   -- The model server sees neither the gateway key nor who is calling.
   headers:remove("authorization")
 
+  if ROUTE_BY_MODEL then
+    -- Envoy picked the route (and read cluster_header) before this step ran, with whatever the
+    -- client sent: name the default cluster and have the route picked again.
+    headers:replace(ROUTE_HEADER, DEFAULT_CLUSTER)
+    reroute(handle)
+    if models then
+      -- Answered from the catalog on the way back; the request still goes to the default model
+      -- server, so the answer carries the key's budget headers like any listing.
+      local bare = path:match("^[^?]*")
+      local wanted = unescape_path(bare:sub(#"/v1/models/" + 1))
+      if wanted == "" then
+        md:set(NS, "listing", "*")
+      else
+        -- A model of another tier is not shown to this caller: 404, as for an unknown id.
+        local entry = model_catalog()[wanted]
+        if entry == nil or not tier_may_use(entry, id.tier) then
+          reject(handle, 404, error_json("The model '" .. wanted .. "' does not exist; GET /v1/models lists yours.",
+            "invalid_request_error", "model_not_found"))
+          return
+        end
+        md:set(NS, "listing", wanted)
+      end
+      headers:replace(":path", "/v1/models")
+      return
+    end
+  end
+
   if models or headers:get(":method") ~= "POST" then return end
   local encoding = headers:get("content-encoding")
   if encoding ~= nil and string.lower(encoding) ~= "identity" then
@@ -309,10 +425,29 @@ local function on_request(handle)
     reject(handle, 400, error_json(why, "invalid_request_error", "invalid_request_body"))
     return
   end
+  local entry = nil
+  if ROUTE_BY_MODEL then
+    local status, refusal
+    entry, status, refusal = route_model(doc, id.tier)
+    if entry == nil then
+      reject(handle, status, refusal)
+      return
+    end
+  end
   -- Charged at end of stream unless the response's usage replaces it (see charge_estimate).
   handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", charge_estimate(doc, #raw))
   headers = handle:headers()
-  if force_include_usage(doc, path) then
+  local changed_model = false
+  if entry ~= nil then
+    headers:replace(ROUTE_HEADER, entry["cluster"])
+    -- The route was picked on the headers alone; pick it again with the model's cluster.
+    reroute(handle)
+    if entry["served"] ~= doc["model"] then
+      doc["model"] = entry["served"]
+      changed_model = true
+    end
+  end
+  if force_include_usage(doc, path) or changed_model then
     local changed = json.encode(doc)
     body:setBytes(changed)
     headers:replace("content-length", tostring(#changed))
@@ -382,6 +517,23 @@ function envoy_on_response(handle)
     if consumed ~= nil then
       headers:replace("x-ratelimit-consumed-tokens", tostring(consumed))
     end
+  end
+
+  -- Model listings under ROUTE_BY_MODEL: the catalog as the caller's tier sees it replaces the
+  -- default model server's answer.
+  local listing = md["listing"]
+  if listing ~= nil and status == 200 then
+    local answer
+    if listing == "*" then
+      answer = model_list(md["tier"])
+    else
+      answer = model_object(listing, model_catalog()[listing])
+    end
+    local body = handle:body()
+    headers = handle:headers()
+    body:setBytes(answer)
+    headers:replace("content-length", tostring(#answer))
+    headers:replace("content-type", "application/json")
   end
 
   for _, kind in ipairs({ "requests", "tokens" }) do

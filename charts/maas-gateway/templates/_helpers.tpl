@@ -125,6 +125,29 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
+{{- $catalog := (include "maas-gateway.catalogEntries" . | fromJson) }}
+{{- $bad := list }}
+{{- range $key, $m := $catalog }}
+{{- if and (hasKey $m "tiers") (not $.Values.routing.byModel) }}
+{{- $bad = append $bad (printf "global.models.%s.tiers is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove tiers" $key) }}
+{{- end }}
+{{- range $i, $t := ($m.tiers | default list) }}
+{{- if not (hasKey $.Values.tiers $t) }}
+{{- $bad = append $bad (printf "global.models.%s.tiers[%d]: %q is not a tier of the gateway (tiers: %s); name one of them or add it under tiers" $key $i $t (keys $.Values.tiers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.routing.byModel (ne .Values.mode "standalone") }}
+{{- $bad = append $bad "routing.byModel: true needs mode: standalone; kuadrant mode does not route by model yet (see the README's mode table); set it to false" }}
+{{- end }}
+{{- range $key, $_ := (.Values.routing.upstreams | default dict) }}
+{{- if not (hasKey $catalog $key) }}
+{{- $bad = append $bad (printf "routing.upstreams.%s: no enabled catalog entry global.models.%s; use the key of an entry of global.models" $key $key) }}
+{{- end }}
+{{- end }}
+{{- if $bad }}
+{{- fail (printf "ERROR: %s" (join "; " $bad)) }}
+{{- end }}
 {{- range $comp := list "envoy" "ratelimit" }}
 {{- $c := index $.Values $comp }}
 {{- if le (int $c.terminationGracePeriodSeconds) (int $c.preStopSleepSeconds) }}
@@ -139,6 +162,41 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+Enabled catalog entries (global.models) as a JSON object <key> -> entry. An entry without
+`enabled` counts as enabled, as in the llama-stack chart.
+Usage: {{ include "maas-gateway.catalogEntries" . | fromJson }}
+*/}}
+{{- define "maas-gateway.catalogEntries" -}}
+{{- $out := dict }}
+{{- range $key, $m := ((.Values.global).models | default dict) }}
+{{- if and $m (ne (toString $m.enabled) "false") }}
+{{- $_ := set $out $key $m }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+The gateway's routing table, generated into the Lua preamble: public id -> {cluster, served
+model name, allowed tiers (absent: all), catalog metadata for /v1/models}. A catalog entry's
+cluster is maas_model_<key> when routing.upstreams names it, else the default maas_upstream.
+Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
+*/}}
+{{- define "maas-gateway.routingTable" -}}
+{{- $out := dict }}
+{{- range $key, $m := (include "maas-gateway.catalogEntries" . | fromJson) }}
+{{- $meta := dict }}
+{{- range $field := list "displayName" "description" "category" "contextLength" "capabilities" "supportsStreaming" "availability" }}
+{{- if hasKey $m $field }}{{ $_ := set $meta $field (get $m $field) }}{{ end }}
+{{- end }}
+{{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey ($.Values.routing.upstreams | default dict) $key)) "served" ($m.upstreamModel | default $m.id) "meta" $meta }}
+{{- if hasKey $m "tiers" }}{{ $_ := set $entry "tiers" $m.tiers }}{{ end }}
+{{- $_ := set $out $m.id $entry }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
 {{- define "maas-gateway.imagePullSecrets" -}}

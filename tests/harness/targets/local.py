@@ -17,7 +17,7 @@ from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
 from harness.local.state import OVERRIDES_FILE, RunFolder
 from harness.redact import redact
-from harness.registration import base_models, unready_routes
+from harness.registration import base_models, routing_upstreams, unready_routes
 from harness.render import Rendered
 from harness.targets.base import TargetOptions
 from harness.vector_rows import Dsn
@@ -49,7 +49,7 @@ class LocalTarget:
         ports = self.ports.fill_free()
         self.run.put("ports", ports.as_dict())
         models = base_models("local", self.run.overlays())
-        self.run.write_values("ports.yaml", port_values(ports, models))
+        self.run.write_values("ports.yaml", port_values(ports, models, routing_upstreams("local", self.run.overlays())))
         # Fresh database and Redis passwords per run; they reach the chart through a 0600 values
         # file (a chart-generated Redis password would change on every re-render, and a restarted
         # rate limit service would no longer match the running Redis).

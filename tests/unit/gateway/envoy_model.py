@@ -230,6 +230,7 @@ class Gateway:
         keys_env_set: bool = True,
         validate_path: str = "/auth/validate",
         buffer_limit: int = 16 * 1024 * 1024,
+        models: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.tiers = tiers or dict(chart_tiers())
         self.clock = clock or Clock()
@@ -237,6 +238,9 @@ class Gateway:
         self.failure_mode = failure_mode
         self.buffer_limit = buffer_limit
         self.validate_path = validate_path
+        # The routing table of maas-gateway.routingTable (public id -> cluster, served, tiers, meta);
+        # None: routing.byModel off.
+        self.models = models
         self.keys_file = tmp_path / "api-keys"
         self.write_keys(keys)
         self.lua = lupa.LuaRuntime(unpack_returned_tuples=True)
@@ -252,6 +256,8 @@ class Gateway:
             )
         )
         self.charges: list[int] = []
+        # Clusters the model calls were sent to (when `upstream` maps clusters to servers).
+        self.clusters: list[str] = []
 
     def write_keys(self, keys: list[tuple[str, str, str]]) -> None:
         self.keys_file.write_text("".join(f"{tier} {user} {key}\n" for tier, user, key in keys))
@@ -270,6 +276,8 @@ class Gateway:
             f"RELOAD_SECONDS = {reload_seconds}",
             f"DEFAULT_MAX_TOKENS = {default_max_tokens}",
             f'VALIDATE_PATH = "{self.validate_path}"',
+            f"ROUTE_BY_MODEL = {'true' if self.models is not None else 'false'}",
+            f"MODELS_JSON = [==[{json.dumps(self.models or {}, sort_keys=True)}]==]",
         ]
         return "\n".join(lines)
 
@@ -283,11 +291,15 @@ class Gateway:
         key: str | None = None,
         headers: list[tuple[str, str]] | None = None,
         body: str | dict[str, Any] | None = None,
-        upstream: Upstream | str | None = None,
+        upstream: Upstream | str | dict[str, Upstream] | None = None,
         duration: float = 0.0,
         broken_metadata: bool = False,
     ) -> Reply:
-        """Send one request through the filter chain; `duration` seconds pass before its stream ends."""
+        """Send one request through the filter chain; `duration` seconds pass before its stream ends.
+        `upstream` may map Envoy cluster names to model servers: the route's cluster is then
+        maas_upstream for /v1/models and, for model calls with routing on, the x-maas-cluster
+        header's value when the script last cleared the route cache (Envoy's cluster_header; a
+        name without a cluster is Envoy's 503)."""
         raw = json.dumps(body) if isinstance(body, dict) else body
         request_headers = [(":method", method), (":path", path), *(headers or [])]
         if key is not None:
@@ -341,7 +353,24 @@ class Gateway:
             else:
                 forwarded = {e[1]: e[2] for e in request.hdrs.entries.values()}
                 sent = request.buf.bytes if request.buf is not None else ""
-                answer = upstream or model_server()
+                answer: Upstream | str | None
+                if isinstance(upstream, dict):
+                    # Envoy's route: the static maas_upstream, or cluster_header on the catch-all
+                    # route when routing by model (read when the route was last picked).
+                    cluster: str | None = "maas_upstream"
+                    if route == "model" and self.models is not None:
+                        cluster = (
+                            request.route_header
+                            if request.route_cleared
+                            else dict(request_headers).get("x-maas-cluster")
+                        )
+                    answer = upstream.get(str(cluster), DOWN)
+                    self.clusters.append(str(cluster))
+                else:
+                    answer = upstream
+                # The route removes the routing header before the model server sees it.
+                forwarded.pop("x-maas-cluster", None)
+                answer = answer or model_server()
                 if answer == DOWN:
                     local = self.local_reply(503, "upstream_unavailable", "service_unavailable")
                 else:
