@@ -82,6 +82,18 @@ def test_each_catalog_entry_gets_its_route_target(helm: HelmBinary, renderer: Re
     }
 
 
+def test_an_external_entry_is_not_the_gateways(helm: HelmBinary, renderer: Renderer) -> None:
+    """An entry marked `external` (llama-stack calls it directly, e.g. an external MaaS) is neither
+    routed nor listed: a gateway that listed it would send its calls to a server that lacks it."""
+    external = {"id": "org/external-model", "url": "https://maas.example/v1", "external": True}
+    values = {**ROUTED, "global": {"models": {**CATALOG, "maas": external}}}
+    found = MODELS_JSON.search(envoy_of(renderer, helm, values))
+    assert found, "the Lua step gets no catalog"
+    table = json.loads(found.group(1))
+    assert "org/external-model" not in table, f"the gateway routes and lists an external model: {table}"
+    assert set(table) == {"open-model", "premium-model"}
+
+
 def test_without_routing_every_call_goes_to_the_one_upstream(helm: HelmBinary, renderer: Renderer) -> None:
     """routing.byModel off (the default): the single `upstream` as before, whatever the catalog says."""
     values = {
@@ -137,6 +149,14 @@ REFUSALS = [
         {"global": {"models": {"premium": CATALOG["premium"]}}, "routing": {"byModel": True}},
         "global.models.premium.tiers",
         "routing.byModel: true",
+    ),
+    (
+        "catalog-tiers-on-external",
+        CHART,
+        {**ROUTED, "global": {"models": {"premium": {**CATALOG["premium"], "external": True}}}},
+        {**ROUTED, "global": {"models": {"premium": {**CATALOG["premium"], "external": False}}}},
+        "global.models.premium.tiers",
+        "remove tiers or external",
     ),
     (
         "upstream-of-no-catalog-entry",

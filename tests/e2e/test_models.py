@@ -106,7 +106,15 @@ def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model:
         )
     # A public id of its own (the chart refuses two entries with one id), served by the same model.
     served = chat_model.split("/", 1)[1]
-    yield reg.ModelSpec(EXTRA_KEY, EXTRA_ID, reg.v1_url(url), api_token=token, tls_verify=verify, upstream_model=served)
+    yield reg.ModelSpec(
+        EXTRA_KEY,
+        EXTRA_ID,
+        reg.v1_url(url),
+        api_token=token,
+        tls_verify=verify,
+        upstream_model=served,
+        external=maas.configured,  # the MaaS is outside the stack: its gateway does not serve the model
+    )
 
 
 @dataclass

@@ -113,15 +113,15 @@ class Declared:
         return counts
 
     def routed_models(self) -> dict[str, RoutedModel]:
-        """Public id -> catalog entry, for the enabled `global.models` entries the gateway routes by
-        model (`maas-gateway.routing.byModel`); empty when it does not."""
+        """Public id -> catalog entry, for the enabled, non-external `global.models` entries the
+        gateway routes by model (`maas-gateway.routing.byModel`); empty when it does not."""
         gateway = self._section("maas-gateway")
         if not (gateway.get("routing") or {}).get("byModel"):
             return {}
         upstreams = (gateway.get("routing") or {}).get("upstreams") or {}
         out: dict[str, RoutedModel] = {}
         for key, entry in ((self.values.get("global") or {}).get("models") or {}).items():
-            if not entry or entry.get("enabled") is False or not entry.get("id"):
+            if not entry or entry.get("enabled") is False or entry.get("external") is True or not entry.get("id"):
                 continue
             tiers = entry.get("tiers")
             out[str(entry["id"])] = RoutedModel(

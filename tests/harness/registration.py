@@ -73,6 +73,7 @@ class ModelSpec:
     enabled: bool = True
     tls_verify: bool | str = True  # False, or a CA bundle path, for a MaaS with a private CA
     upstream_model: str = ""  # the name sent to the server when it differs from `id`
+    external: bool = False  # served outside the stack: its gateway neither lists nor routes it
 
     @property
     def llama_stack_id(self) -> str:
@@ -88,6 +89,8 @@ class ModelSpec:
             entry["apiToken"] = self.api_token
         if self.tls_verify is not True:
             entry["tlsVerify"] = self.tls_verify
+        if self.external:
+            entry["external"] = True
         return entry
 
 
@@ -201,7 +204,9 @@ def declared_specs(
     """Desired models, keyed like `global.models`, for ids served at one endpoint.
 
     An id in `taken` (another entry's public id) gets the entry's key as its public id and keeps
-    the served id as `upstreamModel`: llama-stack lists it under the same name either way."""
+    the served id as `upstreamModel`: llama-stack lists it under the same name either way. With
+    the external provider (a MaaS outside the stack, called by llama-stack with its own key) the
+    entries are `external`: the stack's gateway neither lists nor routes them."""
     url = v1_url(endpoint)
     specs = [
         ModelSpec(
@@ -213,6 +218,7 @@ def declared_specs(
             provider,
             tls_verify=tls_verify,
             upstream_model=m if m in taken else "",
+            external=provider != DEFAULT_PROVIDER,
         )
         for m in model_ids_
     ]

@@ -317,3 +317,12 @@ def test_maas_registration_of_a_declared_id_renders_one_entry_per_public_id(serv
     assert len(public_ids) == len(set(public_ids)), f"a public id declared twice: {public_ids}"
     again = reg.register_maas(target, serve(state), settings, declared=declared, timeout=5)
     assert (again.applied, again.already) == (False, ["maas-simulated-model/simulated-model"]), again.render()
+
+
+def test_models_of_an_external_maas_are_marked_external() -> None:
+    """The external provider's models are called by llama-stack directly: their entries say so,
+    and the stack's gateway leaves them out of its catalog; the stack's own gateway's are not."""
+    external = reg.declared_specs(["granite-8b"], "https://maas.example", provider=reg.EXTERNAL_PROVIDER)
+    own = reg.declared_specs(["granite-8b"], "http://127.0.0.1:8080", provider=reg.DEFAULT_PROVIDER)
+    assert external["maas-granite-8b"].to_values()["external"] is True
+    assert "external" not in own["maas-granite-8b"].to_values()

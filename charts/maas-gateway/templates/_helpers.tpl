@@ -127,6 +127,11 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
 {{- $catalog := (include "maas-gateway.catalogEntries" . | fromJson) }}
 {{- $bad := list }}
+{{- range $key, $m := ((.Values.global).models | default dict) }}
+{{- if and $m (eq (toString $m.external) "true") (hasKey $m "tiers") }}
+{{- $bad = append $bad (printf "global.models.%s.tiers is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove tiers or external" $key) }}
+{{- end }}
+{{- end }}
 {{- range $key, $m := $catalog }}
 {{- if and (hasKey $m "tiers") (not $.Values.routing.byModel) }}
 {{- $bad = append $bad (printf "global.models.%s.tiers is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove tiers" $key) }}
@@ -142,7 +147,7 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- range $key, $_ := (.Values.routing.upstreams | default dict) }}
 {{- if not (hasKey $catalog $key) }}
-{{- $bad = append $bad (printf "routing.upstreams.%s: no enabled catalog entry global.models.%s; use the key of an entry of global.models" $key $key) }}
+{{- $bad = append $bad (printf "routing.upstreams.%s: no enabled, non-external catalog entry global.models.%s; use the key of an entry of global.models that the gateway serves" $key $key) }}
 {{- end }}
 {{- end }}
 {{- if $bad }}
@@ -165,14 +170,15 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 
 {{/*
-Enabled catalog entries (global.models) as a JSON object <key> -> entry. An entry without
-`enabled` counts as enabled, as in the llama-stack chart.
+Enabled catalog entries (global.models) that the gateway serves, as a JSON object <key> -> entry.
+An entry without `enabled` counts as enabled, as in the llama-stack chart; an entry marked
+`external` (served outside the stack, called by llama-stack directly) is left out.
 Usage: {{ include "maas-gateway.catalogEntries" . | fromJson }}
 */}}
 {{- define "maas-gateway.catalogEntries" -}}
 {{- $out := dict }}
 {{- range $key, $m := ((.Values.global).models | default dict) }}
-{{- if and $m (ne (toString $m.enabled) "false") }}
+{{- if and $m (ne (toString $m.enabled) "false") (ne (toString $m.external) "true") }}
 {{- $_ := set $out $key $m }}
 {{- end }}
 {{- end }}
