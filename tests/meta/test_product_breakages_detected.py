@@ -137,12 +137,14 @@ GATEWAY_BREAKAGES = {
         ),
         frozenset(
             {
-                "test_accounting::test_a_failed_call_costs_no_tokens[upstream 404 (unknown model)]",
                 "test_accounting::test_a_failed_call_costs_no_tokens[upstream 404 (unknown route)]",
                 "test_accounting::test_a_failed_call_costs_no_tokens[upstream 400 (messages not a list)]",
                 "test_accounting::test_a_429_costs_no_tokens",
             }
         ),
+        # An unknown model reaches the model server only without routing by model; with it (the
+        # local values) the gateway answers 404 before any budget, so nothing is charged anyway.
+        may_fail=frozenset({"test_accounting::test_a_failed_call_costs_no_tokens[upstream 404 (unknown model)]"}),
         modules=FAILED_CALLS,
     ),
     # 2. Retry-After of a request-limit 429 is the token window's reset.
