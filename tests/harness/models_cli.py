@@ -15,6 +15,7 @@ from typing import Any
 from harness.cli_common import add_run_name, add_target
 from harness.cluster.target import ClusterTarget
 from harness.declared import Declared
+from harness.endpoints import Endpoints
 from harness.maas import MaasSettings
 from harness.model_drift import CheckReport, Stack, check, sync
 from harness.paths import VALUES_DIR
@@ -37,8 +38,9 @@ def values_files(target: Target, name: str, extra: list[Path]) -> list[Path]:
     return [VALUES_DIR / f"{TARGET_OVERLAY.get(name, name)}.yaml", *extra]
 
 
-def stack_of(target: Target, name: str, extra: list[Path]) -> Stack:
-    endpoints = target.status()
+def stack_of(target: Target, name: str, extra: list[Path], endpoints: Endpoints | None = None) -> Stack:
+    """The running stack as the check sees it (`endpoints`: the target's status, when already read)."""
+    endpoints = endpoints or target.status()
     return Stack(
         gateway_url=endpoints.gateway_url,
         llama_stack_url=endpoints.llama_stack_url,
@@ -50,7 +52,7 @@ def stack_of(target: Target, name: str, extra: list[Path]) -> Stack:
     )
 
 
-def _print(report: CheckReport, fmt: str, secrets: list[str]) -> None:
+def print_report(report: CheckReport, fmt: str, secrets: list[str]) -> None:
     text = report.render_json() if fmt == "json" else report.render_table()
     print(redact(text, secrets))
 
@@ -62,7 +64,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         report = check(stack)
     finally:
         target.close()
-    _print(report, args.format, _secrets(stack))
+    print_report(report, args.format, secrets_of(stack))
     return 0 if report.ok else 1
 
 
@@ -75,7 +77,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         after = check(stack) if registration is not None else report
     finally:
         target.close()
-    secrets = _secrets(stack)
+    secrets = secrets_of(stack)
     if not names:
         print("llama-stack lists every catalog model: nothing to register")
     elif registration is None:
@@ -91,7 +93,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0 if (args.dry_run or not left) else 1
 
 
-def _secrets(stack: Stack) -> list[str]:
+def secrets_of(stack: Stack) -> list[str]:
     keys = [key for found in stack.keys.values() for key in found]
     return [*keys, stack.maas.api_key] if stack.maas and stack.maas.api_key else keys
 
