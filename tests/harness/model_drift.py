@@ -26,11 +26,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import http, llama_stack_auth
+from harness import http, llama_stack_auth, registration
 from harness.declared import Declared
 from harness.errors import StackNotReady
 from harness.maas import MaasSettings, get_models, v1_url
-from harness.registration import DEFAULT_PROVIDER, AppliesModels, Models, ModelSpec, Report, register
+from harness.registration import DEFAULT_PROVIDER, AppliesModels, Models, ModelSpec, Report
 
 LLAMA_STACK = "llama-stack"
 VALUES = "values"
@@ -433,4 +433,4 @@ def sync(
         return names, None
     gateway = stack.in_cluster_gateway_url or stack.gateway_url
     desired = {entry.key: spec_for(entry, gateway) for entry in todo}
-    return names, register(target, stack.llama_stack_url, desired)
+    return names, registration.register(target, stack.llama_stack_url, desired)

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _break(case: str) -> None:
-    from harness import model_drift
+    from harness import model_drift, registration
     from harness.registration import Report
 
     compare = model_drift.compare
@@ -59,7 +59,7 @@ def _break(case: str) -> None:
 
     model_drift.compare = expected_listings
     if case == "sync-registers-nothing":
-        model_drift.register = registers_nothing
+        registration.register = registers_nothing
 
 
 if __name__ == "__main__":

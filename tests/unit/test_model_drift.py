@@ -7,18 +7,19 @@ from harness import model_drift as drift
 from harness.cli import main
 from harness.loopback import free_port
 from harness.model_drift import ABSENT, LLAMA_STACK, MAAS, MISSING, OK, UNEXPECTED, VALUES, Observed
+from harness.registration import Models
 
 pytestmark = pytest.mark.unit
 
 GATEWAY_URL = "http://127.0.0.1:41000"
-LOCAL = {
+LOCAL: Models = {
     "maas": {"id": "simulated-model", "url": "http://127.0.0.1:8080/v1", "provider": "vllm"},
     "simulated-2": {"id": "simulated-model-2", "url": "http://127.0.0.1:8080/v1", "tiers": ["premium", "enterprise"]},
 }
 TIERS = ("enterprise", "free", "premium")
 
 
-def entries(models: dict[str, dict[str, object]]) -> list[drift.CatalogEntry]:
+def entries(models: Models) -> list[drift.CatalogEntry]:
     return drift.catalog_entries(models, gateway_urls=[GATEWAY_URL, ""], gateway_port=8080)
 
 
@@ -35,7 +36,7 @@ def rows_by_model(rows: list[drift.Row]) -> dict[str, dict[str, str]]:
     return {row.model: row.cells for row in rows}
 
 
-def report(observed: Observed, models: dict[str, dict[str, object]] = LOCAL, **kw: object) -> drift.CheckReport:
+def report(observed: Observed, models: Models = LOCAL, **kw: object) -> drift.CheckReport:
     columns, rows = drift.compare(entries(models), observed, **kw)  # type: ignore[arg-type]
     return drift.CheckReport(columns, rows, {})
 
@@ -85,7 +86,10 @@ def test_a_tier_missing_a_model_it_may_use_is_drift() -> None:
 
 
 def test_llama_stack_ids_use_the_key_and_the_upstream_model_the_gateway_the_public_id() -> None:
-    models = {**LOCAL, "second": {"id": "second-model", "upstreamModel": "simulated-model", "url": GATEWAY_URL + "/v1"}}
+    models: Models = {
+        **LOCAL,
+        "second": {"id": "second-model", "upstreamModel": "simulated-model", "url": GATEWAY_URL + "/v1"},
+    }
     listing = by_model_listing(**{t: ["second-model"] for t in TIERS})
     result = report(Observed(listing, [*STACK_IDS, "second/simulated-model"]), models, by_model=True)
     assert result.ok, result.render_table()
@@ -96,7 +100,7 @@ def test_llama_stack_ids_use_the_key_and_the_upstream_model_the_gateway_the_publ
 
 
 def test_without_routing_by_model_the_gateway_relays_served_names_to_every_tier() -> None:
-    kind = {"maas": {"id": "simulated-model", "url": "http://{{ .Release.Name }}-maas-gateway:8080/v1"}}
+    kind: Models = {"maas": {"id": "simulated-model", "url": "http://{{ .Release.Name }}-maas-gateway:8080/v1"}}
     listing = {tier: ["simulated-model"] for tier in TIERS}
     result = report(
         Observed(listing, ["maas/simulated-model"]), kind, by_model=False, served_by_default=["simulated-model"]
@@ -109,7 +113,7 @@ def test_without_routing_by_model_the_gateway_relays_served_names_to_every_tier(
 
 def test_a_model_server_name_no_entry_uses_is_expected_at_a_relaying_gateway_and_nothing_else_is() -> None:
     listing = {tier: ["simulated-model", "served-only"] for tier in TIERS}
-    kind = {"maas": {"id": "simulated-model", "url": "http://rag-maas-gateway:8080/v1"}}
+    kind: Models = {"maas": {"id": "simulated-model", "url": "http://rag-maas-gateway:8080/v1"}}
     result = report(
         Observed(listing, ["maas/simulated-model"]), kind, by_model=False, served_by_default=["served-only"]
     )
@@ -119,7 +123,7 @@ def test_a_model_server_name_no_entry_uses_is_expected_at_a_relaying_gateway_and
 
 
 def test_an_external_maas_model_is_expected_in_llama_stack_and_the_maas_not_at_the_gateway() -> None:
-    external = {**LOCAL, "maas-org-m": {"id": "org/m", "url": "https://maas.example/v1", "provider": "openai"}}
+    external: Models = {**LOCAL, "maas-org-m": {"id": "org/m", "url": "https://maas.example/v1", "provider": "openai"}}
     ids = [*STACK_IDS, "maas-org-m/org/m"]
     result = report(Observed(by_model_listing(), ids, maas=["org/m", "org/other"]), external, by_model=True,
                     maas_url="https://maas.example")  # fmt: skip
@@ -133,7 +137,11 @@ def test_an_external_maas_model_is_expected_in_llama_stack_and_the_maas_not_at_t
 
 
 def test_the_catalog_keeps_a_declared_entry_a_registration_disabled_and_adds_registered_ones() -> None:
-    applied = {"maas": {"enabled": False}, "maas-x": {"id": "x", "url": "https://m/v1"}, "off": {"enabled": False}}
+    applied: Models = {
+        "maas": {"enabled": False},
+        "maas-x": {"id": "x", "url": "https://m/v1"},
+        "off": {"enabled": False},
+    }
     catalog = drift.catalog_models(LOCAL, applied)
     assert sorted(catalog) == ["maas", "maas-x", "simulated-2"]
     assert catalog["maas"]["id"] == "simulated-model"
@@ -155,7 +163,7 @@ def test_which_urls_name_this_stacks_gateway(url: str, ours: bool) -> None:
 
 
 def test_sync_specs_carry_the_entry_and_move_the_loopback_placeholder_to_the_gateway_llama_stack_uses() -> None:
-    models = {
+    models: Models = {
         "maas": {"id": "simulated-model", "url": "http://127.0.0.1:8080/v1", "provider": "vllm", "displayName": "S"},
         "ext": {"id": "e", "upstreamModel": "org/e", "url": "https://maas.example/v1", "provider": "openai",
                 "apiTokenSecretRef": {"name": "maas-api-key", "key": "token"}, "tlsVerify": False},
