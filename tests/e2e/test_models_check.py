@@ -18,11 +18,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import model_drift, registration
 from harness.capabilities import Capability
+from harness.cluster.target import ClusterTarget
 from harness.models_cli import stack_of
 from harness.paths import REPO_ROOT
 from harness.targets import Target
@@ -42,10 +44,19 @@ GATEWAY_ONLY = {
 }
 
 
-def models_cli(harness_state: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def deployed_values(harness_state: Any, target: Target) -> list[Path]:
+    """The values files this session deployed with, beyond those the CLI finds itself: a local
+    run's overlays (the CLI reads them from the run folder too), a cluster target's whole list
+    (the session may add values/kind-maas.yaml)."""
+    if isinstance(target, ClusterTarget):
+        return target.values()
+    return list(harness_state.options.values)
+
+
+def models_cli(harness_state: Any, target: Target, *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m harness models ARGS` for this session's stack, without MaaS settings."""
     where = ["--target", harness_state.target_name, "--run-name", harness_state.options.run_name]
-    for path in harness_state.options.values:
+    for path in deployed_values(harness_state, target):
         where += ["--values", str(path)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAAS_")}
     return subprocess.run(
@@ -63,11 +74,11 @@ def drift_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def stack_now(harness_state: Any, target: Target) -> model_drift.Stack:
-    return stack_of(target, harness_state.target_name, list(harness_state.options.values))
+    return stack_of(target, harness_state.target_name, deployed_values(harness_state, target))
 
 
-def test_models_check_passes_on_a_consistent_install(harness_state: Any, endpoints: Any) -> None:
-    done = models_cli(harness_state, "check")
+def test_models_check_passes_on_a_consistent_install(harness_state: Any, target: Target, endpoints: Any) -> None:
+    done = models_cli(harness_state, target, "check")
     assert done.returncode == 0, f"models check found drift on the e2e stack:\n{output(done)}"
     assert "no drift" in done.stdout and not drift_lines(done), output(done)
     # One table: the catalog, each tier's gateway listing, llama-stack; and where each came from.
@@ -80,7 +91,7 @@ def test_models_check_passes_on_a_consistent_install(harness_state: Any, endpoin
 
 
 def test_models_check_json_lists_every_catalog_model(harness_state: Any, target: Target, endpoints: Any) -> None:
-    done = models_cli(harness_state, "check", "--format", "json")
+    done = models_cli(harness_state, target, "check", "--format", "json")
     assert done.returncode == 0, output(done)
     report = json.loads(done.stdout)
     catalog = {e.public_id: e for e in stack_now(harness_state, target).entries()}
@@ -112,24 +123,24 @@ def test_a_model_removed_from_llama_stack_is_drift_and_sync_repairs_it(
     harness_state: Any, target: Target, removed_from_llama_stack: model_drift.CatalogEntry
 ) -> None:
     entry = removed_from_llama_stack
-    done = models_cli(harness_state, "check")
+    done = models_cli(harness_state, target, "check")
     assert done.returncode == 1, (
         f"models check passed with {entry.llama_stack_id} gone from llama-stack:\n{output(done)}"
     )
     named = [line for line in drift_lines(done) if entry.public_id in line and "[llama-stack]" in line]
     assert named, f"no drift line names {entry.public_id} and llama-stack:\n{output(done)}"
 
-    dry = models_cli(harness_state, "sync", "--dry-run")
+    dry = models_cli(harness_state, target, "sync", "--dry-run")
     assert dry.returncode == 0 and entry.llama_stack_id in dry.stdout, output(dry)
 
-    done = models_cli(harness_state, "sync")
+    done = models_cli(harness_state, target, "sync")
     assert done.returncode == 0, f"models sync failed:\n{output(done)}"
     assert f"registered  {entry.llama_stack_id}" in done.stdout, (
         f"sync did not report the registration:\n{output(done)}"
     )
     target.reconnect("llama-stack")  # the CLI restarted (or upgraded) it: follow it
 
-    done = models_cli(harness_state, "check")
+    done = models_cli(harness_state, target, "check")
     assert done.returncode == 0, f"models check still finds drift after sync:\n{output(done)}"
 
 
@@ -144,8 +155,8 @@ def gateway_only_model(target: Target, endpoints: Any) -> Iterator[str]:
         target.override_values(None, restart="gateway")
 
 
-def test_a_model_only_the_gateway_lists_is_drift(harness_state: Any, gateway_only_model: str) -> None:
-    done = models_cli(harness_state, "check")
+def test_a_model_only_the_gateway_lists_is_drift(harness_state: Any, target: Target, gateway_only_model: str) -> None:
+    done = models_cli(harness_state, target, "check")
     assert done.returncode == 1, f"models check passed with {gateway_only_model} at the gateway only:\n{output(done)}"
     named = [line for line in drift_lines(done) if gateway_only_model in line and "[gateway]" in line]
     assert named, f"no drift line names {gateway_only_model} and the gateway:\n{output(done)}"
