@@ -171,7 +171,7 @@ def names_gateway(url: str, gateway_urls: Iterable[str], gateway_port: int) -> b
     if match is None:
         return False
     host = match["host"]
-    if host.endswith("-maas-gateway") or "maas-gateway" in host and "{{" in url:
+    if host.endswith("-maas-gateway"):  # `{{ .Release.Name }}-maas-gateway` or the release spelt out
         return True
     return host in LOOPBACK and match["port"] is not None and int(match["port"]) == gateway_port
 
