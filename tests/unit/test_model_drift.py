@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
 import pytest
 from harness import model_drift as drift
 from harness.cli import main
+from harness.declared import Declared
 from harness.loopback import free_port
 from harness.model_drift import ABSENT, LLAMA_STACK, MAAS, MISSING, OK, UNEXPECTED, VALUES, Observed
 from harness.registration import Models
@@ -197,3 +206,102 @@ def test_json_output_carries_every_cell_and_the_drift() -> None:
     result = report(Observed(by_model_listing(), ["simulated-2/simulated-model-2"]), by_model=True)
     text = result.render_json()
     assert '"ok": false' in text and "maas/simulated-model" in text
+
+
+# --- check and sync against a small HTTP stand-in for the gateway and llama-stack -------------------
+
+
+class _Registries(BaseHTTPRequestHandler):
+    """GET /gw/v1/models (per key: free lists one model, premium two) and GET /ls/v1/models (what
+    `listed` holds); the llama-stack routes registration waits for answer 200."""
+
+    listed: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        gateway = {"Bearer f": ["simulated-model"], "Bearer p": ["simulated-model", "simulated-model-2"]}
+        if self.path == "/gw/v1/models":
+            items = [{"id": i} for i in gateway.get(self.headers.get("Authorization", ""), [])]
+        elif self.path == "/ls/v1/models":
+            items = [{"id": i, "custom_metadata": {"model_type": "llm"}} for i in self.listed]
+            items.append({"id": "embeddings/e5", "custom_metadata": {"model_type": "embedding"}})
+        elif self.path.startswith("/ls/v1/"):
+            items = []
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps({"data": items}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@dataclass
+class _AppliesModels:
+    """A target whose apply restarts llama-stack with the applied catalog: it then lists each
+    enabled entry as <key>/<upstreamModel or id>."""
+
+    applied: Models = dataclass_field(default_factory=dict)
+    calls: list[Models] = dataclass_field(default_factory=list)
+
+    def applied_models(self) -> Models:
+        return dict(self.applied)
+
+    def apply_models(self, models: Models) -> None:
+        self.calls.append(models)
+        self.applied = models
+        keep = [m for m in _Registries.listed if m.split("/", 1)[0] not in models]
+        _Registries.listed = keep + [
+            f"{k}/{e.get('upstreamModel') or e['id']}" for k, e in models.items() if e.get("enabled", True)
+        ]
+
+    def model_ca_path(self, path: str) -> str:
+        return path
+
+
+@pytest.fixture
+def registries() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Registries)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _stack(base: str, applied: Models) -> drift.Stack:
+    values = {"global": {"models": LOCAL}, "maas-gateway": {"routing": {"byModel": True}, "envoy": {"port": 8080}}}
+    return drift.Stack(
+        gateway_url=f"{base}/gw", llama_stack_url=f"{base}/ls", keys={"free": ["f"], "premium": ["x", "p"]},
+        declared=Declared(values, ("test",)), applied=applied,
+    )  # fmt: skip
+
+
+def test_sync_registers_what_llama_stack_misses_through_registration_and_removes_nothing(registries: str) -> None:
+    # `register --remove` took simulated-model out of llama-stack; a stray model stays listed.
+    _Registries.listed = ["simulated-2/simulated-model-2", "stray/m"]
+    target = _AppliesModels(applied={"maas": {"enabled": False}})
+    stack = _stack(registries, target.applied)
+    before = drift.check(stack)
+    assert [line.split(":")[0] for line in before.drift_lines()] == ["DRIFT simulated-model", "DRIFT stray/m"]
+    assert drift.sync(target, stack, before, dry_run=True) == (["maas/simulated-model"], None)
+    assert target.calls == []
+
+    names, registration = drift.sync(target, stack, before)
+    assert names == ["maas/simulated-model"] and registration is not None and registration.ok
+    (applied,) = target.calls
+    assert applied["maas"] == {
+        "id": "simulated-model",
+        "url": f"{registries}/gw/v1",
+        "enabled": True,
+        "provider": "vllm",
+    }
+    after = drift.check(_stack(registries, target.applied))
+    assert [line.split(":")[0] for line in after.drift_lines()] == ["DRIFT stray/m"]  # sync never removes
+    assert "stray/m" in _Registries.listed
