@@ -222,6 +222,7 @@ class _Registries(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         gateway = {"Bearer f": ["simulated-model"], "Bearer p": ["simulated-model", "simulated-model-2"]}
+        items: list[dict[str, object]]
         if self.path == "/gw/v1/models":
             items = [{"id": i} for i in gateway.get(self.headers.get("Authorization", ""), [])]
         elif self.path == "/ls/v1/models":
