@@ -307,3 +307,25 @@ def test_registration_skipping_a_model_fails_exactly_the_registration_test(
 ) -> None:
     run = product_stack.run(["tests/e2e/test_models.py"], tmp_path, extra=("-p", "meta.skip_one_model"))
     assert_exactly(run, REGISTRATION, "registration skipping one model")
+
+
+MODELS_CHECK = "tests/e2e/test_models_check.py"
+REMOVED_FROM_LLAMA_STACK = "test_models_check::test_a_model_removed_from_llama_stack_is_drift_and_sync_repairs_it"
+GATEWAY_ONLY = "test_models_check::test_a_model_only_the_gateway_lists_is_drift"
+# case of meta.break_models_check -> the test that claims the broken mechanism (run alone: each
+# restarts llama-stack or the gateway twice)
+MODELS_BREAKAGES = {
+    "ignores-llama-stack": REMOVED_FROM_LLAMA_STACK,
+    "ignores-gateway": GATEWAY_ONLY,
+    "sync-registers-nothing": REMOVED_FROM_LLAMA_STACK,
+}
+
+
+@pytest.mark.parametrize("case", list(MODELS_BREAKAGES))
+def test_models_check_breakage_fails_its_test(product_stack: BrokenStack, case: str, tmp_path: Path) -> None:
+    claim = MODELS_BREAKAGES[case]
+    test = f"{MODELS_CHECK}::{claim.split('::', 1)[1]}"
+    run = product_stack.run(
+        [test], tmp_path, extra=("-p", "meta.break_models_check"), env={"META_MODELS_BREAK": case}
+    )
+    assert_exactly(run, frozenset({claim}), f"models check: {case}")

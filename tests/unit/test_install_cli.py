@@ -209,17 +209,24 @@ class _StackHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/gw/v1/models":
-            if self.headers.get("Authorization") != "Bearer dev-ent-02":
+            # values/local.yaml's catalog: simulated-model-2 for premium and enterprise only.
+            listing = {
+                "Bearer dev-free-01": ["simulated-model"],
+                "Bearer dev-ent-02": ["simulated-model", "simulated-model-2"],
+            }
+            ids = listing.get(self.headers.get("Authorization", ""))
+            if ids is None:
                 self._send(401, {"error": {"type": "authentication_error"}})
             else:
-                self._send(200, {"data": [{"id": "simulated-model"}]})
+                self._send(200, {"data": [{"id": i} for i in ids]})
         elif self.path == "/ls/v1/health":
             self._send(200, {"status": "OK"})
         elif self.path == "/ls/v1/models":
             if not self.headers.get("Authorization", "").startswith("Bearer "):
                 self._send(401, {"error": {"message": "Authentication required"}})
             else:
-                self._send(200, {"data": [{"id": "maas/simulated-model", "custom_metadata": {"model_type": "llm"}}]})
+                ids = ["maas/simulated-model", "simulated-2/simulated-model-2"]
+                self._send(200, {"data": [{"id": i, "custom_metadata": {"model_type": "llm"}} for i in ids]})
         else:
             self._send(404, {})
 
@@ -248,13 +255,17 @@ def test_verify_command_over_real_http(capsys: pytest.CaptureFixture[str], monke
         def close(self) -> None:  # every target has close() (the Target protocol)
             pass
 
+        def applied_models(self) -> dict[str, dict[str, object]]:
+            return {}  # no registrations: the catalog is values/local.yaml's
+
     monkeypatch.setattr(cluster_cli, "get_target", lambda name, options: LocalStub())
     try:
         code, out = run_cli(["verify", "--target", "local"], capsys)
     finally:
         server.shutdown()
     assert code == 0, out
-    assert out.count("PASS") == 6 and "FAIL" not in out
+    assert out.count("PASS") == 7 and "FAIL" not in out
     assert "x-ratelimit-remaining-tokens=4995" in out
+    assert "PASS  models agree across registries: values, gateway, llama-stack agree" in out
     assert "dev-ent-02" not in out and "dev-free-01" not in out  # keys are never printed
-    assert "verify: all 6 checks OK" in out
+    assert "verify: all 7 checks OK" in out
