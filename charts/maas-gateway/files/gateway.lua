@@ -650,7 +650,7 @@ function envoy_on_response(handle)
         -- The token check runs before the response; subtract what this response costs.
         if kind == "tokens" and consumed ~= nil then left = math.max(0, left - consumed) end
         if remaining == nil or left < remaining then
-          remaining, reset = left, resets[name]
+          remaining, reset = left, resets[name] or reset
           limit = st.limit or limit
         end
       end
@@ -680,7 +680,7 @@ function envoy_on_response(handle)
       local st = rl[name]
       if st ~= nil then
         refused = name
-        if st.remaining == 0 and resets[name] > wait then wait = resets[name] end
+        if st.remaining == 0 and (resets[name] or 0) > wait then wait = resets[name] end
       end
     end
     if wait == 0 then wait = math.max(resets.requests, resets.tokens) end
