@@ -165,6 +165,14 @@ REFUSALS = [
         "routing.byModel: true",
     ),
     (
+        "limits-of-an-external-model",
+        CHART,
+        with_limited(external=True),
+        with_limited(),
+        "global.models.limited.limits",
+        "remove limits or external",
+    ),
+    (
         "token-cost-unenforced",
         CHART,
         {"global": {"models": {"limited": without("limits")}}},

@@ -131,6 +131,11 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- if and $m (eq (toString $m.external) "true") (hasKey $m "tiers") }}
 {{- $bad = append $bad (printf "global.models.%s.tiers is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove tiers or external" $key) }}
 {{- end }}
+{{- range $field := list "limits" "tokenCost" }}
+{{- if and $m (eq (toString $m.external) "true") (hasKey $m $field) }}
+{{- $bad = append $bad (printf "global.models.%s.%s is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove %s or external" $key $field $field) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $key, $m := $catalog }}
 {{- if and (hasKey $m "tiers") (not $.Values.routing.byModel) }}
