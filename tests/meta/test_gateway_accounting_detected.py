@@ -33,14 +33,18 @@ MODEL_BUDGET_LEVEL = """        value: {{ $m.id | quote }}
         descriptors:
         - key: window
           rate_limit:
-            name: {{ $kind }}"""
+            name: {{ $kind }}
+            unit: minute
+            requests_per_unit: {{ int $m.limit }}"""
 PER_USER_MODEL_BUDGET_LEVEL = """        value: {{ $m.id | quote }}
         descriptors:
         - key: user
           descriptors:
           - key: window
             rate_limit:
-              name: {{ $kind }}"""
+              name: {{ $kind }}
+              unit: minute
+              requests_per_unit: {{ int $m.limit }}"""
 BREAK = StackBreak(
     "meta-gateway-broken",
     edits=(
