@@ -72,12 +72,14 @@ def test_each_catalog_entry_gets_its_route_target(helm: HelmBinary, renderer: Re
             "cluster": "maas_upstream",
             "served": "open-model",
             "meta": {"displayName": "Open model", "capabilities": ["chat"]},
+            "cost": {"input": 1, "output": 1},
         },
         "premium-model": {
             "cluster": "maas_model_premium",
             "served": "served-premium",
             "tiers": ["premium"],
             "meta": {},
+            "cost": {"input": 1, "output": 1},
         },
     }
 

@@ -98,10 +98,29 @@ REJECTIONS = [
         )
         for chart, suffix in (("llama-stack", ""), ("rag", "-umbrella"))
     ),
-    # Keys of the next increment: nothing enforces them yet, so the schema must not accept them.
+    # Model budgets and token weights: positive numbers only (tests/charts/test_gateway_model_limits.py
+    # covers the gateway's own schema and render checks).
     *(
-        Rejection(f"catalog-{field}-not-yet", "llama-stack", models(**{field: value}), models(), field)
-        for field, value in (("limits", {"rpm": 10}), ("tokenCost", {"output": 4}))
+        Rejection(
+            f"catalog-{name}{suffix}",
+            chart,
+            models(**{field: bad}) | enforced,
+            models(**{field: good}) | enforced,
+            named,
+        )
+        for name, field, bad, good, named in (
+            ("limits-negative-tpm", "limits", {"tpm": -5}, {"tpm": 5}, "tpm"),
+            ("limits-zero-rpm", "limits", {"rpm": 0}, {"rpm": 1}, "rpm"),
+            ("limits-tier-zero-tpm", "limits", {"tiers": {"free": {"tpm": 0}}}, {"tiers": {"free": {"tpm": 9}}}, "tpm"),
+            ("limits-typo", "limits", {"tpn": 5}, {"tpm": 5}, "tpn"),
+            ("cost-zero-output", "tokenCost", {"output": 0}, {"output": 4}, "output"),
+            ("cost-negative-input", "tokenCost", {"input": -1}, {"input": 0.5}, "input"),
+        )
+        for chart, suffix, enforced in (
+            ("llama-stack", "", {}),
+            # The umbrella's gateway enforces them only when it routes by model (a render check).
+            ("rag", "-umbrella", {"maas-gateway": {"routing": {"byModel": True}}}),
+        )
     ),
     # Typos in keys the templates read one by one, which would otherwise be dropped silently.
     Rejection(

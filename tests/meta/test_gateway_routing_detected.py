@@ -79,13 +79,18 @@ BREAKAGES = {
 
 @pytest.mark.parametrize("name", BREAKAGES)
 def test_routing_tests_fail_when_routing_breaks(name: str, tmp_path: Path) -> None:
-    brk = BREAKAGES[name]
+    run_breakage(name, BREAKAGES[name], MODULE, tmp_path)
+
+
+def run_breakage(name: str, brk: Breakage, module: str, tmp_path: Path) -> None:
+    """Run `module` against gateway.lua with `brk` applied; its `fail` tests must fail saying
+    `phrase`, its `passes` tests must pass."""
     text = LUA.read_text()
     assert text.count(brk.old) == 1, f"breakage {name!r} no longer applies: update it to break the same mechanism"
     mutant = tmp_path / "gateway.lua"
     mutant.write_text(text.replace(brk.old, brk.new))
     junit = tmp_path / "junit.xml"
-    command = [sys.executable, "-m", "pytest", MODULE, "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
+    command = [sys.executable, "-m", "pytest", module, "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
     done = subprocess.run(
         command,
         cwd=REPO_ROOT,

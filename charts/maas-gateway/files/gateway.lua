@@ -13,9 +13,14 @@
 -- not for the caller's tier 403, missing 400, all before any budget is checked; the entry's
 -- Envoy cluster goes into ROUTE_HEADER (the route's cluster_header) and its served name replaces
 -- the public id in the body. GET /v1/models answers the caller's entries from the catalog.
--- Response: turn the two rate limit filters' X-RateLimit-* headers into
--- x-ratelimit-{limit,remaining,reset}-{requests,tokens}, add x-ratelimit-consumed-tokens to
--- JSON responses and Retry-After to the gateway's own 429s; a failed call is charged 0.
+-- An entry's limits (rpm, tpm, tiers.<tier>.tpm) name the model in the metadata keys of its
+-- budgets (model_rpm, model_tpm, tier_model_tpm), which the model budget filters' descriptors read;
+-- its tokenCost weights every token charge: ceil(prompt * input + completion * output).
+-- Response: turn the rate limit filters' X-RateLimit-* headers into
+-- x-ratelimit-{limit,remaining,reset}-{requests,tokens} of the tightest budget of each kind, add
+-- x-ratelimit-consumed-tokens and x-maas-tokens-charged to JSON responses, the weights to every
+-- model response, and Retry-After and the refusing budget's name to the gateway's own 429s; a
+-- failed call is charged 0. A stream's weighted charge is computed when its last chunk has passed.
 -- Lua state is per worker: the key table is loaded once per worker (and re-read every
 -- RELOAD_SECONDS); counters never live here, they live in the rate limit service.
 
@@ -165,6 +170,7 @@ end
 -- sent none): every byte of the request counted as a prompt token (an upper bound for
 -- byte-level BPE tokenizers) plus the completion the call allows (max_completion_tokens,
 -- else max_tokens, else DEFAULT_MAX_TOKENS) for each of its n choices.
+-- Returns the prompt and completion parts of the estimate.
 local function charge_estimate(doc, body_bytes)
   local function count(key)
     local n = json.number(doc[key])
@@ -173,7 +179,38 @@ local function charge_estimate(doc, body_bytes)
   end
   local completion = count("max_completion_tokens") or count("max_tokens") or DEFAULT_MAX_TOKENS
   local choices = math.max(count("n") or 1, 1)
-  return body_bytes + completion * choices
+  return body_bytes, completion * choices
+end
+
+-- Weighted charges -----------------------------------------------------------------------------
+
+-- The weights of a catalog entry (tokenCost; 1 and 1 without an entry).
+local function token_cost(entry)
+  local cost = entry and entry["cost"]
+  local w_in, w_out = 1, 1
+  if getmetatable(cost) == json.OBJECT then
+    w_in = json.number(cost["input"]) or 1
+    w_out = json.number(cost["output"]) or 1
+  end
+  return w_in, w_out
+end
+
+-- ceil(prompt * w_in + completion * w_out), robust to float noise (0.1 * 30 is 3.0000000000000004).
+local function weighted(prompt, completion, w_in, w_out)
+  local x = prompt * w_in + completion * w_out
+  return math.ceil(x - 1e-9)
+end
+
+-- The weighted charge of a response's usage (maas.usage, set by json_to_metadata and
+-- sse_to_metadata), or nil without usage. Without the parts, all of total_tokens is charged at
+-- the larger weight (an upper bound).
+local function usage_charge(usage, w_in, w_out)
+  if usage == nil then return nil end
+  local prompt, completion = tonumber(usage["prompt_tokens"]), tonumber(usage["completion_tokens"])
+  if prompt ~= nil and completion ~= nil then return weighted(prompt, completion, w_in, w_out) end
+  local total = tonumber(usage["total_tokens"])
+  if total ~= nil then return weighted(0, total, w_in, math.max(w_in, w_out)) end
+  return nil
 end
 
 -- Model routing ---------------------------------------------------------------------------------
@@ -434,8 +471,30 @@ local function on_request(handle)
       return
     end
   end
-  -- Charged at end of stream unless the response's usage replaces it (see charge_estimate).
-  handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", charge_estimate(doc, #raw))
+  -- Charged at end of stream unless the response's usage replaces it (see charge_estimate),
+  -- weighted by the model's tokenCost.
+  local w_in, w_out = token_cost(entry)
+  local est_prompt, est_completion = charge_estimate(doc, #raw)
+  md = handle:streamInfo():dynamicMetadata()
+  md:set(USAGE_NS, "total_tokens", est_prompt + est_completion)
+  md:set(USAGE_NS, "charged", weighted(est_prompt, est_completion, w_in, w_out))
+  md:set(NS, "cost_input", tostring(w_in))
+  md:set(NS, "cost_output", tostring(w_out))
+  if entry ~= nil then
+    -- The model's budgets: each metadata key names the model only when the budget exists, so the
+    -- model budget filters send a descriptor (and call the rate limit service) only then.
+    md:set(NS, "model", doc["model"])
+    local limits = entry["limits"]
+    if getmetatable(limits) == json.OBJECT then
+      md:set(NS, "minute_bucket", tostring(math.floor(now / 60)))
+      if limits["rpm"] ~= nil then md:set(NS, "model_rpm", doc["model"]) end
+      if limits["tpm"] ~= nil then md:set(NS, "model_tpm", doc["model"]) end
+      local per_tier = limits["tiers"]
+      if getmetatable(per_tier) == json.OBJECT and per_tier[id.tier] ~= nil then
+        md:set(NS, "tier_model_tpm", doc["model"])
+      end
+    end
+  end
   headers = handle:headers()
   local changed_model = false
   if entry ~= nil then
@@ -484,10 +543,43 @@ local function collect_ratelimit_headers(headers)
   return out
 end
 
-local function consumed_tokens(handle)
-  local usage = handle:streamInfo():dynamicMetadata():get(USAGE_NS)
-  if usage == nil or usage["total_tokens"] == nil then return nil end
-  return math.floor(tonumber(usage["total_tokens"]))
+-- The weighted charge of the response's usage, stored where the budgets' end-of-stream charge
+-- reads it (maas.usage:charged); nil (the estimate stays) when no usage arrived.
+local function charge_usage(handle, md)
+  local w_in, w_out = tonumber(md["cost_input"]) or 1, tonumber(md["cost_output"]) or 1
+  local charged = usage_charge(handle:streamInfo():dynamicMetadata():get(USAGE_NS), w_in, w_out)
+  if charged ~= nil then handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", charged) end
+  return charged
+end
+
+-- The budgets' names (the rate limit service's `name`) in filter chain order, and what a 429
+-- says of each. A refused call carries the headers of the filters that ran, so the refusing
+-- budget is the last of them in this order.
+local BUDGET_ORDER = { "tokens", "tier_model_tokens", "model_tokens", "requests", "model_requests" }
+local BUDGET_KIND = {
+  tokens = "tokens", tier_model_tokens = "tokens", model_tokens = "tokens",
+  requests = "requests", model_requests = "requests",
+}
+
+local function window_text(seconds)
+  if seconds % 3600 == 0 then return (seconds / 3600) .. "h" end
+  if seconds % 60 == 0 then return (seconds / 60) .. "m" end
+  return seconds .. "s"
+end
+
+local function budget_text(name, md, limit)
+  local tier, model = md["tier"], md["model"] or "?"
+  local t = TIERS[tier]
+  if name == "tokens" then
+    return string.format("the tokens per %s of tier '%s' (%s)", window_text(t.tokens_window), tier, limit)
+  elseif name == "requests" then
+    return string.format("the requests per %s of tier '%s' (%s)", window_text(t.requests_window), tier, limit)
+  elseif name == "tier_model_tokens" then
+    return string.format("the tokens per minute of tier '%s' for model %s (%s per user)", tier, model, limit)
+  elseif name == "model_tokens" then
+    return string.format("the model tokens per minute for %s (%s, shared by every caller)", model, limit)
+  end
+  return string.format("the model requests per minute for %s (%s, shared by every caller)", model, limit)
 end
 
 function envoy_on_response(handle)
@@ -500,22 +592,33 @@ function envoy_on_response(handle)
   local resets = {
     requests = seconds_to_reset(tier.requests_window, now),
     tokens = seconds_to_reset(tier.tokens_window, now),
+    tier_model_tokens = seconds_to_reset(60, now),
+    model_tokens = seconds_to_reset(60, now),
+    model_requests = seconds_to_reset(60, now),
   }
 
   -- A call that failed produced nothing: drop the estimate set on the request.
   local status = tonumber(headers:get(":status")) or 0
-  if md["route"] == "model" and (status < 200 or status >= 300) then
+  local model_call = md["route"] == "model"
+  if model_call and (status < 200 or status >= 300) then
     handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)
+    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", 0)
+  end
+  if model_call then
+    headers:replace("x-maas-token-cost-input", tostring(md["cost_input"] or 1))
+    headers:replace("x-maas-token-cost-output", tostring(md["cost_output"] or 1))
   end
 
   local consumed = nil
   local ctype = headers:get("content-type") or ""
-  if md["route"] == "model" and headers:get(":status") == "200" and ctype:find("application/json", 1, true) then
+  local ok = status >= 200 and status < 300
+  if model_call and ok and ctype:find("application/json", 1, true) then
     handle:body() -- wait for the whole JSON body: json_to_metadata has then read its usage
     headers = handle:headers() -- the handle taken before body() is no longer valid
-    consumed = consumed_tokens(handle)
+    consumed = charge_usage(handle, md)
     if consumed ~= nil then
       headers:replace("x-ratelimit-consumed-tokens", tostring(consumed))
+      headers:replace("x-maas-tokens-charged", tostring(consumed))
     end
   end
 
@@ -536,17 +639,25 @@ function envoy_on_response(handle)
     headers:replace("content-type", "application/json")
   end
 
+  -- Per kind, the tightest budget that answered: the least remaining (after this response's
+  -- charge); the tier's own limit and reset when no budget answered.
   for _, kind in ipairs({ "requests", "tokens" }) do
-    local limit = tier[kind .. "_limit"]
-    headers:replace("x-ratelimit-limit-" .. kind, tostring(limit))
-    headers:replace("x-ratelimit-reset-" .. kind, tostring(resets[kind]))
-    local st = rl[kind]
-    if st ~= nil and st.remaining ~= nil then
-      local remaining = st.remaining
-      -- The token check runs before the response; subtract what this response costs.
-      if kind == "tokens" and consumed ~= nil then remaining = math.max(0, remaining - consumed) end
-      headers:replace("x-ratelimit-remaining-" .. kind, tostring(remaining))
+    local limit, reset, remaining = tier[kind .. "_limit"], resets[kind], nil
+    for _, name in ipairs(BUDGET_ORDER) do
+      local st = rl[name]
+      if BUDGET_KIND[name] == kind and st ~= nil and st.remaining ~= nil then
+        local left = st.remaining
+        -- The token check runs before the response; subtract what this response costs.
+        if kind == "tokens" and consumed ~= nil then left = math.max(0, left - consumed) end
+        if remaining == nil or left < remaining then
+          remaining, reset = left, resets[name] or reset
+          limit = st.limit or limit
+        end
+      end
     end
+    headers:replace("x-ratelimit-limit-" .. kind, tostring(limit))
+    headers:replace("x-ratelimit-reset-" .. kind, tostring(reset))
+    if remaining ~= nil then headers:replace("x-ratelimit-remaining-" .. kind, tostring(remaining)) end
   end
 
   -- failureMode open: the rate limit filters let the call through without an answer (no
@@ -564,11 +675,39 @@ function envoy_on_response(handle)
 -- answering the caller 429 as the gateway does.
   if headers:get(":status") == "429" and headers:get("x-envoy-ratelimited") ~= nil then
     local wait = 0
-    for kind, st in pairs(rl) do
-      if st.remaining == 0 and resets[kind] ~= nil and resets[kind] > wait then wait = resets[kind] end
+    local refused = nil
+    for _, name in ipairs(BUDGET_ORDER) do
+      local st = rl[name]
+      if st ~= nil then
+        refused = name
+        if st.remaining == 0 and (resets[name] or 0) > wait then wait = resets[name] end
+      end
     end
     if wait == 0 then wait = math.max(resets.requests, resets.tokens) end
     headers:replace("retry-after", tostring(wait))
     headers:replace("x-should-retry", "false")
+    if refused ~= nil then
+      -- Name the budget that refused the call (the body Envoy's local reply config wrote speaks
+      -- only of the tier).
+      headers:replace("x-maas-ratelimit-exceeded", refused)
+      local message = "Rate limit exceeded: " .. budget_text(refused, md, tostring(rl[refused].limit or "?")) ..
+        ". Retry after " .. wait .. " seconds (Retry-After)."
+      local answer = error_json(message, "rate_limit_exceeded", "rate_limit_exceeded")
+      local body = handle:body()
+      headers = handle:headers()
+      if body ~= nil then
+        body:setBytes(answer)
+        headers:replace("content-length", tostring(#answer))
+      end
+    end
+    return
+  end
+
+  -- A successful stream: charge its usage (the final chunk's, read by sse_to_metadata) with the
+  -- weights once the last chunk has passed; the chunks flow on unbuffered meanwhile. An aborted
+  -- stream keeps the estimate.
+  if model_call and ok and ctype:find("text/event-stream", 1, true) then
+    for _ in handle:bodyChunks() do end
+    charge_usage(handle, md)
   end
 end

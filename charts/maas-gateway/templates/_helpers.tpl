@@ -131,10 +131,35 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- if and $m (eq (toString $m.external) "true") (hasKey $m "tiers") }}
 {{- $bad = append $bad (printf "global.models.%s.tiers is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove tiers or external" $key) }}
 {{- end }}
+{{- range $field := list "limits" "tokenCost" }}
+{{- if and $m (eq (toString $m.external) "true") (hasKey $m $field) }}
+{{- $bad = append $bad (printf "global.models.%s.%s is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove %s or external" $key $field $field) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $key, $m := $catalog }}
 {{- if and (hasKey $m "tiers") (not $.Values.routing.byModel) }}
 {{- $bad = append $bad (printf "global.models.%s.tiers is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove tiers" $key) }}
+{{- end }}
+{{- range $field := list "limits" "tokenCost" }}
+{{- if and (hasKey $m $field) (not $.Values.routing.byModel) }}
+{{- $bad = append $bad (printf "global.models.%s.%s is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove %s" $key $field $field) }}
+{{- end }}
+{{- end }}
+{{- range $t, $_ := ((($m.limits | default dict).tiers) | default dict) }}
+{{- if not (hasKey $.Values.tiers $t) }}
+{{- $bad = append $bad (printf "global.models.%s.limits.tiers.%s: %q is not a tier of the gateway (tiers: %s); name one of them or add it under tiers" $key $t $t (keys $.Values.tiers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- range $f, $v := ($m.limits | default dict) }}
+{{- if and (ne $f "tiers") (le (float64 $v) 0.0) }}
+{{- $bad = append $bad (printf "global.models.%s.limits.%s: %v must be at least 1" $key $f $v) }}
+{{- end }}
+{{- end }}
+{{- range $f, $v := ($m.tokenCost | default dict) }}
+{{- if le (float64 $v) 0.0 }}
+{{- $bad = append $bad (printf "global.models.%s.tokenCost.%s: %v must be greater than 0" $key $f $v) }}
+{{- end }}
 {{- end }}
 {{- range $i, $t := ($m.tiers | default list) }}
 {{- if not (hasKey $.Values.tiers $t) }}
@@ -187,7 +212,8 @@ Usage: {{ include "maas-gateway.catalogEntries" . | fromJson }}
 
 {{/*
 The gateway's routing table, generated into the Lua preamble: public id -> {cluster, served
-model name, allowed tiers (absent: all), catalog metadata for /v1/models}. A catalog entry's
+model name, allowed tiers (absent: all), catalog metadata for /v1/models, token weights (cost:
+input, output; default 1), model budgets (limits: rpm, tpm, tiers.<tier>.tpm; absent: none)}. A catalog entry's
 cluster is maas_model_<key> when routing.upstreams names it, else the default maas_upstream.
 Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
 */}}
@@ -200,6 +226,17 @@ Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
 {{- end }}
 {{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey ($.Values.routing.upstreams | default dict) $key)) "served" ($m.upstreamModel | default $m.id) "meta" $meta }}
 {{- if hasKey $m "tiers" }}{{ $_ := set $entry "tiers" $m.tiers }}{{ end }}
+{{- $cost := $m.tokenCost | default dict }}
+{{- $_ := set $entry "cost" (dict "input" (ternary 1 $cost.input (not (hasKey $cost "input"))) "output" (ternary 1 $cost.output (not (hasKey $cost "output")))) }}
+{{- with $m.limits }}
+{{- $limits := dict }}
+{{- if hasKey . "rpm" }}{{ $_ := set $limits "rpm" (int .rpm) }}{{ end }}
+{{- if hasKey . "tpm" }}{{ $_ := set $limits "tpm" (int .tpm) }}{{ end }}
+{{- $perTier := dict }}
+{{- range $t, $l := (.tiers | default dict) }}{{ $_ := set $perTier $t (dict "tpm" (int $l.tpm)) }}{{ end }}
+{{- if $perTier }}{{ $_ := set $limits "tiers" $perTier }}{{ end }}
+{{- if $limits }}{{ $_ := set $entry "limits" $limits }}{{ end }}
+{{- end }}
 {{- $_ := set $out $m.id $entry }}
 {{- end }}
 {{- toJson $out }}
