@@ -153,6 +153,14 @@ REFUSALS = [
         "routing.byModel: true",
     ),
     (
+        "catalog-upstream-model-unsent",
+        CHART,
+        {"global": {"models": {"open": {**CATALOG["open"], "upstreamModel": "served-open"}}}},
+        {"global": {"models": {"open": {**CATALOG["open"], "upstreamModel": "served-open"}}}, "routing": {"byModel": True}},
+        "global.models.open.upstreamModel",
+        "set routing.byModel: true",
+    ),
+    (
         "catalog-tiers-on-external",
         CHART,
         {**ROUTED, "global": {"models": {"premium": {**CATALOG["premium"], "external": True}}}},

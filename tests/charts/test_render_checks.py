@@ -287,10 +287,14 @@ def test_model_without_catalog_fields_registers_no_metadata(helm: HelmBinary, re
 
 
 @pytest.mark.parametrize("provider", ("vllm", "openai"))
-def test_upstream_model_is_the_name_sent_to_the_server(helm: HelmBinary, renderer: Renderer, provider: str) -> None:
-    """The provider asks the server for upstreamModel; the public id stays the registered model_id
-    and, since llama-stack names the model <key>/<provider model id>, rides along as publicId."""
-    docs = render_ok(renderer, helm, "llama-stack", values=model(provider=provider, upstreamModel="served-name"))
+def test_external_upstream_model_is_the_name_sent_to_the_server(
+    helm: HelmBinary, renderer: Renderer, provider: str
+) -> None:
+    """llama-stack calls an external entry directly, so it asks the server for upstreamModel; the
+    public id stays the registered model_id and, since llama-stack names the model <key>/<provider
+    model id>, rides along as publicId."""
+    values = model(provider=provider, upstreamModel="served-name", external=True)
+    docs = render_ok(renderer, helm, "llama-stack", values=values)
     _, config = run_config(docs)
     registered = next(m for m in config["registered_resources"]["models"] if m["provider_id"] == "m1")
     assert (registered["model_id"], registered["provider_model_id"]) == ("m1", "served-name"), registered
@@ -299,10 +303,23 @@ def test_upstream_model_is_the_name_sent_to_the_server(helm: HelmBinary, rendere
     assert provider_entry["config"]["allowed_models"] == ["served-name"], provider_entry
 
 
+def test_gateway_entry_sends_its_public_id(helm: HelmBinary, renderer: Renderer) -> None:
+    """An entry behind the gateway: llama-stack sends the public id, and the gateway (routing by
+    model) sends upstreamModel on, so the entry's tiers, limits and token costs apply to calls made
+    through llama-stack; sending upstreamModel would charge another entry's budgets, or get 404."""
+    docs = render_ok(renderer, helm, "llama-stack", values=model(upstreamModel="served-name"))
+    _, config = run_config(docs)
+    registered = next(m for m in config["registered_resources"]["models"] if m["provider_id"] == "m1")
+    assert (registered["model_id"], registered["provider_model_id"]) == ("m1", "m1"), registered
+    assert "metadata" not in registered, registered
+    provider_entry = next(p for p in config["providers"]["inference"] if p["provider_id"] == "m1")
+    assert provider_entry["config"]["allowed_models"] == ["m1"], provider_entry
+
+
 def test_helm_test_expects_each_model_under_its_listed_name(helm: HelmBinary, renderer: Renderer) -> None:
-    """`helm test` checks llama-stack lists each model as it names it: <key>/<upstreamModel or id>."""
-    values = model(upstreamModel="served-name")
-    values["global"]["models"]["m2"] = {"id": "m2", "url": "http://vllm.example.svc:8000/v1"}
+    """`helm test` checks llama-stack lists each model as it names it: <key>/<id>, an external entry <key>/<upstreamModel or id>."""
+    values = model(upstreamModel="served-name", external=True)
+    values["global"]["models"]["m2"] = {"id": "m2", "url": "http://vllm.example.svc:8000/v1", "upstreamModel": "x"}
     docs = render_ok(renderer, helm, "llama-stack", values=values)
     envs = [e for pod in _test_pods(docs) for c in pod["spec"]["containers"] for e in c.get("env") or []]
     (expected,) = [json.loads(e["value"]) for e in envs if e["name"] == "EXPECTED_MODELS"]

@@ -8,8 +8,8 @@ The registries, and how each names a catalog entry `global.models.<key>` = {id, 
   lists the public `id` of each entry that tier may use; otherwise it relays its model server's list,
   the served names (`upstreamModel or id`). Only entries whose URL is this stack's gateway are
   expected there; a tier an entry does not allow must not list it (absence there is not drift);
-- llama-stack: `<key>/<upstreamModel or id>` for every entry (its LLMs; embedding models are not
-  catalog entries);
+- llama-stack: `<key>/<id>` for every entry, `<key>/<upstreamModel or id>` for an external one
+  (`registration.listed_id`; its LLMs; embedding models are not catalog entries);
 - a MaaS (when MAAS_ENDPOINT and MAAS_API_KEY are set): the served name of each entry whose URL is
   that endpoint. A MaaS serving more than the catalog registers is not drift.
 
@@ -30,7 +30,7 @@ from harness import http, llama_stack_auth, registration
 from harness.declared import Declared
 from harness.errors import StackNotReady
 from harness.maas import MaasSettings, get_models, v1_url
-from harness.registration import DEFAULT_PROVIDER, AppliesModels, Models, ModelSpec, Report
+from harness.registration import DEFAULT_PROVIDER, AppliesModels, Models, ModelSpec, Report, listed_id
 
 LLAMA_STACK = "llama-stack"
 VALUES = "values"
@@ -69,7 +69,7 @@ class CatalogEntry:
 
     @property
     def llama_stack_id(self) -> str:
-        return f"{self.key}/{self.served}"
+        return listed_id(self.key, {"id": self.public_id, **self.values})
 
     def allows(self, tier: str) -> bool:
         return self.tiers is None or tier in self.tiers
@@ -384,7 +384,7 @@ def check(stack: Stack) -> CheckReport:
     sources = {
         VALUES: f"{stack.declared.describe()}, plus the models registrations applied",
         GATEWAY: f"GET {stack.gateway_url}/v1/models with one key of each tier ({', '.join(keys)}); {gateway_how}",
-        LLAMA_STACK: f"GET {stack.llama_stack_url}/v1/models (LLMs; listed as <key>/<upstreamModel or id>)",
+        LLAMA_STACK: f"GET {stack.llama_stack_url}/v1/models (LLMs; listed as <key>/<id>, external entries as <key>/<upstreamModel or id>)",
         MAAS: f"GET {v1_url(maas.endpoint)}/models with MAAS_API_KEY"
         if maas
         else "not configured (set MAAS_ENDPOINT and MAAS_API_KEY to compare a MaaS's discovery endpoint)",
@@ -414,6 +414,7 @@ def spec_for(entry: CatalogEntry, llama_stack_gateway_url: str) -> ModelSpec:
         provider=str(values.get("provider") or DEFAULT_PROVIDER),
         tls_verify=tls if isinstance(tls, bool | str) else True,
         upstream_model=str(values.get("upstreamModel") or ""),
+        external=values.get("external") is True,
     )
 
 

@@ -3,7 +3,7 @@
 llama-stack 0.7 removed `POST /v1/models`, so "register" means: compute the desired
 models, merge them into what the target has applied (`Target.applied_models()`: the run's
 models file locally, `helm get values` on a cluster), apply the result (config + restart
-locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<upstreamModel or id>` and
+locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists each as `listed_id` names it and
 every API the tests use answers. Registration is additive: it changes only the entries it
 was asked to add or remove, so models registered by the session, a test or a release
 engineer survive each other's registrations. A server older than 0.7 still has the
@@ -77,7 +77,7 @@ class ModelSpec:
 
     @property
     def llama_stack_id(self) -> str:
-        return f"{self.key}/{self.upstream_model or self.id}"
+        return listed_id(self.key, self.to_values())
 
     def to_values(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": self.id, "url": self.url, "enabled": self.enabled, "provider": self.provider}
@@ -118,10 +118,20 @@ class Report:
         return "\n".join(lines)
 
 
-def listed_id(key: str, entry: dict[str, Any]) -> str:
-    """How llama-stack 0.7.3 lists a `global.models` entry: `<key>/<upstreamModel or id>` (it names
-    a model after the provider's model id, not the public id)."""
-    return f"{key}/{entry.get('upstreamModel') or entry['id']}"
+def served_name(entry: Mapping[str, Any]) -> str:
+    """The model name llama-stack sends for a `global.models` entry (the chart's
+    `llama-stack.servedName`): the public id for an entry behind the stack's gateway, which routes
+    by it and sends `upstreamModel` on itself; `upstreamModel or id` for an external entry, which
+    llama-stack calls directly."""
+    if entry.get("external") is True:
+        return str(entry.get("upstreamModel") or entry["id"])
+    return str(entry["id"])
+
+
+def listed_id(key: str, entry: Mapping[str, Any]) -> str:
+    """How llama-stack 0.7.3 lists a `global.models` entry: `<key>/<served_name>` (it names a model
+    after the provider's model id)."""
+    return f"{key}/{served_name(entry)}"
 
 
 def declared_elsewhere(declared: Models, ids: Iterable[str]) -> set[str]:

@@ -94,18 +94,19 @@ def test_a_tier_missing_a_model_it_may_use_is_drift() -> None:
     assert rows_by_model(result.rows)["simulated-model-2"]["gateway[premium]"] == MISSING
 
 
-def test_llama_stack_ids_use_the_key_and_the_upstream_model_the_gateway_the_public_id() -> None:
+def test_llama_stack_and_the_gateway_list_a_gateway_entry_by_its_public_id() -> None:
     models: Models = {
         **LOCAL,
         "second": {"id": "second-model", "upstreamModel": "simulated-model", "url": GATEWAY_URL + "/v1"},
     }
     listing = by_model_listing(**{t: ["second-model"] for t in TIERS})
-    result = report(Observed(listing, [*STACK_IDS, "second/simulated-model"]), models, by_model=True)
+    result = report(Observed(listing, [*STACK_IDS, "second/second-model"]), models, by_model=True)
     assert result.ok, result.render_table()
-    # The public id as llama-stack's id is not the same model: drift both ways.
-    wrong = report(Observed(listing, [*STACK_IDS, "second/second-model"]), models, by_model=True)
+    # Behind the gateway llama-stack sends (and is listed by) the public id: the served name there
+    # is not the same model (it would skip the entry's budgets at the gateway): drift both ways.
+    wrong = report(Observed(listing, [*STACK_IDS, "second/simulated-model"]), models, by_model=True)
     cells = rows_by_model(wrong.rows)
-    assert cells["second-model"][LLAMA_STACK] == MISSING and cells["second/second-model"][LLAMA_STACK] == UNEXPECTED
+    assert cells["second-model"][LLAMA_STACK] == MISSING and cells["second/simulated-model"][LLAMA_STACK] == UNEXPECTED
 
 
 def test_without_routing_by_model_the_gateway_relays_served_names_to_every_tier() -> None:
@@ -175,7 +176,7 @@ def test_sync_specs_carry_the_entry_and_move_the_loopback_placeholder_to_the_gat
     models: Models = {
         "maas": {"id": "simulated-model", "url": "http://127.0.0.1:8080/v1", "provider": "vllm", "displayName": "S"},
         "ext": {"id": "e", "upstreamModel": "org/e", "url": "https://maas.example/v1", "provider": "openai",
-                "apiTokenSecretRef": {"name": "maas-api-key", "key": "token"}, "tlsVerify": False},
+                "apiTokenSecretRef": {"name": "maas-api-key", "key": "token"}, "tlsVerify": False, "external": True},
     }  # fmt: skip
     specs = {e.key: drift.spec_for(e, GATEWAY_URL) for e in entries(models)}
     assert specs["maas"].url == GATEWAY_URL + "/v1" and specs["maas"].llama_stack_id == "maas/simulated-model"
@@ -183,6 +184,7 @@ def test_sync_specs_carry_the_entry_and_move_the_loopback_placeholder_to_the_gat
     assert (ext.url, ext.secret_ref, ext.tls_verify, ext.provider) == (
         "https://maas.example/v1", ("maas-api-key", "token"), False, "openai"
     )  # fmt: skip
+    assert ext.external, "sync would register an external entry as one behind the gateway"
     assert ext.llama_stack_id == "ext/org/e"
 
 
@@ -245,7 +247,7 @@ class _Registries(BaseHTTPRequestHandler):
 @dataclass
 class _AppliesModels:
     """A target whose apply restarts llama-stack with the applied catalog: it then lists each
-    enabled entry as <key>/<upstreamModel or id>."""
+    enabled entry as <key>/<id> (external: <key>/<upstreamModel or id>)."""
 
     applied: Models = dataclass_field(default_factory=dict)
     calls: list[Models] = dataclass_field(default_factory=list)

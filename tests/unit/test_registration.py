@@ -267,13 +267,22 @@ def test_registration_waits_for_every_route_the_workflows_use(serve: Any) -> Non
     assert "/v1/files?limit=1" in report.missing["llama-stack"], report.render()
 
 
-def test_spec_with_upstream_model_is_listed_under_it() -> None:
-    spec = reg.ModelSpec("alias", "public-name", "https://maas.example/v1", upstream_model="served-name")
+def test_external_spec_with_upstream_model_is_listed_under_it() -> None:
+    """llama-stack calls an external entry directly, with upstreamModel, and names it after it."""
+    spec = reg.ModelSpec("alias", "public-name", "https://maas.example/v1", upstream_model="served-name", external=True)
     assert spec.llama_stack_id == "alias/served-name"
     assert spec.to_values()["upstreamModel"] == "served-name"
     assert "upstreamModel" not in SPEC.to_values()
     assert reg.listed_id("alias", spec.to_values()) == "alias/served-name"
     assert reg.listed_id(SPEC.key, SPEC.to_values()) == "maas-granite/granite-8b"
+
+
+def test_gateway_spec_with_upstream_model_is_listed_under_its_public_id() -> None:
+    """Behind the gateway llama-stack sends the public id (the gateway sends upstreamModel on), so
+    the entry's own tiers, limits and token costs apply to calls made through llama-stack."""
+    spec = reg.ModelSpec("alias", "public-name", "https://gw.example/v1", upstream_model="served-name")
+    assert spec.llama_stack_id == "alias/public-name"
+    assert reg.served_name(spec.to_values()) == "public-name"
 
 
 def test_ids_declared_under_another_key_are_taken() -> None:
@@ -294,7 +303,7 @@ def test_a_taken_id_is_registered_under_a_public_id_of_its_own() -> None:
     assert (own.id, own.upstream_model, own.llama_stack_id) == (
         "maas-granite-8b",
         "granite-8b",
-        "maas-granite-8b/granite-8b",
+        "maas-granite-8b/maas-granite-8b",
     )
     assert (free.id, free.upstream_model) == ("other", "")
 

@@ -59,9 +59,20 @@ Enabled models as a JSON object <key> -> entry. An entry without `enabled` count
 {{- end }}
 
 {{/*
+The model name llama-stack sends for a catalog entry, and names it by (<key>/<name>): the public id
+for an entry behind the stack's gateway, which routes by that id and itself sends upstreamModel on
+(sending upstreamModel would skip the entry's tiers, limits and token costs at the gateway); for an
+external entry, which llama-stack calls directly, upstreamModel when set.
+Usage: {{ include "llama-stack.servedName" $entry }}
+*/}}
+{{- define "llama-stack.servedName" -}}
+{{- if eq (toString .external) "true" }}{{ .upstreamModel | default .id }}{{ else }}{{ .id }}{{ end }}
+{{- end }}
+
+{{/*
 A catalog entry's metadata for llama-stack's model registry, as JSON: the catalog fields that are
-set (llama-stack shows them in GET /v1/models under custom_metadata), plus publicId when
-upstreamModel differs from id, since llama-stack names the model <key>/<upstreamModel>.
+set (llama-stack shows them in GET /v1/models under custom_metadata), plus publicId when the name
+llama-stack sends (llama-stack.servedName, which it lists the model by) differs from id.
 Usage: {{ include "llama-stack.modelMetadata" $entry | fromJson }}
 */}}
 {{- define "llama-stack.modelMetadata" -}}
@@ -71,7 +82,7 @@ Usage: {{ include "llama-stack.modelMetadata" $entry | fromJson }}
 {{- $_ := set $out $field (get $ $field) }}
 {{- end }}
 {{- end }}
-{{- if and .upstreamModel (ne .upstreamModel .id) }}
+{{- if ne (include "llama-stack.servedName" .) .id }}
 {{- $_ := set $out "publicId" .id }}
 {{- end }}
 {{- toJson $out }}

@@ -138,6 +138,9 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- range $key, $m := $catalog }}
+{{- if and $m.upstreamModel (ne $m.upstreamModel $m.id) (not $.Values.routing.byModel) }}
+{{- $bad = append $bad (printf "global.models.%s.upstreamModel is set but routing.byModel is false, so nothing would send it on (llama-stack calls the gateway with the public id %q); set routing.byModel: true (standalone mode) or remove upstreamModel" $key $m.id) }}
+{{- end }}
 {{- if and (hasKey $m "tiers") (not $.Values.routing.byModel) }}
 {{- $bad = append $bad (printf "global.models.%s.tiers is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove tiers" $key) }}
 {{- end }}
