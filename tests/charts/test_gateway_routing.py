@@ -156,7 +156,10 @@ REFUSALS = [
         "catalog-upstream-model-unsent",
         CHART,
         {"global": {"models": {"open": {**CATALOG["open"], "upstreamModel": "served-open"}}}},
-        {"global": {"models": {"open": {**CATALOG["open"], "upstreamModel": "served-open"}}}, "routing": {"byModel": True}},
+        {
+            "global": {"models": {"open": {**CATALOG["open"], "upstreamModel": "served-open"}}},
+            "routing": {"byModel": True},
+        },
         "global.models.open.upstreamModel",
         "set routing.byModel: true",
     ),

@@ -317,7 +317,8 @@ def test_gateway_entry_sends_its_public_id(helm: HelmBinary, renderer: Renderer)
 
 
 def test_helm_test_expects_each_model_under_its_listed_name(helm: HelmBinary, renderer: Renderer) -> None:
-    """`helm test` checks llama-stack lists each model as it names it: <key>/<id>, an external entry <key>/<upstreamModel or id>."""
+    """`helm test` checks llama-stack lists each model as it names it: <key>/<id>, an external entry
+    <key>/<upstreamModel or id>."""
     values = model(upstreamModel="served-name", external=True)
     values["global"]["models"]["m2"] = {"id": "m2", "url": "http://vllm.example.svc:8000/v1", "upstreamModel": "x"}
     docs = render_ok(renderer, helm, "llama-stack", values=values)

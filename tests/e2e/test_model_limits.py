@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from harness.declared import Declared, RoutedModel
+from harness.registration import listed_id
 
 from .support import Gateway, Reply, auth_header, await_window, parse_sse, remaining_tokens, wait_for_charge, words
 
@@ -27,6 +29,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chat]
 
 # Seconds a test needs left in the current minute (every budget here is a one-minute window).
 NEEDED_S = 5.0
+# Seconds a test calling through llama-stack needs left in the minute (a busy machine's llama-stack call).
+LLAMA_STACK_SPAN_S = 15.0
 # Bounds on the calls a test makes before it must have seen its 429.
 MAX_CALLS = 12
 
@@ -188,4 +192,29 @@ def test_a_stream_is_charged_its_weighted_usage(gateway: Gateway, key_pool, rout
     assert expected > usage["total_tokens"], f"the weight changes nothing for {usage}"
     assert wait_for_charge(gateway, key, start - expected) == start - expected, (
         f"a stream with usage {usage} was not charged {expected}"
+    )
+
+
+def test_a_weighted_model_through_llama_stack_is_charged_its_weights(
+    llama_stack_as: Callable[[str], Any], gateway: Gateway, key_pool, routed, declared: Declared
+) -> None:
+    """llama-stack calls the gateway with the entry's public id, not its upstreamModel (which is
+    another entry's id here): the caller's budget is charged the entry's weighted usage."""
+    model, entry = pick(routed, "weighted")
+    if not entry.allows("free"):
+        pytest.skip(f"{model} is not open to free keys: {entry}")
+    catalog = (declared.values.get("global") or {}).get("models") or {}
+    name, values = next((k, v) for k, v in catalog.items() if v and v.get("id") == model)
+    key = key_pool.one("free")
+    await_window(gateway, key, LLAMA_STACK_SPAN_S)
+    start = remaining_tokens(gateway, key)
+    reply = llama_stack_as(key).chat.completions.create(
+        model=listed_id(name, values), messages=[{"role": "user", "content": words(10)}], max_tokens=6
+    )
+    assert reply.usage is not None, f"no usage in {reply}"
+    usage = reply.usage
+    expected = math.ceil(usage.prompt_tokens * entry.cost_input + usage.completion_tokens * entry.cost_output)
+    assert expected > usage.total_tokens, f"the weight changes nothing for {usage}"
+    assert wait_for_charge(gateway, key, start - expected) == start - expected, (
+        f"a call through llama-stack with usage {usage} was not charged {expected} (the weights of {model})"
     )

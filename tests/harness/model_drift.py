@@ -384,7 +384,7 @@ def check(stack: Stack) -> CheckReport:
     sources = {
         VALUES: f"{stack.declared.describe()}, plus the models registrations applied",
         GATEWAY: f"GET {stack.gateway_url}/v1/models with one key of each tier ({', '.join(keys)}); {gateway_how}",
-        LLAMA_STACK: f"GET {stack.llama_stack_url}/v1/models (LLMs; listed as <key>/<id>, external entries as <key>/<upstreamModel or id>)",
+        LLAMA_STACK: f"GET {stack.llama_stack_url}/v1/models (LLMs, as <key>/<id>; external: <key>/<upstreamModel>)",
         MAAS: f"GET {v1_url(maas.endpoint)}/models with MAAS_API_KEY"
         if maas
         else "not configured (set MAAS_ENDPOINT and MAAS_API_KEY to compare a MaaS's discovery endpoint)",
