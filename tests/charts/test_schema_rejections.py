@@ -93,13 +93,12 @@ REJECTIONS = [
             ("capabilities", "empty-item", [""], ["chat"]),
             ("supportsStreaming", "not-boolean", "yes", True),
             ("availability", "unknown", "retired", "deprecated"),
-            ("upstreamModel", "empty", "", "served-name"),
             ("displayName", "not-string", 7, "Model 7"),
         )
         for chart, suffix in (("llama-stack", ""), ("rag", "-umbrella"))
     ),
-    # Model budgets and token weights: positive numbers only (tests/charts/test_gateway_model_limits.py
-    # covers the gateway's own schema and render checks).
+    # Model budgets, token weights and the upstream name: positive numbers, a non-empty name
+    # (tests/charts/test_gateway_model_limits.py covers the gateway's own schema and render checks).
     *(
         Rejection(
             f"catalog-{name}{suffix}",
@@ -109,6 +108,7 @@ REJECTIONS = [
             named,
         )
         for name, field, bad, good, named in (
+            ("upstreamModel-empty", "upstreamModel", "", "served-name", "upstreamModel"),
             ("limits-negative-tpm", "limits", {"tpm": -5}, {"tpm": 5}, "tpm"),
             ("limits-zero-rpm", "limits", {"rpm": 0}, {"rpm": 1}, "rpm"),
             ("limits-tier-zero-tpm", "limits", {"tiers": {"free": {"tpm": 0}}}, {"tiers": {"free": {"tpm": 9}}}, "tpm"),
@@ -118,7 +118,7 @@ REJECTIONS = [
         )
         for chart, suffix, enforced in (
             ("llama-stack", "", {}),
-            # The umbrella's gateway enforces them only when it routes by model (a render check).
+            # The umbrella's gateway applies them only when it routes by model (a render check).
             ("rag", "-umbrella", {"maas-gateway": {"routing": {"byModel": True}}}),
         )
     ),
