@@ -41,3 +41,16 @@ def by_tier(keys: list[ApiKey]) -> dict[str, list[str]]:
     for k in keys:
         tiers.setdefault(k.tier, []).append(k.key)
     return tiers
+
+
+SERVICE_TIER = "internal"  # the dev overlays' tier of the harness's own keys
+
+
+def listing_key(keys: dict[str, list[str]]) -> str | None:
+    """The key the harness lists the gateway's models with: the service tier's first, so no user
+    tier's budget is touched and the list is the same on every target; else the first key of the
+    tier with the most keys."""
+    for tier in (SERVICE_TIER, *sorted(keys, key=lambda t: -len(keys[t]))):
+        if keys.get(tier):
+            return keys[tier][0]
+    return None

@@ -22,6 +22,7 @@ from harness import maas
 from harness.declared import read_values
 from harness.errors import HarnessError
 from harness.errors import MaasError as MaasError  # what register_maas reports
+from harness.gateway_keys import SERVICE_TIER
 from harness.http import PROBE_TIMEOUT_S, REQUEST_TIMEOUT_S, json_request, list_models
 from harness.maas import MaasSettings
 from harness.maas import v1_url as v1_url  # the URL form registration writes into global.models
@@ -429,7 +430,7 @@ def register_maas(
     return report
 
 
-HARNESS_TIER = "internal"  # the dev overlays' tier of the harness's own key (values/local.yaml)
+HARNESS_TIER = SERVICE_TIER  # the dev overlays' tier of the harness's own key (values/local.yaml)
 
 
 def harness_key(keys: Mapping[str, list[str]]) -> str:

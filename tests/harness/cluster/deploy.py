@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness import gateway_keys
 from harness.chart_archives import refuse_stale_archives
 from harness.cluster import model_ca, plans, routes, secrets
 from harness.cluster.components import ComponentControl
@@ -217,7 +218,7 @@ class ClusterDeployment:
     def endpoints(self, use_routes: bool, run_dir: str = "") -> Endpoints:
         gateway_url, stack_url = self.connect(use_routes)
         keys = self.keys()
-        some_key = next((k for tier_keys in keys.values() for k in tier_keys), "")
+        some_key = gateway_keys.listing_key(keys) or ""
         endpoints = Endpoints(
             gateway_url=gateway_url,
             llama_stack_url=stack_url,
