@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from harness import gateway_keys
@@ -82,7 +83,7 @@ def gateway_log(local: LocalTarget) -> str:
 
 
 def test_a_created_key_works_within_the_reload_period_and_only_its_hash_is_stored(
-    local: LocalTarget, key_files: LocalKeyFiles, gateway: Gateway, declared: Declared
+    local: LocalTarget, key_files: LocalKeyFiles, gateway: Gateway, declared: Declared, tmp_path: Path
 ) -> None:
     dry = ok(keys_cli(local, "create", "--user", "kc-user", "--tier", "free", "--dry-run"))
     assert "dry run" in dry and key_files.keys_file.read_text().count("kc-user") == 0, dry
@@ -98,6 +99,11 @@ def test_a_created_key_works_within_the_reload_period_and_only_its_hash_is_store
     listing = ok(keys_cli(local, "list", "--user", "kc-user"))
     assert "kc-user" in listing and "team=ml" in listing and key not in listing, listing
     assert key not in gateway_log(local), "the gateway log holds the key"
+    bundle = local.diagnose(tmp_path / "diagnostics")
+    for path in bundle.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert key not in text and key_files.secret() not in text, f"{path.name} holds the key or its secret"
 
 
 def test_a_key_created_to_expire_in_5s_is_refused_saying_expired(
