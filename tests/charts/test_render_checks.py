@@ -387,10 +387,13 @@ def _pgvector_secret_refs(docs: list[Obj]) -> set[tuple[str, str]]:
 
 def test_existing_secret_renders_stable_and_wired(helm: HelmBinary, renderer: Renderer) -> None:
     # GitOps renders without a cluster: every generated password needs its existing Secret
-    # (pgvector's here, the gateway's Redis password below).
+    # (pgvector's here, the gateway's Redis password and key hashing secret below).
     values = {
         **next(r for r in REFUSALS if r.id == "pgvector-existing-secret-not-wired").good,
-        "maas-gateway": {"redis": {"auth": {"existingSecret": "redis-credentials"}}},
+        "maas-gateway": {
+            "redis": {"auth": {"existingSecret": "redis-credentials"}},
+            "apiKeys": {"hmac": {"existingSecret": "api-key-hashing"}},
+        },
     }
     first = render_ok(renderer, helm, "rag", values=values)
     assert not [ref(s) for s in of_kind(first, "Secret") if "pgvector" in s["metadata"]["name"]], (

@@ -112,6 +112,13 @@ class Declared:
             counts[str(entry.get("tier"))] = counts.get(str(entry.get("tier")), 0) + 1
         return counts
 
+    def key_reload_seconds(self) -> int:
+        """How often the gateway re-reads its key file (maas-gateway apiKeys.reloadSeconds)."""
+        return int((self._section("maas-gateway").get("apiKeys") or {}).get("reloadSeconds", 0))
+
+    def tier_names(self) -> list[str]:
+        return [str(name) for name in (self._section("maas-gateway").get("tiers") or {})]
+
     def tier_token_limits(self) -> dict[str, int]:
         """Tier -> tokens per window, as the gateway values declare them (chart defaults otherwise)."""
         tiers = self._section("maas-gateway").get("tiers") or {}

@@ -1,7 +1,7 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
--- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, RELOAD_SECONDS, DEFAULT_MAX_TOKENS,
--- VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON)
--- and files/json.lua (the `json` decoder/encoder).
+-- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, HMAC_FILE_ENV, RELOAD_SECONDS,
+-- DEFAULT_MAX_TOKENS, VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON), files/json.lua (the `json`
+-- decoder/encoder) and files/sha256.lua (`sha256.hmac_hex`).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
 -- Secret; path from an env var, never inline), set the identity as dynamic metadata (read by
@@ -37,9 +37,6 @@ local STRIP_EXACT = {
   ["x-remote-user"] = true, ["x-authenticated-userid"] = true, ["x-consumer-username"] = true,
 }
 
-local keys_by_value = nil
-local keys_loaded_at = nil
-
 local function json_escape(s)
   return (tostring(s):gsub('[%c"\\]', function(c)
     if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
@@ -52,7 +49,72 @@ local function error_json(message, etype, code)
     json_escape(message), etype, code)
 end
 
--- Parse "<tier> <user> <key>" lines; returns nil when the file cannot be read.
+-- The key file: one key per line, `<tier> <user> <credential> [<field>=<value> ...]`; lines
+-- starting with # are ignored. The credential is the key itself (a plaintext store, still read)
+-- or `hmac-sha256:<hex>`: HMAC-SHA-256 of the key under the install's secret (the file named by
+-- HMAC_FILE_ENV). Fields: created, expires, revoked (UTC times, 2026-12-06T03:00:00Z; a key is
+-- refused from its expires or revoked time on) and label.<name>=<value> (read by the key CLI).
+local HASH_PREFIX = "hmac-sha256:"
+
+-- Seconds since the epoch of a UTC time `YYYY-MM-DDTHH:MM:SSZ`, or nil.
+local function utc_seconds(text)
+  local y, mo, d, h, mi, s = text:match("^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+  if y == nil then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
+  -- Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+local function read_secret_file(handle, env)
+  local path = os.getenv(env)
+  if path == nil or path == "" then return nil end
+  local f = io.open(path, "r")
+  if f == nil then
+    handle:logErr("maas: cannot read the key hashing secret (env " .. env .. ")")
+    return nil
+  end
+  local value = f:read("*a")
+  f:close()
+  value = value:gsub("%s+$", "")
+  if value == "" then return nil end
+  return value
+end
+
+-- One key line's entry, or nil and why the line is skipped (never naming the key).
+local function parse_key_line(line)
+  local tier, user, credential, rest = line:match("^%s*(%S+)%s+(%S+)%s+(%S+)(.*)$")
+  if tier == nil then return nil end
+  local entry = { user = user, tier = tier }
+  for field in rest:gmatch("%S+") do
+    local name, value = field:match("^([^=]+)=(.*)$")
+    if name == nil then return nil, "a field is not <name>=<value>" end
+    if name == "expires" or name == "revoked" or name == "created" then
+      local at = utc_seconds(value)
+      if at == nil then return nil, name .. " is not a UTC time like 2026-12-06T03:00:00Z" end
+      entry[name] = at
+    end
+  end
+  if TIERS[tier] == nil then return nil, "unknown tier " .. tier end
+  if credential:sub(1, #HASH_PREFIX) == HASH_PREFIX then
+    entry.hash = string.lower(credential:sub(#HASH_PREFIX + 1))
+    if not entry.hash:match("^" .. string.rep("%x", 64) .. "$") then
+      return nil, "the hash is not 64 hex digits"
+    end
+  else
+    entry.key = credential
+  end
+  return entry
+end
+
+-- The key store: {plain = {key -> entry}, hashed = {hex -> entry}, secret = HMAC key or nil};
+-- nil when the file cannot be read.
 local function read_key_file(handle)
   local path = os.getenv(KEYS_FILE_ENV)
   if path == nil or path == "" then
@@ -64,34 +126,69 @@ local function read_key_file(handle)
     handle:logErr("maas: cannot read the API key file: " .. tostring(err))
     return nil
   end
-  local t, n = {}, 0
+  local store = { plain = {}, hashed = {}, secret = read_secret_file(handle, HMAC_FILE_ENV) }
+  local n, hashed = 0, 0
   for line in f:lines() do
     if not line:match("^%s*#") then
-      local tier, user, key = line:match("^%s*(%S+)%s+(%S+)%s+(%S+)%s*$")
-      if tier ~= nil then
-        if TIERS[tier] ~= nil then
-          t[key] = { user = user, tier = tier }
-          n = n + 1
+      local entry, why = parse_key_line(line)
+      if entry ~= nil and entry.hash ~= nil and store.secret == nil then
+        entry, why = nil, "hashed keys need the key hashing secret (env " .. HMAC_FILE_ENV .. ")"
+      end
+      if entry ~= nil then
+        if entry.hash ~= nil then
+          store.hashed[entry.hash] = entry
+          hashed = hashed + 1
         else
-          handle:logWarn("maas: ignoring the key of user " .. user .. ": unknown tier " .. tier)
+          store.plain[entry.key] = entry
+          entry.key = nil
         end
+        n = n + 1
+      elseif why ~= nil then
+        local user = line:match("^%s*%S+%s+(%S+)") or "?"
+        handle:logWarn("maas: ignoring a key of user " .. user .. ": " .. why)
       end
     end
   end
   f:close()
-  handle:logInfo("maas: loaded " .. n .. " API keys")
-  return t
+  handle:logInfo("maas: loaded " .. n .. " API keys (" .. hashed .. " hashed)")
+  return store
 end
 
-local function key_table(handle)
+local EMPTY_STORE = { plain = {}, hashed = {} }
+local key_store = nil
+local keys_loaded_at = nil
+
+local function current_store(handle)
   local now = os.time()
   local stale = keys_loaded_at == nil or (RELOAD_SECONDS > 0 and now - keys_loaded_at >= RELOAD_SECONDS)
   if stale then
-    -- Keep the previous table if the file is briefly unreadable (Secret update in progress).
-    keys_by_value = read_key_file(handle) or keys_by_value or {}
+    -- Keep the previous store if the file is briefly unreadable (Secret update in progress).
+    key_store = read_key_file(handle) or key_store or EMPTY_STORE
     keys_loaded_at = now
   end
-  return keys_by_value
+  return key_store
+end
+
+-- The identity of a presented key: its entry, or nil and the 401 message. The log names the
+-- user of an expired or revoked key, never the key.
+local INVALID_KEY = "Invalid API key provided."
+local function identify(handle, key)
+  local store = current_store(handle)
+  local entry = store.plain[key]
+  if entry == nil and store.secret ~= nil and next(store.hashed) ~= nil then
+    entry = store.hashed[sha256.hmac_hex(store.secret, key)]
+  end
+  if entry == nil then return nil, INVALID_KEY end
+  local now = os.time()
+  if entry.revoked ~= nil and now >= entry.revoked then
+    handle:logInfo("maas: refused a revoked API key of user " .. entry.user)
+    return nil, "This API key was revoked. Ask for a new key."
+  end
+  if entry.expires ~= nil and now >= entry.expires then
+    handle:logInfo("maas: refused an expired API key of user " .. entry.user)
+    return nil, "This API key expired. Ask for a new key."
+  end
+  return entry
 end
 
 local function strip_identity_headers(headers)
@@ -323,9 +420,9 @@ local function validate_credentials(handle, raw)
   if doc == nil or getmetatable(doc) ~= json.OBJECT or type(doc["api_key"]) ~= "string" then
     return 400, error_json("Expected a JSON object with a string 'api_key'.", "invalid_request_error", "invalid_request_body")
   end
-  local id = key_table(handle)[doc["api_key"]]
+  local id, refused = identify(handle, doc["api_key"])
   if id == nil then
-    return 401, error_json("Invalid API key provided.", "invalid_api_key", "invalid_api_key")
+    return 401, error_json(refused, "invalid_api_key", "invalid_api_key")
   end
   local request = doc["request"]
   local sent = nil
@@ -376,10 +473,9 @@ local function on_request(handle)
   end
 
   local key = credential(headers)
-  local id = nil
-  if key ~= nil then id = key_table(handle)[key] end
+  local id, msg = nil, INVALID_KEY
+  if key ~= nil then id, msg = identify(handle, key) end
   if id == nil then
-    local msg = "Invalid API key provided."
     if key == nil then
       msg = "Missing API key. Send 'Authorization: Bearer <key>' or 'Authorization: APIKEY <key>'."
     end

@@ -80,6 +80,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "maas-gateway.apiKeysMountPath" -}}/etc/maas/api-keys{{- end }}
 
+{{/* The Secret holding the key hashing secret (apiKeys.hmac). */}}
+{{- define "maas-gateway.apiKeysHmacSecret" -}}
+{{- default (printf "%s-api-keys-hmac" (include "maas-gateway.fullname" .)) .Values.apiKeys.hmac.existingSecret }}
+{{- end }}
+
+{{- define "maas-gateway.apiKeysHmacMountPath" -}}/etc/maas/api-keys-hmac{{- end }}
+
 {{/* Windows whose counters reset exactly at their bounds (values.schema.json allows the same). */}}
 {{- define "maas-gateway.windowPattern" -}}
 ^((1|2|3|4|5|6|10|12|15|20|30|60)(s|m)|(1|2|3|4|6|8|12|24)h)$

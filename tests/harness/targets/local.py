@@ -50,12 +50,16 @@ class LocalTarget:
         self.run.put("ports", ports.as_dict())
         models = base_models("local", self.run.overlays())
         self.run.write_values("ports.yaml", port_values(ports, models, routing_upstreams("local", self.run.overlays())))
-        # Fresh database and Redis passwords per run; they reach the chart through a 0600 values
-        # file (a chart-generated Redis password would change on every re-render, and a restarted
-        # rate limit service would no longer match the running Redis).
+        # Fresh database and Redis passwords and key hashing secret per run; they reach the chart
+        # through a 0600 values file (a chart-generated Redis password would change on every
+        # re-render, and a restarted rate limit service would no longer match the running Redis;
+        # a new hashing secret would invalidate the hashed keys of `harness keys create`).
         generated = {
             "pgvector": {"auth": {"password": secrets.token_urlsafe(24)}},
-            "maas-gateway": {"redis": {"auth": {"password": secrets.token_urlsafe(24)}}},
+            "maas-gateway": {
+                "redis": {"auth": {"password": secrets.token_urlsafe(24)}},
+                "apiKeys": {"hmac": {"secret": secrets.token_urlsafe(32)}},
+            },
         }
         self.run.write_values("secrets.yaml", generated, secret=True)
         rendered = stack.up(self.run)

@@ -42,6 +42,9 @@ STUB = Path(__file__).with_name("envoy_stub.lua")
 # Another gateway.lua to run instead of the chart's (the mutation run points it at its mutants).
 GATEWAY_LUA_ENV = "MAAS_GATEWAY_LUA"
 KEYS_FILE_ENV = "MAAS_API_KEYS_FILE"
+HMAC_FILE_ENV = "MAAS_API_KEYS_HMAC_FILE"
+# The key hashing secret of the model's gateway (apiKeys.hmac).
+HMAC_SECRET = "unit-test-key-hashing-secret"
 # The rate limit service's units (envoyproxy/ratelimit), as the chart's rlsUnit helper picks them.
 RLS_UNITS = (1, 60, 3600, 86400)
 
@@ -277,8 +280,10 @@ class Gateway:
         self.models = models
         self.keys_file = tmp_path / "api-keys"
         self.write_keys(keys)
+        self.hmac_file = tmp_path / "hmac-key"
+        self.hmac_file.write_text(HMAC_SECRET + "\n")
         self.lua = lupa.LuaRuntime(unpack_returned_tuples=True)
-        env = {KEYS_FILE_ENV: str(self.keys_file)} if keys_env_set else {}
+        env = {KEYS_FILE_ENV: str(self.keys_file), HMAC_FILE_ENV: str(self.hmac_file)} if keys_env_set else {}
         self.lua.globals().os.time = lambda *args: self.clock()
         self.lua.globals().os.getenv = lambda name: env.get(name)
         self.stub = self.lua.execute(STUB.read_text())
@@ -286,7 +291,12 @@ class Gateway:
         script = Path(os.environ.get(GATEWAY_LUA_ENV) or CHART / "files" / "gateway.lua").read_text()
         self.lua.execute(
             "\n".join(
-                [self.preamble(default_max_tokens, reload_seconds), (CHART / "files" / "json.lua").read_text(), script]
+                [
+                    self.preamble(default_max_tokens, reload_seconds),
+                    (CHART / "files" / "json.lua").read_text(),
+                    (CHART / "files" / "sha256.lua").read_text(),
+                    script,
+                ]
             )
         )
         self.charges: list[int] = []
@@ -307,6 +317,7 @@ class Gateway:
         lines += [
             "}",
             f'KEYS_FILE_ENV = "{KEYS_FILE_ENV}"',
+            f'HMAC_FILE_ENV = "{HMAC_FILE_ENV}"',
             f"RELOAD_SECONDS = {reload_seconds}",
             f"DEFAULT_MAX_TOKENS = {default_max_tokens}",
             f'VALIDATE_PATH = "{self.validate_path}"',
