@@ -89,9 +89,13 @@ def test_llama_stack_shows_the_catalog_metadata(harness_state, llama_stack_url: 
 
 
 @pytest.fixture
-def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model: str) -> Iterator[reg.ModelSpec]:
+def extra_model(
+    harness_state, maas, endpoints: Endpoints, key_pool, chat_model: str, declared: Declared
+) -> Iterator[reg.ModelSpec]:
     """A second provider for a model that exists (the MaaS, or the stack's own gateway), under a
-    public id of its own."""
+    public id of its own. A gateway that routes by model renames it (upstreamModel) itself; one that
+    relays every call to its one server (the kind overlay) knows no public ids, so llama-stack calls
+    it by the served name, as it calls a model outside the stack (`external`)."""
     verify: bool | str = True
     if maas.configured:
         url, token, verify = maas.endpoint, maas.api_key, maas.tls_verify
@@ -113,7 +117,8 @@ def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model:
         api_token=token,
         tls_verify=verify,
         upstream_model=served,
-        external=maas.configured,  # the MaaS is outside the stack: its gateway does not serve the model
+        # The MaaS is outside the stack: its gateway does not serve the model.
+        external=maas.configured or not declared.routed_models(),
     )
 
 
