@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from charts import requirements
-from charts.cases import render_ok
+from charts.cases import assert_render_check_refuses, render_ok
 from charts.helm import HelmBinary, Renderer
 from charts.layout import chart_present
 from charts.test_gateway import envoy_configs, envoy_validate
@@ -201,14 +201,7 @@ def test_bad_routing_values_fail_at_render_naming_the_field(
     field: str,
     hint: str,
 ) -> None:
-    chart_present(chart)
-    ok = renderer.template(helm, chart, values=good)
-    assert ok.ok, f"control render (field fixed) must pass:\n{ok.describe()}"
-    refused = renderer.template(helm, chart, values=bad)
-    assert not refused.ok, f"helm accepted the bad value of {field}"
-    assert "ERROR:" in refused.stderr, f"rejected, but not by the chart's render check:\n{refused.stderr}"
-    assert field in refused.stderr, f"the error does not name {field}:\n{refused.stderr}"
-    assert hint in refused.stderr, f"the error does not say what to do ({hint!r}):\n{refused.stderr}"
+    assert_render_check_refuses(renderer, helm, chart, bad, good, field, hint)
 
 
 SCHEMA_REJECTIONS = [

@@ -70,14 +70,6 @@ def pick(routed: dict[str, RoutedModel], want: str) -> tuple[str, RoutedModel]:
     pytest.skip(f"the catalog declares no model with {want} (global.models.<key>.limits / tokenCost): {routed}")
 
 
-@pytest.fixture(scope="module")
-def routed(declared: Declared) -> dict[str, RoutedModel]:
-    models = declared.routed_models()
-    if not models:
-        pytest.skip(f"the values ({declared.describe()}) do not route by model (maas-gateway.routing.byModel)")
-    return models
-
-
 def spend_together(
     gateway: Gateway, users: list[tuple[str, str]], model: str, tpm: int, tier_limits: dict[str, int]
 ) -> tuple[Reply, dict[str, int], int]:

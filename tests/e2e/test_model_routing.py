@@ -12,19 +12,11 @@ from typing import Any
 
 import pytest
 from harness import http
-from harness.declared import Declared, RoutedModel
+from harness.declared import RoutedModel
 
 from .support import Gateway, Reply, auth_header, remaining_tokens
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chat]
-
-
-@pytest.fixture(scope="module")
-def routed(declared: Declared) -> dict[str, RoutedModel]:
-    models = declared.routed_models()
-    if not models:
-        pytest.skip(f"the values ({declared.describe()}) do not route by model (maas-gateway.routing.byModel)")
-    return models
 
 
 def chat(gateway: Gateway, key: str, body: dict[str, Any]) -> Reply:

@@ -59,10 +59,15 @@ def models_cli(harness_state: Any, target: Target, *args: str) -> subprocess.Com
     for path in deployed_values(harness_state, target):
         where += ["--values", str(path)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAAS_")}
-    return subprocess.run(
+    done = subprocess.run(
         [*HARNESS, "models", *args, *where],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
     )  # fmt: skip
+    if isinstance(target, ClusterTarget) and args[0] == "sync" and "--dry-run" not in args:
+        # The CLI's helm upgrade rolled pods this process's port-forwards still point at.
+        for component in ("gateway", "llama-stack"):
+            target.reconnect(component)
+    return done
 
 
 def output(done: subprocess.CompletedProcess[str]) -> str:

@@ -253,12 +253,15 @@ class ClusterDeployment:
 
     def apply_models(self, base_values: list[Path], models: dict[str, dict[str, Any]]) -> None:
         """helm upgrade with `models` as the last `global.models` overlay (a 0600 file: entries may
-        carry apiToken), then wait. `models` holds every applied entry (see `applied_models`), so the
-        upgrade, which does not reuse the release's values, keeps models earlier registrations added."""
+        carry apiToken), then wait for llama-stack and the gateway. `models` holds every applied
+        entry (see `applied_models`), so the upgrade, which does not reuse the release's values,
+        keeps models earlier registrations added."""
         self.private_values(MODELS_FILE, {"global": {"models": models}})
         self.upgrade(base_values)
-        self.wait(only={LLAMA_STACK})
-        self.reconnect({LLAMA_STACK})
+        # The gateway's config carries the catalog, so a catalog change rolls it too: wait for both
+        # and restart this process's forwards (a running kubectl still points at the old pod).
+        self.wait(only={LLAMA_STACK, GATEWAY})
+        self.reconnect({LLAMA_STACK, GATEWAY})
 
     def override_values(self, base_values: list[Path], values: dict[str, Any] | None, restart: str) -> None:
         """helm upgrade with `values` as the last overlay (None removes it), then wait for `restart`."""
