@@ -40,14 +40,16 @@ OVERLAY = {
         "models": {
             # Written as in a cluster overlay / values/local.yaml: the chart's default ports. A public id
             # names one entry (values/local.yaml's `maas` is simulated-model): each has its own and
-            # calls the simulator's simulated-model as its upstreamModel.
+            # reaches the simulator's simulated-model as its upstreamModel: through the gateway, which
+            # renames it (llama-stack lists it by its public id), or called directly by llama-stack
+            # (`external`: the gateway neither lists nor routes it).
             "second": {
                 "id": "second-model", "upstreamModel": "simulated-model",
                 "url": "http://127.0.0.1:8080/v1", "provider": "vllm",
             },
             "direct": {
                 "id": "direct-model", "upstreamModel": "simulated-model",
-                "url": "http://127.0.0.1:8000/v1", "provider": "vllm",
+                "url": "http://127.0.0.1:8000/v1", "provider": "vllm", "external": True,
             },
         }
     },
@@ -109,7 +111,7 @@ def test_make_up_applies_the_values_overlay(stack: Stack) -> None:
     assert response.headers["x-ratelimit-limit-tokens"] == str(FREE_TOKENS)
 
 
-@pytest.mark.parametrize("model", ["second/simulated-model", "direct/simulated-model"])
+@pytest.mark.parametrize("model", ["second/second-model", "direct/simulated-model"])
 def test_a_model_added_by_overlay_answers_through_llama_stack(stack: Stack, model: str) -> None:
     status = stack.status()
     assert model in status["llama_stack_models"]
