@@ -93,8 +93,8 @@ GATEWAY_BREAKAGES = {
         (
             Edit(
                 LUA,
-                "if key ~= nil then id = key_table(handle)[key] end",
-                'if key ~= nil then id = key_table(handle)[key] or {user = "anyone", tier = "enterprise"} end',
+                "  if entry == nil then return nil, INVALID_KEY end\n",
+                '  if entry == nil then entry = {user = "anyone", tier = "enterprise"} end\n',
             ),
         ),
         frozenset(
@@ -105,7 +105,8 @@ GATEWAY_BREAKAGES = {
         ),
     ),
     "no charge at end of stream": Breakage(
-        (Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false"),),
+        # Every budget's end-of-stream charge (the tier's, and the catalog's model budgets).
+        (Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false", count=3),),
         frozenset(RATELIMIT_TOKENS),
         # Charged before the usage is known, a key's budget no longer matches its use.
         FRESH_KEY_TESTS | SHARED_KEY_TESTS,
@@ -116,7 +117,7 @@ GATEWAY_BREAKAGES = {
                 ENVOY,
                 "- metadata: {descriptor_key: user, metadata_key: {key: maas, path: [{key: user}]}}",
                 "- generic_key: {descriptor_key: user, descriptor_value: everyone}",
-                count=2,
+                count=3,
             ),
         ),
         frozenset({"test_ratelimit::test_keys_and_tiers_are_isolated"}),
@@ -131,7 +132,9 @@ GATEWAY_BREAKAGES = {
         (
             Edit(
                 LUA,
-                '    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)\n',
+                # Both counts the budgets are charged from: the tokens and their weighted charge.
+                '    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)\n'
+                '    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", 0)\n',
                 "",
             ),
         ),
@@ -169,7 +172,7 @@ GATEWAY_BREAKAGES = {
         (
             Edit(
                 LUA,
-                'if kind == "tokens" and consumed ~= nil then remaining = math.max(0, remaining - consumed) end',
+                'if kind == "tokens" and consumed ~= nil then left = math.max(0, left - consumed) end',
                 "",
             ),
         ),
