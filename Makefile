@@ -16,7 +16,7 @@ export RAG_REQUIRE_TOOLS ?= 1
 PYTEST = $(PY) -m pytest $(1); rc=$$?; if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap up down status test test-kube test-charts test-unit e2e lint docs bench mutation clean clean-charts
+.PHONY: help bootstrap up down status test test-kube test-model test-charts test-unit e2e lint docs bench mutation clean clean-charts
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,13 +37,14 @@ down: ## stop the stack on TARGET (local: removes its temp data, keeps its run f
 status: ## print the running stack's endpoints as JSON
 	@$(PY) -m harness status --target $(TARGET)
 
-test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS and kube lanes
+test: bootstrap ## run every test that can run here: charts, unit, local stack, e2e, meta (VALUES for e2e); then the MaaS, real-model and kube lanes
 	@# The kube lane's first build (about 16 min cold, mostly CPU) runs meanwhile, in the background at
 	@# the lowest priority, and stops if make does (its owner); the lane then waits for it.
 	@$(PY) -m harness build --background --owner $$PPID
 	@$(call PYTEST,$(VALUES_ARGS) $(PYTEST_ARGS))
 	@# The MaaS lane, a separate pytest run: the e2e suite with MAAS=1 against the stand-in MaaS.
 	@$(MAKE) --no-print-directory e2e MAAS=1 MAAS_ENDPOINT=standin RAG_RUN_NAME=maas-lane
+	@$(MAKE) --no-print-directory test-model
 	@$(MAKE) --no-print-directory test-kube
 
 # Its own pytest process: the kube target moves the test process into the cluster's network namespace.
@@ -52,6 +53,11 @@ test: bootstrap ## run every test that can run here: charts, unit, local stack, 
 # network namespace, and nothing outside that namespace (a real MaaS) is reachable from the pods.
 test-kube: bootstrap ## the kube lane: a real single-node Kubernetes built here (root), e2e suite (MaaS lane with the stand-in MaaS) + lane tests
 	@$(call PYTEST,tests/e2e tests/kube --target kube --maas-endpoint standin --capture=tee-sys $(PYTEST_ARGS))
+
+# Part of make test, and runnable alone: installs about 510 MB into .cache/model on first use (hash-pinned).
+test-model: bootstrap ## the real-model lane: a small real model (llama.cpp) behind the gateway answers RAG questions
+	@scripts/install-model.sh $(VENV) $(CACHE)/model
+	@RAG_MODEL_LANE=1 $(call PYTEST,tests/model tests/meta/test_model_lane_detected.py $(PYTEST_ARGS))
 
 test-charts: bootstrap ## chart tests only (Helm 3 and Helm 4)
 	@$(call PYTEST,tests/charts $(PYTEST_ARGS))

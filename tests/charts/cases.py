@@ -85,3 +85,18 @@ def render_ok(
 
 def render_case(renderer: Renderer, helm: HelmBinary, case: Case) -> list[Obj]:
     return render_ok(renderer, helm, case.chart, case.overlay, case.values)
+
+
+def assert_render_check_refuses(
+    renderer: Renderer, helm: HelmBinary, chart: str, bad: dict[str, Any], good: dict[str, Any], field: str, hint: str
+) -> None:
+    """`good` renders; `bad` fails in a chart's own render check (`ERROR:`), naming `field` and
+    saying what to do (`hint`)."""
+    chart_present(chart)
+    ok = renderer.template(helm, chart, values=good)
+    assert ok.ok, f"control render (field fixed) must pass:\n{ok.describe()}"
+    refused = renderer.template(helm, chart, values=bad)
+    assert not refused.ok, f"helm accepted the bad value of {field}"
+    assert "ERROR:" in refused.stderr, f"rejected, but not by the chart's render check:\n{refused.stderr}"
+    assert field in refused.stderr, f"the error does not name {field}:\n{refused.stderr}"
+    assert hint in refused.stderr, f"the error does not say what to do ({hint!r}):\n{refused.stderr}"

@@ -188,8 +188,10 @@ def test_network_policies_allow_only_the_flows_each_internal_needs(
     helm: HelmBinary, renderer: Renderer, overlay
 ) -> None:
     docs = render_ok(renderer, helm, "rag" if overlay else GATEWAY, overlay=overlay)
-    labels = {name: component(docs, "Deployment", name)["spec"]["selector"]["matchLabels"] for name in
-              ("gateway", "ratelimit", "redis")}
+    labels = {
+        name: component(docs, "Deployment", name)["spec"]["selector"]["matchLabels"]
+        for name in ("gateway", "ratelimit", "redis")
+    }
     redis_port = only_container(component(docs, "Deployment", "redis"))["ports"][0]["containerPort"]
     redis = policy_for(docs, "redis")
     assert redis["spec"]["podSelector"]["matchLabels"] == labels["redis"]
@@ -232,6 +234,18 @@ def workload_labels(docs: list[Obj], component_name: str) -> dict[str, str]:
     raise AssertionError
 
 
+def every_workload_labels(docs: list[Obj], component_name: str) -> list[dict[str, str]]:
+    """Pod labels of every workload with that component (a stack may run two model servers)."""
+    found = []
+    for obj in docs:
+        labels = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        if pod_spec(obj) is not None and labels.get("app.kubernetes.io/component") == component_name:
+            found.append(labels)
+    if not found:
+        pytest.fail(f"no workload with component {component_name!r}", pytrace=False)
+    return found
+
+
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -246,17 +260,23 @@ def test_back_ends_accept_only_their_client(helm: HelmBinary, renderer: Renderer
     gateway, llama_stack = workload_labels(docs, "gateway"), workload_labels(docs, "llama-stack")
     expected = {"model-server": gateway, "embeddings": llama_stack, "pgvector": llama_stack}
     for back_end, client in expected.items():
-        pods = workload_labels(docs, back_end)
-        policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"]["matchLabels"], pods)]
-        assert len(policies) == 1, f"{back_end}: {len(policies)} NetworkPolicies select its pods"
-        [rule] = policies[0]["spec"]["ingress"]
-        allowed = peers(rule)
-        if back_end == "model-server":
-            test_pod = {**pods, "app.kubernetes.io/component": "test"}
-            assert len(allowed) == 2 and selects(allowed[1], test_pod), f"{back_end} accepts {allowed}"
-            assert not selects(allowed[1], pods) and not selects(allowed[1], client), f"test peer too wide: {allowed}"
-        else:
-            assert len(allowed) == 1, f"{back_end} accepts {allowed}"
-        assert selects(allowed[0], client), f"{back_end} accepts {allowed}"
-        others = [workload_labels(docs, c) for c in ("gateway", "llama-stack", "ratelimit") if c != back_end]
-        assert [selects(allowed[0], labels) for labels in others].count(True) == 1, f"{back_end}: peer too wide"
+        for pods in every_workload_labels(docs, back_end):
+            check_back_end(docs, back_end, pods, client)
+
+
+def check_back_end(docs: list[Obj], back_end: str, pods: dict[str, str], client: dict[str, str]) -> None:
+    """One NetworkPolicy selects the back end's pods and admits its client (and, for a model
+    server, its own chart's `helm test` pod) and nothing else."""
+    policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"]["matchLabels"], pods)]
+    assert len(policies) == 1, f"{back_end}: {len(policies)} NetworkPolicies select its pods"
+    [rule] = policies[0]["spec"]["ingress"]
+    allowed = peers(rule)
+    if back_end == "model-server":
+        test_pod = {**pods, "app.kubernetes.io/component": "test"}
+        assert len(allowed) == 2 and selects(allowed[1], test_pod), f"{back_end} accepts {allowed}"
+        assert not selects(allowed[1], pods) and not selects(allowed[1], client), f"test peer too wide: {allowed}"
+    else:
+        assert len(allowed) == 1, f"{back_end} accepts {allowed}"
+    assert selects(allowed[0], client), f"{back_end} accepts {allowed}"
+    others = [workload_labels(docs, c) for c in ("gateway", "llama-stack", "ratelimit") if c != back_end]
+    assert [selects(allowed[0], labels) for labels in others].count(True) == 1, f"{back_end}: peer too wide"

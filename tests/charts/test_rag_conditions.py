@@ -20,10 +20,11 @@ IN_CHART = ("pgvector", "embeddings")
 
 def dependencies() -> dict[str, dict]:
     meta = yaml.safe_load((CHARTS_DIR / UMBRELLA / "Chart.yaml").read_text()) or {}
-    return {d["name"]: d for d in meta.get("dependencies") or []}
+    return {d.get("alias") or d["name"]: d for d in meta.get("dependencies") or []}
 
 
-@pytest.mark.parametrize("name", SUBCHARTS)
+# The second model server: vllm-gpu again under an alias, off by default.
+@pytest.mark.parametrize("name", (*SUBCHARTS, "vllm-gpu-2"))
 def test_dependency_is_conditional_file_dependency(name: str) -> None:
     dep = dependencies().get(name)
     assert dep, f"rag does not depend on {name}"

@@ -56,7 +56,25 @@ class Refusal:
     hint: str  # what the message must tell the user to do
 
 
+def two_models(second_id: str) -> dict[str, Any]:
+    """Two enabled catalog entries on one server: `a` with id `shared`, `b` with `second_id`."""
+    url = "http://vllm.example.svc:8000/v1"
+    return {"global": {"models": {"a": {"id": "shared", "url": url}, "b": {"id": second_id, "url": url}}}}
+
+
 REFUSALS = [
+    *(
+        Refusal(
+            # Both keys named, so the user sees which two entries collide.
+            f"duplicate-public-model-id{suffix}",
+            chart,
+            two_models("shared"),
+            two_models("other"),
+            "global.models.a.id and global.models.b.id",
+            "Give each entry its own id",
+        )
+        for chart, suffix in (("llama-stack", ""), ("rag", "-umbrella"))
+    ),
     Refusal(
         "drain-longer-than-grace-period",
         "maas-gateway",
@@ -237,6 +255,78 @@ def test_keys_differing_by_punctuation_get_their_own_token(helm: HelmBinary, ren
     assert len(seen) == 3, f"expected three token variables, got {seen}"
 
 
+# --- catalog metadata and upstreamModel ------------------------------------------------------------
+
+CATALOG: dict[str, Any] = {
+    "displayName": "Model One",
+    "description": "A small chat model",
+    "category": "chat",
+    "contextLength": 32768,
+    "capabilities": ["chat", "tools"],
+    "supportsStreaming": True,
+    "availability": "preview",
+}
+
+
+@pytest.mark.parametrize("chart", ("llama-stack", "rag"))
+def test_catalog_metadata_is_registered_with_the_model(helm: HelmBinary, renderer: Renderer, chart: str) -> None:
+    """llama-stack shows a registered model's metadata in GET /v1/models (custom_metadata)."""
+    values = model(**CATALOG)
+    docs = render_ok(renderer, helm, chart, values=umbrella(values) if chart == "rag" else values)
+    _, config = run_config(docs)
+    registered = next(m for m in config["registered_resources"]["models"] if m["provider_id"] == "m1")
+    assert registered.get("metadata") == CATALOG, registered
+    assert (registered["model_id"], registered["provider_model_id"]) == ("m1", "m1"), registered
+
+
+def test_model_without_catalog_fields_registers_no_metadata(helm: HelmBinary, renderer: Renderer) -> None:
+    docs = render_ok(renderer, helm, "llama-stack", values=model())
+    _, config = run_config(docs)
+    registered = next(m for m in config["registered_resources"]["models"] if m["provider_id"] == "m1")
+    assert "metadata" not in registered, registered
+
+
+@pytest.mark.parametrize("provider", ("vllm", "openai"))
+def test_external_upstream_model_is_the_name_sent_to_the_server(
+    helm: HelmBinary, renderer: Renderer, provider: str
+) -> None:
+    """llama-stack calls an external entry directly, so it asks the server for upstreamModel; the
+    public id stays the registered model_id and, since llama-stack names the model <key>/<provider
+    model id>, rides along as publicId."""
+    values = model(provider=provider, upstreamModel="served-name", external=True)
+    docs = render_ok(renderer, helm, "llama-stack", values=values)
+    _, config = run_config(docs)
+    registered = next(m for m in config["registered_resources"]["models"] if m["provider_id"] == "m1")
+    assert (registered["model_id"], registered["provider_model_id"]) == ("m1", "served-name"), registered
+    assert registered.get("metadata") == {"publicId": "m1"}, registered
+    provider_entry = next(p for p in config["providers"]["inference"] if p["provider_id"] == "m1")
+    assert provider_entry["config"]["allowed_models"] == ["served-name"], provider_entry
+
+
+def test_gateway_entry_sends_its_public_id(helm: HelmBinary, renderer: Renderer) -> None:
+    """An entry behind the gateway: llama-stack sends the public id, and the gateway (routing by
+    model) sends upstreamModel on, so the entry's tiers, limits and token costs apply to calls made
+    through llama-stack; sending upstreamModel would charge another entry's budgets, or get 404."""
+    docs = render_ok(renderer, helm, "llama-stack", values=model(upstreamModel="served-name"))
+    _, config = run_config(docs)
+    registered = next(m for m in config["registered_resources"]["models"] if m["provider_id"] == "m1")
+    assert (registered["model_id"], registered["provider_model_id"]) == ("m1", "m1"), registered
+    assert "metadata" not in registered, registered
+    provider_entry = next(p for p in config["providers"]["inference"] if p["provider_id"] == "m1")
+    assert provider_entry["config"]["allowed_models"] == ["m1"], provider_entry
+
+
+def test_helm_test_expects_each_model_under_its_listed_name(helm: HelmBinary, renderer: Renderer) -> None:
+    """`helm test` checks llama-stack lists each model as it names it: <key>/<id>, an external entry
+    <key>/<upstreamModel or id>."""
+    values = model(upstreamModel="served-name", external=True)
+    values["global"]["models"]["m2"] = {"id": "m2", "url": "http://vllm.example.svc:8000/v1", "upstreamModel": "x"}
+    docs = render_ok(renderer, helm, "llama-stack", values=values)
+    envs = [e for pod in _test_pods(docs) for c in pod["spec"]["containers"] for e in c.get("env") or []]
+    (expected,) = [json.loads(e["value"]) for e in envs if e["name"] == "EXPECTED_MODELS"]
+    assert {"m1/served-name", "m2/m2"} <= set(expected) and "m1/m1" not in expected, expected
+
+
 # --- tlsVerify on remote::openai ------------------------------------------------------------------
 
 
@@ -297,10 +387,13 @@ def _pgvector_secret_refs(docs: list[Obj]) -> set[tuple[str, str]]:
 
 def test_existing_secret_renders_stable_and_wired(helm: HelmBinary, renderer: Renderer) -> None:
     # GitOps renders without a cluster: every generated password needs its existing Secret
-    # (pgvector's here, the gateway's Redis password below).
+    # (pgvector's here, the gateway's Redis password and key hashing secret below).
     values = {
         **next(r for r in REFUSALS if r.id == "pgvector-existing-secret-not-wired").good,
-        "maas-gateway": {"redis": {"auth": {"existingSecret": "redis-credentials"}}},
+        "maas-gateway": {
+            "redis": {"auth": {"existingSecret": "redis-credentials"}},
+            "apiKeys": {"hmac": {"existingSecret": "api-key-hashing"}},
+        },
     }
     first = render_ok(renderer, helm, "rag", values=values)
     assert not [ref(s) for s in of_kind(first, "Secret") if "pgvector" in s["metadata"]["name"]], (

@@ -83,6 +83,45 @@ REJECTIONS = [
     Rejection(
         "unknown-gpu-preset", "vllm-gpu", {"mode": "gpu", "preset": "v100"}, {"mode": "gpu", "preset": "a100"}, "preset"
     ),
+    # Catalog fields of a model entry: each bad value fails naming the field.
+    *(
+        Rejection(f"catalog-{field}-{label}{suffix}", chart, models(**{field: bad}), models(**{field: good}), field)
+        for field, label, bad, good in (
+            ("contextLength", "zero", 0, 1),
+            ("contextLength", "not-integer", "8k", 8192),
+            ("capabilities", "not-list", "chat", ["chat"]),
+            ("capabilities", "empty-item", [""], ["chat"]),
+            ("supportsStreaming", "not-boolean", "yes", True),
+            ("availability", "unknown", "retired", "deprecated"),
+            ("displayName", "not-string", 7, "Model 7"),
+        )
+        for chart, suffix in (("llama-stack", ""), ("rag", "-umbrella"))
+    ),
+    # Model budgets, token weights and the upstream name: positive numbers, a non-empty name
+    # (tests/charts/test_gateway_model_limits.py covers the gateway's own schema and render checks).
+    *(
+        Rejection(
+            f"catalog-{name}{suffix}",
+            chart,
+            models(**{field: bad}) | enforced,
+            models(**{field: good}) | enforced,
+            named,
+        )
+        for name, field, bad, good, named in (
+            ("upstreamModel-empty", "upstreamModel", "", "served-name", "upstreamModel"),
+            ("limits-negative-tpm", "limits", {"tpm": -5}, {"tpm": 5}, "tpm"),
+            ("limits-zero-rpm", "limits", {"rpm": 0}, {"rpm": 1}, "rpm"),
+            ("limits-tier-zero-tpm", "limits", {"tiers": {"free": {"tpm": 0}}}, {"tiers": {"free": {"tpm": 9}}}, "tpm"),
+            ("limits-typo", "limits", {"tpn": 5}, {"tpm": 5}, "tpn"),
+            ("cost-zero-output", "tokenCost", {"output": 0}, {"output": 4}, "output"),
+            ("cost-negative-input", "tokenCost", {"input": -1}, {"input": 0.5}, "input"),
+        )
+        for chart, suffix, enforced in (
+            ("llama-stack", "", {}),
+            # The umbrella's gateway applies them only when it routes by model (a render check).
+            ("rag", "-umbrella", {"maas-gateway": {"routing": {"byModel": True}}}),
+        )
+    ),
     # Typos in keys the templates read one by one, which would otherwise be dropped silently.
     Rejection(
         "probe-key-typo",

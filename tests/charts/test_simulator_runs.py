@@ -47,7 +47,13 @@ def simulator_containers(renderer: Renderer, helm: HelmBinary, case: Case, port:
     key = "vllm-gpu.port" if case.chart == UMBRELLA else "port"
     sets = (f"{key}={port}",) if port is not None else ()
     docs = render_ok(renderer, helm, case.chart, case.overlay, case.values, sets=sets)
-    return [c for c in containers(docs) if str(c.spec.get("image", "")).startswith(SIMULATOR_IMAGE + ":")]
+    # The umbrella's second model server (vllm-gpu-2) is the same chart and template with its own
+    # values; the case checks the first one, whose port it set.
+    return [
+        c
+        for c in containers(docs)
+        if str(c.spec.get("image", "")).startswith(SIMULATOR_IMAGE + ":") and not c.owner.endswith("-vllm-gpu-2")
+    ]
 
 
 def _deploys_simulator(case: Case) -> bool:

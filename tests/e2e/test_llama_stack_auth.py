@@ -50,11 +50,13 @@ def gateway_chat_model(llama_stack_url: str, endpoints: Any) -> str:
     _, providers = http.json_request("GET", llama_stack_url + "/v1/providers")
     vllm = {p["provider_id"] for p in (providers or {}).get("data", []) if p.get("provider_type") == "remote::vllm"}
     _, models = http.json_request("GET", llama_stack_url + "/v1/models")
-    for model in llm_ids(models):
-        provider, _, served = model.partition("/")
-        if provider in vllm and served in endpoints.gateway_models:
-            return model
-    pytest.skip(f"llama-stack lists no remote::vllm model of this stack's gateway ({endpoints.gateway_models})")
+    listed = list(endpoints.gateway_models)
+    found = [m for m in llm_ids(models) if m.partition("/")[0] in vllm and m.partition("/")[2] in listed]
+    if not found:
+        pytest.skip(f"llama-stack lists no remote::vllm model of this stack's gateway ({listed})")
+    # The gateway's first (llama-stack names a gateway entry <key>/<public id>): the tests compare
+    # charges with usage, which a catalog entry with token weights would not charge one to one.
+    return min(found, key=lambda m: listed.index(m.partition("/")[2]))
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,11 @@ def test_llama_stack_reaches_the_maas_with_verification_off(
         [settings.model], settings.endpoint, api_token=settings.api_key, tls_verify=False,
         provider=reg.EXTERNAL_PROVIDER,  # an external MaaS: llama-stack calls it with its MaaS key
     )  # fmt: skip
-    spec = {f"{key}-noverify": replace(s, key=f"{key}-noverify") for key, s in spec.items()}
+    # A second entry for the session's model: a public id of its own, the served model as upstreamModel.
+    spec = {
+        f"{key}-noverify": replace(s, key=f"{key}-noverify", id=f"{key}-noverify", upstream_model=s.id)
+        for key, s in spec.items()
+    }
     report = reg.register(target, llama_stack_url, spec, timeout=120)
     try:
         assert report.ok, report.render()

@@ -1,8 +1,10 @@
 """Models: the gateway lists its models to every valid key; llama-stack lists every model
-declared in `global.models`; registration adds and removes models idempotently."""
+declared in `global.models`, with its catalog metadata; registration adds and removes models
+idempotently; a model registered under a public id with `upstreamModel` answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,13 @@ from .test_rag import CORPUS, embedding_model, pgvector_provider, wait_ingested
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
 
 EXTRA_KEY = "e2e-extra"  # the model the add/remove test registers and removes
+EXTRA_ID = "e2e-extra-model"  # its public id
+ALIAS_KEY = "e2e-alias"  # the model the upstreamModel test registers under a public id of its own
+ALIAS_ID = "e2e-public-alias"
+# global.models fields that llama-stack registers as the model's metadata
+CATALOG_FIELDS = (
+    "displayName", "description", "category", "contextLength", "capabilities", "supportsStreaming", "availability",
+)  # fmt: skip
 
 
 def llama_stack_ids(url: str) -> list[str]:
@@ -50,15 +59,43 @@ def test_llama_stack_lists_every_declared_model(harness_state, registration, lla
         declared = reg.base_models(harness_state.target_name, harness_state.options.values)
         if not declared:
             pytest.skip(f"values/{harness_state.target_name}.yaml declares no global.models and no MaaS is configured")
-        expected = {f"{key}/{entry['id']}" for key, entry in declared.items()}
+        expected = {reg.listed_id(key, entry) for key, entry in declared.items()}
     # Through llama-stack's own client, as an application would look.
     listed = {model.id for model in llama_client.models.list()}
     assert expected <= listed, f"declared {sorted(expected)}, llama-stack lists {sorted(listed)}"
 
 
+def listed_metadata(llama_stack_url: str) -> dict[str, dict[str, Any]]:
+    """llama-stack's GET /v1/models: model id -> custom_metadata."""
+    status, payload = http.json_request("GET", llama_stack_url.rstrip("/") + "/v1/models")
+    assert status == 200 and isinstance(payload, dict), f"GET /v1/models -> {status}: {str(payload)[:300]}"
+    return {str(m["id"]): m.get("custom_metadata") or {} for m in payload.get("data") or []}
+
+
+def test_llama_stack_shows_the_catalog_metadata(harness_state, llama_stack_url: str) -> None:
+    declared = reg.base_models(harness_state.target_name, harness_state.options.values)
+    catalog = {
+        reg.listed_id(key, entry): {f: entry[f] for f in CATALOG_FIELDS if f in entry}
+        for key, entry in declared.items()
+        if any(f in entry for f in CATALOG_FIELDS)
+    }
+    if not catalog:
+        pytest.skip(f"values/{harness_state.target_name}.yaml declares no global.models entry with catalog fields")
+    listed = listed_metadata(llama_stack_url)
+    for model, fields in catalog.items():
+        assert model in listed, f"{model} is not listed by llama-stack: {sorted(listed)}"
+        shown = {f: listed[model][f] for f in fields if f in listed[model]}
+        assert shown == fields, f"{model}: declared catalog fields {fields}, llama-stack shows {listed[model]}"
+
+
 @pytest.fixture
-def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model: str) -> Iterator[reg.ModelSpec]:
-    """A second provider for a model that exists: the MaaS, or the stack's own gateway."""
+def extra_model(
+    harness_state, maas, endpoints: Endpoints, key_pool, chat_model: str, declared: Declared
+) -> Iterator[reg.ModelSpec]:
+    """A second provider for a model that exists (the MaaS, or the stack's own gateway), under a
+    public id of its own. A gateway that routes by model renames it (upstreamModel) itself; one that
+    relays every call to its one server (the kind overlay) knows no public ids, so llama-stack calls
+    it by the served name, as it calls a model outside the stack (`external`)."""
     verify: bool | str = True
     if maas.configured:
         url, token, verify = maas.endpoint, maas.api_key, maas.tls_verify
@@ -71,7 +108,18 @@ def extra_model(harness_state, maas, endpoints: Endpoints, key_pool, chat_model:
             f"needs MAAS_ENDPOINT/MAAS_API_KEY: the {harness_state.target_name} target exposes no gateway URL "
             "that llama-stack can reach (Endpoints.in_cluster_gateway_url is empty)"
         )
-    yield reg.ModelSpec(EXTRA_KEY, chat_model.split("/", 1)[1], reg.v1_url(url), api_token=token, tls_verify=verify)
+    # A public id of its own (the chart refuses two entries with one id), served by the same model.
+    served = chat_model.split("/", 1)[1]
+    yield reg.ModelSpec(
+        EXTRA_KEY,
+        EXTRA_ID,
+        reg.v1_url(url),
+        api_token=token,
+        tls_verify=verify,
+        upstream_model=served,
+        # The MaaS is outside the stack: its gateway does not serve the model.
+        external=maas.configured or not declared.routed_models(),
+    )
 
 
 @dataclass
@@ -158,3 +206,29 @@ def test_maas_models_are_registered_and_answer(maas, registration, openai_llama)
             model=model, messages=[{"role": "user", "content": "Say OK."}], max_tokens=8
         )
         assert (reply.choices[0].message.content or "").strip(), f"{model} answered with empty content"
+
+
+def test_a_model_under_its_own_public_id_answers_from_its_upstream_model(
+    target, llama_stack_url: str, extra_model: reg.ModelSpec, openai_llama, maas
+) -> None:
+    """`upstreamModel` is the name sent to the server: a public id the server does not serve still
+    answers. Behind the gateway llama-stack sends the public id and the gateway renames it; an
+    external entry llama-stack calls with upstreamModel itself, keeping the public id in the
+    model's metadata."""
+    # An external MaaS takes its own key, not the caller's: llama-stack calls it through remote::openai.
+    provider = reg.EXTERNAL_PROVIDER if maas.configured else extra_model.provider
+    alias = dataclasses.replace(extra_model, key=ALIAS_KEY, id=ALIAS_ID, provider=provider)
+    added = reg.register(target, llama_stack_url, {alias.key: alias}, timeout=60)
+    try:
+        assert added.ok and added.registered == [alias.llama_stack_id], added.render()
+        metadata = listed_metadata(llama_stack_url)[alias.llama_stack_id]
+        shown = (metadata.get("publicId"), metadata.get("provider_resource_id"))
+        expected = (ALIAS_ID, alias.upstream_model) if alias.external else (None, ALIAS_ID)
+        assert shown == expected, metadata
+        reply = openai_llama.chat.completions.create(
+            model=alias.llama_stack_id, messages=[{"role": "user", "content": "Say OK."}], max_tokens=8
+        )
+        assert (reply.choices[0].message.content or "").strip(), f"{alias.llama_stack_id} answered with empty content"
+    finally:
+        removed = reg.register(target, llama_stack_url, {}, remove=[alias.key], timeout=60)
+    assert removed.ok and removed.removed == [alias.llama_stack_id], removed.render()

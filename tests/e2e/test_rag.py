@@ -218,14 +218,19 @@ def test_long_document_answer_chunk_outranks_its_other_chunks(openai_llama, inge
 
 
 @pytest.fixture(scope="module")
-def own_chat_model(llama_stack_url: str, registration: Any) -> str:
-    """An LLM of the stack's own model server, whose calls `model_calls` records; in the MaaS lane
-    `chat_model` is the MaaS's, served by another process."""
+def own_chat_model(llama_stack_url: str, registration: Any, endpoints: Any) -> str:
+    """An LLM of the stack's own model servers, whose calls `model_calls` records (in the MaaS lane
+    `chat_model` is the MaaS's, served by another process), that the harness's key may use: the
+    first the gateway lists to it (llama-stack names a gateway entry `<key>/<public id>`)."""
     _, payload = http.json_request("GET", llama_stack_url + "/v1/models")
     external = set(registration.registered + registration.already) if registration is not None else set()
-    own = [m for m in llm_ids(payload) if m not in external]
-    assert own, f"llama-stack at {llama_stack_url} lists no model of the stack's own model server"
-    return own[0]
+    listed = list(endpoints.gateway_models)
+    own = [m for m in llm_ids(payload) if m not in external and m.partition("/")[2] in listed]
+    assert own, (
+        f"llama-stack at {llama_stack_url} lists no model of the stack's own model servers that the "
+        f"gateway lists to the harness's key ({listed})"
+    )
+    return min(own, key=lambda m: listed.index(m.partition("/")[2]))
 
 
 def test_responses_file_search_passes_the_answer_to_the_model(

@@ -10,12 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import model_drift
 from harness.cli_common import add_run_name, add_target, run
 from harness.cluster import secrets as cluster_secrets
 from harness.cluster.profile import GPU_PRESETS, InstallProfile, parse_rate_limit
 from harness.cluster.runner import DryRunRunner
-from harness.cluster.verify import Verifier
+from harness.cluster.verify import Check, Verifier
+from harness.endpoints import Endpoints
+from harness.errors import HarnessError
 from harness.maas import MaasSettings
+from harness.models_cli import print_report, secrets_of, stack_of
 from harness.redact import mask_known
 from harness.render import helm_template
 from harness.targets import TargetOptions, get_target
@@ -131,10 +135,17 @@ def add_commands(subparsers: Any) -> None:
     verify = subparsers.add_parser(
         "verify", help="check a running install quickly, one line per check",
         description="Checks: gateway 401 without a key, 200 with a key, a chat completion with usage and "
-        "x-ratelimit headers, llama-stack /v1/health, llama-stack lists its models.",
+        "x-ratelimit headers, llama-stack /v1/health, llama-stack lists its models; last, the models drift "
+        "check (`models check`): the values catalog, the gateway's listing per tier, llama-stack and, with "
+        "MAAS_ENDPOINT and MAAS_API_KEY set, the MaaS list the same models.",
     )  # fmt: skip
     _common(verify, ALL_TARGETS)
     _add_run_name(verify)
+    verify.add_argument(
+        "--values", type=_existing_file, action="append", default=[], metavar="FILE",
+        help="a values overlay the install was made with, beyond the target's own (repeatable): the drift "
+        "check's catalog",
+    )  # fmt: skip
     verify.set_defaults(func=cmd_verify)
 
 
@@ -238,6 +249,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         checks = Verifier(endpoints).run()
         for check in checks:
             print(mask_known(check.line(), known))
+        checks.append(_models_check(target, args, endpoints, known))
     finally:
         target.close()
     failed = [c for c in checks if not c.ok]
@@ -246,6 +258,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     print(f"verify: all {len(checks)} checks OK")
     return 0
+
+
+def _models_check(target: Any, args: argparse.Namespace, endpoints: Endpoints, known: list[str]) -> Check:
+    """`models check` as verify's last check: its table, then one PASS/FAIL line."""
+    name = "models agree across registries"
+    try:
+        stack = stack_of(target, args.target, list(args.values), endpoints)
+        report = model_drift.check(stack)
+    except HarnessError as error:
+        result = Check(name, False, error.summary)
+    else:
+        print()
+        print_report(report, "table", secrets_of(stack))
+        detail = "values, gateway, llama-stack" + (" and the MaaS" if model_drift.MAAS in report.columns else "")
+        drifting = sorted({row.model for row in report.rows if row.drift()})
+        result = Check(name, report.ok, f"{detail}: drift in {drifting}" if drifting else f"{detail} agree")
+    print(mask_known(result.line(), known))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

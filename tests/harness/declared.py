@@ -9,7 +9,7 @@ tier whose keys the values list must have keys. A test may skip only for what is
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,56 @@ class Declared:
         for entry in (self._section("maas-gateway").get("apiKeys") or {}).get("keys") or []:
             counts[str(entry.get("tier"))] = counts.get(str(entry.get("tier")), 0) + 1
         return counts
+
+    def key_reload_seconds(self) -> int:
+        """How often the gateway re-reads its key file (maas-gateway apiKeys.reloadSeconds)."""
+        return int((self._section("maas-gateway").get("apiKeys") or {}).get("reloadSeconds", 0))
+
+    def tier_names(self) -> list[str]:
+        return [str(name) for name in (self._section("maas-gateway").get("tiers") or {})]
+
+    def tier_token_limits(self) -> dict[str, int]:
+        """Tier -> tokens per window, as the gateway values declare them (chart defaults otherwise)."""
+        tiers = self._section("maas-gateway").get("tiers") or {}
+        return {str(name): int(t["tokens"]["limit"]) for name, t in tiers.items() if t and t.get("tokens")}
+
+    def routed_models(self) -> dict[str, RoutedModel]:
+        """Public id -> catalog entry, for the enabled, non-external `global.models` entries the
+        gateway routes by model (`maas-gateway.routing.byModel`); empty when it does not."""
+        gateway = self._section("maas-gateway")
+        if not (gateway.get("routing") or {}).get("byModel"):
+            return {}
+        upstreams = (gateway.get("routing") or {}).get("upstreams") or {}
+        out: dict[str, RoutedModel] = {}
+        for key, entry in ((self.values.get("global") or {}).get("models") or {}).items():
+            if not entry or entry.get("enabled") is False or entry.get("external") is True or not entry.get("id"):
+                continue
+            tiers = entry.get("tiers")
+            limits = entry.get("limits") or {}
+            cost = entry.get("tokenCost") or {}
+            out[str(entry["id"])] = RoutedModel(
+                served=str(entry.get("upstreamModel") or entry["id"]),
+                tiers=None if tiers is None else tuple(str(t) for t in tiers),
+                own_upstream=bool(upstreams.get(key)),
+                tpm=int(limits["tpm"]) if "tpm" in limits else None,
+                tier_tpm={str(t): int(v["tpm"]) for t, v in (limits.get("tiers") or {}).items()},
+                cost_input=float(cost.get("input", 1)),
+                cost_output=float(cost.get("output", 1)),
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class RoutedModel:
+    """A catalog entry as the model-aware gateway sees it."""
+
+    served: str  # the name its model server answers to
+    tiers: tuple[str, ...] | None  # tiers that may use it; None: every tier
+    own_upstream: bool  # served by a server of its own (routing.upstreams), not the gateway's `upstream`
+    tpm: int | None = None  # model tokens per minute shared by every caller (limits.tpm); None: none
+    tier_tpm: dict[str, int] = field(default_factory=dict)  # limits.tiers.<tier>.tpm, per user of the tier
+    cost_input: float = 1.0  # tokenCost.input
+    cost_output: float = 1.0  # tokenCost.output
+
+    def allows(self, tier: str) -> bool:
+        return self.tiers is None or tier in self.tiers

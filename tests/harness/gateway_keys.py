@@ -1,12 +1,30 @@
-"""The gateway's API-key file format: one `<tier> <user> <key>` line per key."""
+"""The gateway's API-key file: one `<tier> <user> <credential> [<field>=<value> ...]` line per key.
+
+The credential is `hmac-sha256:<hex>`, HMAC-SHA-256 of the key under the install's key hashing
+secret (maas-gateway `apiKeys.hmac`), or, in a plaintext store (the dev overlays), the key itself.
+Fields: `created`, `expires`, `revoked` (UTC times `2026-12-06T03:00:00Z`) and
+`label.<name>=<value>`. The gateway's Lua step (files/gateway.lua) reads the same format.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from harness.errors import HarnessError
 
 KEYS_SECRET_KEY = "api-keys"  # maas-gateway apiKeys.secretKey default
+HMAC_SECRET_KEY = "hmac-key"  # maas-gateway apiKeys.hmac.secretKey default
+HASH_PREFIX = "hmac-sha256:"
+KEY_PREFIX = "sk-maas-"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TIME_FIELDS = ("created", "expires", "revoked")
+LABEL_PREFIX = "label."
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -20,20 +38,118 @@ class BadKeyFile(HarnessError, ValueError):
     pass
 
 
-def parse(text: str) -> list[ApiKey]:
-    keys = []
+@dataclass(frozen=True)
+class KeyRecord:
+    """One line of the key file. Exactly one of `key` (plaintext store) and `hash` is set."""
+
+    tier: str
+    user: str
+    key: str | None = None
+    hash: str | None = None
+    created: datetime | None = None
+    expires: datetime | None = None
+    revoked: datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hashed(self) -> bool:
+        return self.hash is not None
+
+    @property
+    def key_id(self) -> str:
+        """A short name of the key that reveals nothing of it: the hash's first 12 hex digits."""
+        return self.hash[:12] if self.hash else "plaintext"
+
+    def state(self, now: datetime) -> str:
+        if self.revoked is not None and now >= self.revoked:
+            return "revoked"
+        if self.expires is not None and now >= self.expires:
+            return "expired"
+        return "active"
+
+    def line(self) -> str:
+        credential = f"{HASH_PREFIX}{self.hash}" if self.hash else str(self.key)
+        fields = [self.tier, self.user, credential]
+        for name in TIME_FIELDS:
+            at = getattr(self, name)
+            if at is not None:
+                fields.append(f"{name}={format_time(at)}")
+        fields += [f"{LABEL_PREFIX}{k}={v}" for k, v in sorted(self.labels.items())]
+        return " ".join(fields)
+
+    def revoke(self, at: datetime) -> KeyRecord:
+        return replace(self, revoked=at)
+
+
+def format_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def hash_key(secret: str, key: str) -> str:
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def parse_records(text: str) -> list[KeyRecord]:
+    records = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) != 3:
+        if len(parts) < 3:
             raise BadKeyFile(
-                f"API-key file line {number}: expected '<tier> <user> <key>', got {len(parts)} fields: "
-                "fix maas-gateway.apiKeys"
+                f"API-key file line {number}: expected '<tier> <user> <credential> [<field>=<value> ...]', "
+                f"got {len(parts)} fields: fix maas-gateway.apiKeys"
             )
-        keys.append(ApiKey(*parts))
-    return keys
+        records.append(_record(number, *parts))
+    return records
+
+
+def _record(number: int, tier: str, user: str, credential: str, *fields: str) -> KeyRecord:
+    times: dict[str, datetime] = {}
+    labels: dict[str, str] = {}
+    for item in fields:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BadKeyFile(f"API-key file line {number} (user {user}): field {name!r} is not <name>=<value>")
+        if name in TIME_FIELDS:
+            try:
+                times[name] = parse_time(value)
+            except ValueError:
+                raise BadKeyFile(
+                    f"API-key file line {number} (user {user}): {name}={value!r} is not a UTC time like "
+                    "2026-12-06T03:00:00Z"
+                ) from None
+        elif name.startswith(LABEL_PREFIX):
+            labels[name.removeprefix(LABEL_PREFIX)] = value
+    digest = None
+    if credential.startswith(HASH_PREFIX):
+        digest = credential.removeprefix(HASH_PREFIX).lower()
+        if not _HEX64.fullmatch(digest):
+            raise BadKeyFile(f"API-key file line {number} (user {user}): the hash is not 64 hex digits")
+    return KeyRecord(
+        tier, user, key=None if digest else credential, hash=digest, labels=labels,
+        created=times.get("created"), expires=times.get("expires"), revoked=times.get("revoked"),
+    )  # fmt: skip
+
+
+def render(records: list[KeyRecord]) -> str:
+    header = "# <tier> <user> <credential> [created=|expires=|revoked=<UTC time>] [label.<name>=<value>]\n"
+    return header + "".join(r.line() + "\n" for r in records)
+
+
+def parse(text: str) -> list[ApiKey]:
+    """The plaintext keys of the file (the harness calls the gateway with them); hashed keys have
+    none to give."""
+    return [ApiKey(r.tier, r.user, r.key) for r in parse_records(text) if r.key is not None]
 
 
 def by_tier(keys: list[ApiKey]) -> dict[str, list[str]]:
@@ -41,3 +157,80 @@ def by_tier(keys: list[ApiKey]) -> dict[str, list[str]]:
     for k in keys:
         tiers.setdefault(k.tier, []).append(k.key)
     return tiers
+
+
+SERVICE_TIER = "internal"  # the dev overlays' tier of the harness's own keys
+
+
+def listing_key(keys: dict[str, list[str]]) -> str | None:
+    """The key the harness lists the gateway's models with: the service tier's first, so no user
+    tier's budget is touched and the list is the same on every target; else the first key of the
+    tier with the most keys."""
+    for tier in (SERVICE_TIER, *sorted(keys, key=lambda t: -len(keys[t]))):
+        if keys.get(tier):
+            return keys[tier][0]
+    return None
+
+
+# -- changes to a key store (the `keys` CLI) ------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LABEL = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)")
+_USER = re.compile(r"[A-Za-z0-9][-A-Za-z0-9._@]{0,62}")
+
+
+class BadKeyRequest(HarnessError, ValueError):
+    pass
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `5s`, `2w` (kubectl's habit for durations)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise BadKeyRequest(f"--expires {text!r}: expected a positive duration such as 5s, 90m, 12h, 30d or 2w")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    match = _LABEL.fullmatch(text)
+    if match is None:
+        raise BadKeyRequest(
+            f"--label {text!r}: expected <name>=<value> (name: letters, digits, -_./; value: letters, digits, -_.)"
+        )
+    return match.group(1), match.group(2)
+
+
+def check_user(user: str) -> str:
+    if not _USER.fullmatch(user):
+        raise BadKeyRequest(f"--user {user!r}: 1-63 letters, digits and -._@, starting with a letter or digit")
+    return user
+
+
+def selects(record: KeyRecord, *, user: str | None, labels: dict[str, str]) -> bool:
+    if user is not None and record.user != user:
+        return False
+    return all(record.labels.get(k) == v for k, v in labels.items())
+
+
+def revoke(
+    records: list[KeyRecord], *, user: str | None, labels: dict[str, str], at: datetime
+) -> tuple[list[KeyRecord], list[KeyRecord]]:
+    """The store with the selected keys revoked at `at` (those already revoked keep their time),
+    and the keys this revoked."""
+    if user is None and not labels:
+        raise BadKeyRequest("revoke needs --user or --label: it never revokes every key at once")
+    changed: list[KeyRecord] = []
+    out = []
+    for record in records:
+        if selects(record, user=user, labels=labels) and (record.revoked is None or record.revoked > at):
+            record = record.revoke(at)
+            changed.append(record)
+        out.append(record)
+    return out, changed
+
+
+def migrate(records: list[KeyRecord], secret: str) -> tuple[list[KeyRecord], int]:
+    """Every plaintext line replaced by its hash (fields kept); and how many were converted."""
+    out = [replace(r, key=None, hash=hash_key(secret, r.key)) if r.key is not None else r for r in records]
+    return out, sum(1 for r in records if r.key is not None)

@@ -464,7 +464,8 @@ def registration(
     """
     if not maas.configured:
         return None
-    report = reg.register_maas(target, endpoints.llama_stack_url, maas)
+    declared = reg.base_models(harness_state.target_name, harness_state.options.values)
+    report = reg.register_maas(target, endpoints.llama_stack_url, maas, declared=declared)
     print("\n" + redact(report.render(), harness_state.secrets))
     return report
 

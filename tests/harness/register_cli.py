@@ -13,6 +13,7 @@ from harness.redact import redact
 from harness.registration import (
     DEFAULT_PROVIDER,
     EXTERNAL_PROVIDER,
+    base_models,
     harness_key,
     model_key,
     register,
@@ -34,7 +35,8 @@ def register_command(args: Any) -> int:
     ids = list(getattr(args, "model", None) or [])
     overlays = [Path(v) for v in getattr(args, "values", None) or []]
     options = TargetOptions(run_name=getattr(args, "run_name", None) or "default", values=overlays)
-    target = get_target(getattr(args, "target", None) or "local", options)
+    target_name = getattr(args, "target", None) or "local"
+    target = get_target(target_name, options)
     endpoints = target.status()
     if not settings.endpoint:
         # No external MaaS: the stack's own gateway plays it. The harness's key only lists its
@@ -51,7 +53,13 @@ def register_command(args: Any) -> int:
     else:
         provider = DEFAULT_PROVIDER if own_gateway else EXTERNAL_PROVIDER
         report = register_maas(
-            target, endpoints.llama_stack_url, settings, discover_all=not ids, ids=ids, provider=provider
+            target,
+            endpoints.llama_stack_url,
+            settings,
+            discover_all=not ids,
+            ids=ids,
+            provider=provider,
+            declared=base_models(target_name, overlays),
         )
     print(redact(report.render(), [settings.api_key]))
     return 0 if report.ok else 1

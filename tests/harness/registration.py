@@ -3,7 +3,7 @@
 llama-stack 0.7 removed `POST /v1/models`, so "register" means: compute the desired
 models, merge them into what the target has applied (`Target.applied_models()`: the run's
 models file locally, `helm get values` on a cluster), apply the result (config + restart
-locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists `<key>/<id>` and
+locally, helm upgrade on a cluster) and wait until `GET /v1/models` lists each as `listed_id` names it and
 every API the tests use answers. Registration is additive: it changes only the entries it
 was asked to add or remove, so models registered by the session, a test or a release
 engineer survive each other's registrations. A server older than 0.7 still has the
@@ -22,6 +22,7 @@ from harness import maas
 from harness.declared import read_values
 from harness.errors import HarnessError
 from harness.errors import MaasError as MaasError  # what register_maas reports
+from harness.gateway_keys import SERVICE_TIER
 from harness.http import PROBE_TIMEOUT_S, REQUEST_TIMEOUT_S, json_request, list_models
 from harness.maas import MaasSettings
 from harness.maas import v1_url as v1_url  # the URL form registration writes into global.models
@@ -72,19 +73,25 @@ class ModelSpec:
     provider: str = DEFAULT_PROVIDER
     enabled: bool = True
     tls_verify: bool | str = True  # False, or a CA bundle path, for a MaaS with a private CA
+    upstream_model: str = ""  # the name sent to the server when it differs from `id`
+    external: bool = False  # served outside the stack: its gateway neither lists nor routes it
 
     @property
     def llama_stack_id(self) -> str:
-        return f"{self.key}/{self.id}"
+        return listed_id(self.key, self.to_values())
 
     def to_values(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": self.id, "url": self.url, "enabled": self.enabled, "provider": self.provider}
+        if self.upstream_model:
+            entry["upstreamModel"] = self.upstream_model
         if self.secret_ref:
             entry["apiTokenSecretRef"] = {"name": self.secret_ref[0], "key": self.secret_ref[1]}
         elif self.api_token:
             entry["apiToken"] = self.api_token
         if self.tls_verify is not True:
             entry["tlsVerify"] = self.tls_verify
+        if self.external:
+            entry["external"] = True
         return entry
 
 
@@ -110,6 +117,34 @@ class Report:
         lines += [f"  removed     {m}" for m in self.removed]
         lines += [f"  MISSING     {m}: {why}" for m, why in self.missing.items()]
         return "\n".join(lines)
+
+
+def served_name(entry: Mapping[str, Any]) -> str:
+    """The model name llama-stack sends for a `global.models` entry (the chart's
+    `llama-stack.servedName`): the public id for an entry behind the stack's gateway, which routes
+    by it and sends `upstreamModel` on itself; `upstreamModel or id` for an external entry, which
+    llama-stack calls directly."""
+    if entry.get("external") is True:
+        return str(entry.get("upstreamModel") or entry["id"])
+    return str(entry["id"])
+
+
+def listed_id(key: str, entry: Mapping[str, Any]) -> str:
+    """How llama-stack 0.7.3 lists a `global.models` entry: `<key>/<served_name>` (it names a model
+    after the provider's model id)."""
+    return f"{key}/{served_name(entry)}"
+
+
+def declared_elsewhere(declared: Models, ids: Iterable[str]) -> set[str]:
+    """Of `ids`, those an enabled entry of `declared` already uses as its public id under a key
+    other than the one registration gives that id (`model_key`): the chart refuses a second
+    entry with the same public id."""
+    wanted = set(ids)
+    return {
+        str(entry["id"])
+        for key, entry in declared.items()
+        if entry and entry.get("enabled", True) and entry.get("id") in wanted and key != model_key(str(entry["id"]))
+    }
 
 
 def model_key(model_id: str, prefix: str = "maas") -> str:
@@ -175,11 +210,28 @@ def declared_specs(
     secret_ref: tuple[str, str] | None = None,
     provider: str = DEFAULT_PROVIDER,
     tls_verify: bool | str = True,
+    taken: Set[str] = frozenset(),
 ) -> dict[str, ModelSpec]:
-    """Desired models, keyed like `global.models`, for ids served at one endpoint."""
+    """Desired models, keyed like `global.models`, for ids served at one endpoint.
+
+    An id in `taken` (another entry's public id) gets the entry's key as its public id and keeps
+    the served id as `upstreamModel`: llama-stack lists it under the same name either way. With
+    the external provider (a MaaS outside the stack, called by llama-stack with its own key) the
+    entries are `external`: the stack's gateway neither lists nor routes them."""
     url = v1_url(endpoint)
     specs = [
-        ModelSpec(model_key(m), m, url, api_token, secret_ref, provider, tls_verify=tls_verify) for m in model_ids_
+        ModelSpec(
+            model_key(m),
+            model_key(m) if m in taken else m,
+            url,
+            api_token,
+            secret_ref,
+            provider,
+            tls_verify=tls_verify,
+            upstream_model=m if m in taken else "",
+            external=provider != DEFAULT_PROVIDER,
+        )
+        for m in model_ids_
     ]
     return {s.key: s for s in specs}
 
@@ -207,7 +259,6 @@ def changed_keys(applied: Mapping[str, Mapping[str, Any]], desired: Mapping[str,
     return sorted(key for key, spec in desired.items() if key in applied and dict(applied[key]) != spec.to_values())
 
 
-
 # Targets that install another target's overlay (the kube lane installs exactly what Kind gets).
 TARGET_OVERLAY = {"kube": "kind"}
 
@@ -218,6 +269,15 @@ def base_models(target_name: str, overlays: Iterable[Path] = ()) -> Models:
     values = read_values([VALUES_DIR / f"{own}.yaml", *overlays])
     merged: Models = (values.get("global") or {}).get("models") or {}
     return {key: entry for key, entry in merged.items() if entry and entry.get("enabled", True) and entry.get("id")}
+
+
+def routing_upstreams(target_name: str, overlays: Iterable[Path] = ()) -> dict[str, dict[str, Any]]:
+    """`maas-gateway.routing.upstreams` of the target's values overlay plus extra overlays, merged
+    (entries set to null by a later file are dropped, as Helm drops them)."""
+    own = TARGET_OVERLAY.get(target_name, target_name)
+    values = read_values([VALUES_DIR / f"{own}.yaml", *overlays])
+    upstreams = ((values.get("maas-gateway") or {}).get("routing") or {}).get("upstreams") or {}
+    return {key: entry for key, entry in upstreams.items() if entry}
 
 
 def as_llama_stack_sees_it(target: AppliesModels, desired: Mapping[str, ModelSpec]) -> dict[str, ModelSpec]:
@@ -334,13 +394,19 @@ def register_maas(
     ids: Iterable[str] = (),
     timeout: float = 120,
     provider: str = EXTERNAL_PROVIDER,
+    declared: Models | None = None,
 ) -> Report:
     """Register MaaS models: `ids`, or what the MaaS lists (every one with `discover_all`,
     else MAAS_MODEL or every one). Discovery errors become `missing` entries, key redacted.
 
     `provider`: `openai` (default) for an external MaaS, whose keys callers do not hold:
     llama-stack calls it with `settings.api_key`. `vllm` for the stack's own gateway: callers'
-    calls then carry their own key (see harness.llama_stack_auth)."""
+    calls then carry their own key (see harness.llama_stack_auth).
+
+    `declared`: the `global.models` the target's values files declare (`base_models`), when
+    `target.applied_models()` does not include them (the local target's holds only what
+    registrations applied)."""
+    declared = declared or {}
     try:
         listed = discover_models(settings.endpoint, settings.api_key, verify=settings.tls_verify)
         requested = list(dict.fromkeys(ids)) or maas.select_models(listed, "" if discover_all else settings.model)
@@ -350,15 +416,21 @@ def register_maas(
     # The stack's own gateway: llama-stack holds no key of it (each call carries its caller's);
     # the key above only listed the models.
     token = "" if provider == DEFAULT_PROVIDER else settings.api_key
+    # A public id names one catalog entry (the chart refuses two): a served id that the values
+    # already declare under another key is registered under a public id of its own, calling the
+    # MaaS's model by its served name. The declared entry may be another server's model.
+    applied = target.applied_models()
+    merged = {key: {**(declared.get(key) or {}), **(applied.get(key) or {})} for key in {*declared, *applied}}
+    taken = declared_elsewhere(merged, served)
     desired = declared_specs(
-        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider
+        served, settings.endpoint, api_token=token, tls_verify=settings.tls_verify, provider=provider, taken=taken
     )
     report = register(target, llama_stack_url, desired, timeout=timeout)
     report.missing.update({i: f"not served by {v1_url(settings.endpoint)}" for i in requested if i not in listed})
     return report
 
 
-HARNESS_TIER = "internal"  # the dev overlays' tier of the harness's own key (values/local.yaml)
+HARNESS_TIER = SERVICE_TIER  # the dev overlays' tier of the harness's own key (values/local.yaml)
 
 
 def harness_key(keys: Mapping[str, list[str]]) -> str:

@@ -38,7 +38,9 @@ def reload_seconds(namespace: str, release: str) -> int:
 
 def keys_secret(namespace: str, release: str) -> dict:
     selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=gateway"
-    (secret,) = kubectl_json("get", "secrets", "-n", namespace, "-l", selector)["items"]
+    # The gateway's Secrets: the key file and the key hashing secret.
+    items = kubectl_json("get", "secrets", "-n", namespace, "-l", selector)["items"]
+    (secret,) = [s for s in items if "api-keys" in (s.get("data") or {})]
     return secret
 
 

@@ -21,7 +21,9 @@ import httpx
 import pytest
 from harness.cluster import plans
 from harness.cluster.deploy import ClusterDeployment
+from harness.declared import Declared
 from harness.http import list_models
+from harness.registration import listed_id
 
 from .support import kubectl_json
 
@@ -89,7 +91,13 @@ def test_upgrade_under_traffic_changes_limit_and_adds_model(target, endpoints, k
     deployment = target.deployment()
     base = target.values()
     maas = dict(target_models(target)["maas"])
-    extra = {"global": {"models": {EXTRA_MODEL_KEY: {**maas, "enabled": True}}}}
+    # The same server model under a public id of its own: the chart refuses two entries with one id.
+    # A gateway that relays every call to its one server knows no public ids: llama-stack then calls
+    # it by the served name, as it calls a model outside the stack (`external`).
+    served = maas.get("upstreamModel") or maas["id"]
+    relays = not Declared.from_files(target.values()).routed_models()
+    added = {**maas, "id": EXTRA_MODEL_KEY, "upstreamModel": served, "enabled": True, "external": relays}
+    extra = {"global": {"models": {EXTRA_MODEL_KEY: added}}}
     limits = {"maas-gateway": {"tiers": {TIER: {"tokens": {"limit": NEW_TOKEN_LIMIT, "window": "1m"}}}}}
     overlay = deployment.private_values("upgrade.yaml", extra | limits)  # 0600: the entry carries an apiToken
     traffic = Traffic(
@@ -113,7 +121,7 @@ def test_upgrade_under_traffic_changes_limit_and_adds_model(target, endpoints, k
         assert len(traffic.outcomes) >= 10, f"too little traffic: {len(traffic.outcomes)} requests"
         assert traffic.unexplained() == [], f"{len(traffic.outcomes)} requests; failures during the upgrade"
         assert _new_limit_seen(traffic), f"no response carried x-ratelimit-limit-tokens: {NEW_TOKEN_LIMIT}"
-        wanted = f"{EXTRA_MODEL_KEY}/{maas['id']}"
+        wanted = listed_id(EXTRA_MODEL_KEY, added)
         deadline = time.monotonic() + SETTLE_S
         while wanted not in (listed := _models(endpoints.llama_stack_url)) and time.monotonic() < deadline:
             time.sleep(2)

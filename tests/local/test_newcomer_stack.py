@@ -38,9 +38,19 @@ OVERLAY = {
     },
     "global": {
         "models": {
-            # Written as in a cluster overlay / values/local.yaml: the chart's default ports.
-            "second": {"id": "simulated-model", "url": "http://127.0.0.1:8080/v1", "provider": "vllm"},
-            "direct": {"id": "simulated-model", "url": "http://127.0.0.1:8000/v1", "provider": "vllm"},
+            # Written as in a cluster overlay / values/local.yaml: the chart's default ports. A public id
+            # names one entry (values/local.yaml's `maas` is simulated-model): each has its own and
+            # reaches the simulator's simulated-model as its upstreamModel: through the gateway, which
+            # renames it (llama-stack lists it by its public id), or called directly by llama-stack
+            # (`external`: the gateway neither lists nor routes it).
+            "second": {
+                "id": "second-model", "upstreamModel": "simulated-model",
+                "url": "http://127.0.0.1:8080/v1", "provider": "vllm",
+            },
+            "direct": {
+                "id": "direct-model", "upstreamModel": "simulated-model",
+                "url": "http://127.0.0.1:8000/v1", "provider": "vllm", "external": True,
+            },
         }
     },
 }  # fmt: skip
@@ -101,7 +111,7 @@ def test_make_up_applies_the_values_overlay(stack: Stack) -> None:
     assert response.headers["x-ratelimit-limit-tokens"] == str(FREE_TOKENS)
 
 
-@pytest.mark.parametrize("model", ["second/simulated-model", "direct/simulated-model"])
+@pytest.mark.parametrize("model", ["second/second-model", "direct/simulated-model"])
 def test_a_model_added_by_overlay_answers_through_llama_stack(stack: Stack, model: str) -> None:
     status = stack.status()
     assert model in status["llama_stack_models"]
@@ -150,7 +160,10 @@ def test_register_gives_llama_stack_no_gateway_key(stack: Stack) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     applied = json.loads((stack.runs_dir / RUN_NAME / "values" / "models.yaml").read_text())
     entries = [entry for entry in applied["global"]["models"].values() if entry]
-    assert any(entry.get("id") == "simulated-model" and entry.get("provider") == "vllm" for entry in entries), entries
+    # The values already declare the public id simulated-model: the registered entry has a public id
+    # of its own and calls the server's simulated-model as its upstreamModel.
+    served = [entry for entry in entries if (entry.get("upstreamModel") or entry.get("id")) == "simulated-model"]
+    assert any(entry.get("provider") == "vllm" for entry in served), entries
     gateway_keys = {k for ks in keys.values() for k in ks}
     held = {entry.get("apiToken") for entry in entries} & gateway_keys
     assert not held, f"llama-stack was given {len(held)} gateway key(s) by registration"

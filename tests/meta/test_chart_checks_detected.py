@@ -57,6 +57,45 @@ BREAKS = {
         "",
         (refusal("url-without-v1"), refusal("overlap-equals-size"), refusal("chunk-over-embedding-input")),
     ),
+    "duplicate public model ids not checked": Break(
+        "llama-stack/templates/_helpers.tpl",
+        "{{- if gt (len $keys) 1 }}",
+        "{{- if false }}",
+        (refusal("duplicate-public-model-id"), refusal("duplicate-public-model-id-umbrella")),
+    ),
+    "catalog metadata not registered": Break(
+        "llama-stack/templates/configmap.yaml",
+        '{{- with include "llama-stack.modelMetadata" $m | fromJson }}',
+        "{{- with dict }}",
+        (
+            lambda helm, r: checks.test_catalog_metadata_is_registered_with_the_model(helm, r, "llama-stack"),
+            lambda helm, r: checks.test_catalog_metadata_is_registered_with_the_model(helm, r, "rag"),
+        ),
+    ),
+    "upstreamModel not sent as the provider model id": Break(
+        "llama-stack/templates/configmap.yaml",
+        'provider_model_id: {{ include "llama-stack.servedName" $m | toJson }}',
+        "provider_model_id: {{ $m.id | toJson }}",
+        (lambda helm, r: checks.test_external_upstream_model_is_the_name_sent_to_the_server(helm, r, "vllm"),),
+    ),
+    "provider allows the public id instead of upstreamModel": Break(
+        "llama-stack/templates/configmap.yaml",
+        'allowed_models: [{{ include "llama-stack.servedName" $m | toJson }}]\n            max_tokens',
+        "allowed_models: [{{ $m.id | toJson }}]\n            max_tokens",
+        (lambda helm, r: checks.test_external_upstream_model_is_the_name_sent_to_the_server(helm, r, "vllm"),),
+    ),
+    "an entry behind the gateway sends upstreamModel, skipping its budgets": Break(
+        "llama-stack/templates/_helpers.tpl",
+        "{{ else }}{{ .id }}{{ end }}",
+        "{{ else }}{{ .upstreamModel | default .id }}{{ end }}",
+        (checks.test_gateway_entry_sends_its_public_id,),
+    ),
+    "helm test expects the public id instead of the listed name": Break(
+        "llama-stack/templates/tests/test-models.yaml",
+        '(printf "%s/%s" $key (include "llama-stack.servedName" $m))',
+        '(printf "%s/%s" $key $m.id)',
+        (checks.test_helm_test_expects_each_model_under_its_listed_name,),
+    ),
     "token env names without the key hash": Break(
         "llama-stack/templates/_helpers.tpl",
         "(sha256sum . | trunc 8 | upper)",

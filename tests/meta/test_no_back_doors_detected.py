@@ -65,7 +65,7 @@ BREAKS = {
     ),
     "model server open to every pod": Break(
         "rag/templates/networkpolicies.yaml",
-        '{{- if (index .Values "vllm-gpu" "enabled") }}',
+        "{{- if $values.enabled }}",
         "{{- if false }}",
         (lambda h, r: doors.test_back_ends_accept_only_their_client(h, r, KIND),),
     ),

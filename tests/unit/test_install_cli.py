@@ -10,11 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from harness import cluster_cli
 from harness.cluster.verify import Verifier
 from harness.endpoints import Endpoints
 from harness.http import Response
 from harness.paths import REPO_ROOT
+from harness.registration import listed_id
 
 INSTALL_FLAGS = (
     "--simulator", "--qwen3", "--check-gpu", "--gpu-timeout", "--token-rate-limit", "--openshift-routes",
@@ -192,6 +194,17 @@ def test_verify_reports_an_unreachable_stack_per_check() -> None:
     assert all(c.line().startswith("FAIL") for c in checks)
 
 
+def _local_catalog() -> dict[str, dict]:
+    """values/local.yaml's catalog, so the stand-in lists what the declared values declare."""
+    values = yaml.safe_load((REPO_ROOT / "values" / "local.yaml").read_text())
+    return {name: entry for name, entry in values["global"]["models"].items() if entry.get("enabled", True)}
+
+
+def _listed_for(tier: str) -> list[str]:
+    """The public ids the gateway lists to a key of this tier: entries without tiers are for every tier."""
+    return [e["id"] for e in _local_catalog().values() if tier in e.get("tiers", [tier])]
+
+
 class _StackHandler(BaseHTTPRequestHandler):
     """A real HTTP server playing gateway (/gw) and llama-stack (/ls) for the verify command."""
 
@@ -209,17 +222,20 @@ class _StackHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/gw/v1/models":
-            if self.headers.get("Authorization") != "Bearer dev-ent-02":
+            listing = {"Bearer dev-free-01": _listed_for("free"), "Bearer dev-ent-02": _listed_for("enterprise")}
+            ids = listing.get(self.headers.get("Authorization", ""))
+            if ids is None:
                 self._send(401, {"error": {"type": "authentication_error"}})
             else:
-                self._send(200, {"data": [{"id": "simulated-model"}]})
+                self._send(200, {"data": [{"id": i} for i in ids]})
         elif self.path == "/ls/v1/health":
             self._send(200, {"status": "OK"})
         elif self.path == "/ls/v1/models":
             if not self.headers.get("Authorization", "").startswith("Bearer "):
                 self._send(401, {"error": {"message": "Authentication required"}})
             else:
-                self._send(200, {"data": [{"id": "maas/simulated-model", "custom_metadata": {"model_type": "llm"}}]})
+                ids = [listed_id(name, entry) for name, entry in _local_catalog().items()]
+                self._send(200, {"data": [{"id": i, "custom_metadata": {"model_type": "llm"}} for i in ids]})
         else:
             self._send(404, {})
 
@@ -248,13 +264,17 @@ def test_verify_command_over_real_http(capsys: pytest.CaptureFixture[str], monke
         def close(self) -> None:  # every target has close() (the Target protocol)
             pass
 
+        def applied_models(self) -> dict[str, dict[str, object]]:
+            return {}  # no registrations: the catalog is values/local.yaml's
+
     monkeypatch.setattr(cluster_cli, "get_target", lambda name, options: LocalStub())
     try:
         code, out = run_cli(["verify", "--target", "local"], capsys)
     finally:
         server.shutdown()
     assert code == 0, out
-    assert out.count("PASS") == 6 and "FAIL" not in out
+    assert out.count("PASS") == 7 and "FAIL" not in out
     assert "x-ratelimit-remaining-tokens=4995" in out
+    assert "PASS  models agree across registries: values, gateway, llama-stack agree" in out
     assert "dev-ent-02" not in out and "dev-free-01" not in out  # keys are never printed
-    assert "verify: all 6 checks OK" in out
+    assert "verify: all 7 checks OK" in out

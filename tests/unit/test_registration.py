@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from harness import registration as reg
+from harness.maas import MaasSettings
 
 pytestmark = pytest.mark.unit
 
@@ -106,7 +107,7 @@ class RecordingTarget:
         self.applied.append(models)
         self.current = dict(models)
         if self.state is not None:  # the values file's model plus every enabled applied entry
-            enabled = [f"{k}/{v['id']}" for k, v in models.items() if v.get("enabled", True) and v.get("id")]
+            enabled = [reg.listed_id(k, v) for k, v in models.items() if v.get("enabled", True) and v.get("id")]
             disabled = {k for k, v in models.items() if v.get("enabled") is False}
             base = [m for m in self.state.models if m.startswith("maas/") and "maas" not in disabled]
             self.state.models = base + enabled
@@ -264,3 +265,73 @@ def test_registration_waits_for_every_route_the_workflows_use(serve: Any) -> Non
     report = reg.register(RecordingTarget(state), serve(state), {SPEC.key: SPEC}, timeout=2)
     assert not report.ok, "a restart whose stores do not answer counted as ready"
     assert "/v1/files?limit=1" in report.missing["llama-stack"], report.render()
+
+
+def test_external_spec_with_upstream_model_is_listed_under_it() -> None:
+    """llama-stack calls an external entry directly, with upstreamModel, and names it after it."""
+    spec = reg.ModelSpec("alias", "public-name", "https://maas.example/v1", upstream_model="served-name", external=True)
+    assert spec.llama_stack_id == "alias/served-name"
+    assert spec.to_values()["upstreamModel"] == "served-name"
+    assert "upstreamModel" not in SPEC.to_values()
+    assert reg.listed_id("alias", spec.to_values()) == "alias/served-name"
+    assert reg.listed_id(SPEC.key, SPEC.to_values()) == "maas-granite/granite-8b"
+
+
+def test_gateway_spec_with_upstream_model_is_listed_under_its_public_id() -> None:
+    """Behind the gateway llama-stack sends the public id (the gateway sends upstreamModel on), so
+    the entry's own tiers, limits and token costs apply to calls made through llama-stack."""
+    spec = reg.ModelSpec("alias", "public-name", "https://gw.example/v1", upstream_model="served-name")
+    assert spec.llama_stack_id == "alias/public-name"
+    assert reg.served_name(spec.to_values()) == "public-name"
+
+
+def test_ids_declared_under_another_key_are_taken() -> None:
+    """The chart refuses two entries with one public id: an id another key declares is taken;
+    the key registration itself gives the id is not another entry."""
+    declared: dict[str, dict[str, Any]] = {
+        "external": {"id": "granite-8b", "url": "https://maas.example/v1"},
+        "off": {"id": "llama-3b", "url": "https://maas.example/v1", "enabled": False},
+        "maas-mistral": {"id": "mistral", "url": "https://maas.example/v1"},
+    }
+    taken = reg.declared_elsewhere(declared, ["granite-8b", "llama-3b", "mistral", "other"])
+    assert taken == {"granite-8b"}
+
+
+def test_a_taken_id_is_registered_under_a_public_id_of_its_own() -> None:
+    specs = reg.declared_specs(["granite-8b", "other"], "https://maas.example", taken={"granite-8b"})
+    own, free = specs["maas-granite-8b"], specs["maas-other"]
+    assert (own.id, own.upstream_model, own.llama_stack_id) == (
+        "maas-granite-8b",
+        "granite-8b",
+        "maas-granite-8b/maas-granite-8b",
+    )
+    assert (free.id, free.upstream_model) == ("other", "")
+
+
+def test_maas_registration_of_a_declared_id_renders_one_entry_per_public_id(serve: Any) -> None:
+    """The MaaS serves a model whose id the values already declare (another server's model):
+    it is registered under its own public id, calling the MaaS by the served name, and the
+    values plus the applied entries still name each public id once."""
+    maas = serve(FakeLlamaStack(version="0.7.3", register_route=False, models=["simulated-model"]))
+    state = FakeLlamaStack(version="0.7.3", register_route=False, models=["maas/simulated-model"])
+    target = RecordingTarget(state)
+    declared = {"maas": {"id": "simulated-model", "url": "http://127.0.0.1:8080/v1", "provider": "vllm"}}
+    settings = MaasSettings(endpoint=maas, api_key="tok-123", model="simulated-model")
+    report = reg.register_maas(target, serve(state), settings, declared=declared, timeout=5)
+    assert report.ok and report.registered == ["maas-simulated-model/simulated-model"], report.render()
+    entry = target.current["maas-simulated-model"]
+    shown = (entry["id"], entry["upstreamModel"], entry["url"])
+    assert shown == ("maas-simulated-model", "simulated-model", maas + "/v1"), entry
+    public_ids = [e["id"] for e in [*declared.values(), *target.current.values()]]
+    assert len(public_ids) == len(set(public_ids)), f"a public id declared twice: {public_ids}"
+    again = reg.register_maas(target, serve(state), settings, declared=declared, timeout=5)
+    assert (again.applied, again.already) == (False, ["maas-simulated-model/simulated-model"]), again.render()
+
+
+def test_models_of_an_external_maas_are_marked_external() -> None:
+    """The external provider's models are called by llama-stack directly: their entries say so,
+    and the stack's gateway leaves them out of its catalog; the stack's own gateway's are not."""
+    external = reg.declared_specs(["granite-8b"], "https://maas.example", provider=reg.EXTERNAL_PROVIDER)
+    own = reg.declared_specs(["granite-8b"], "http://127.0.0.1:8080", provider=reg.DEFAULT_PROVIDER)
+    assert external["maas-granite-8b"].to_values()["external"] is True
+    assert "external" not in own["maas-granite-8b"].to_values()

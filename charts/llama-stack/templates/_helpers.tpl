@@ -59,6 +59,36 @@ Enabled models as a JSON object <key> -> entry. An entry without `enabled` count
 {{- end }}
 
 {{/*
+The model name llama-stack sends for a catalog entry, and names it by (<key>/<name>): the public id
+for an entry behind the stack's gateway, which routes by that id and itself sends upstreamModel on
+(sending upstreamModel would skip the entry's tiers, limits and token costs at the gateway); for an
+external entry, which llama-stack calls directly, upstreamModel when set.
+Usage: {{ include "llama-stack.servedName" $entry }}
+*/}}
+{{- define "llama-stack.servedName" -}}
+{{- if eq (toString .external) "true" }}{{ .upstreamModel | default .id }}{{ else }}{{ .id }}{{ end }}
+{{- end }}
+
+{{/*
+A catalog entry's metadata for llama-stack's model registry, as JSON: the catalog fields that are
+set (llama-stack shows them in GET /v1/models under custom_metadata), plus publicId when the name
+llama-stack sends (llama-stack.servedName, which it lists the model by) differs from id.
+Usage: {{ include "llama-stack.modelMetadata" $entry | fromJson }}
+*/}}
+{{- define "llama-stack.modelMetadata" -}}
+{{- $out := dict }}
+{{- range $field := list "displayName" "description" "category" "contextLength" "capabilities" "supportsStreaming" "availability" }}
+{{- if hasKey $ $field }}
+{{- $_ := set $out $field (get $ $field) }}
+{{- end }}
+{{- end }}
+{{- if ne (include "llama-stack.servedName" .) .id }}
+{{- $_ := set $out "publicId" .id }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
 Env var carrying a model's token: MODEL_TOKEN_<KEY>_<first 8 hex of sha256(key)>, the key
 upper-cased with non-alphanumerics as "_". The readable part alone would give `team-a`, `team_a`
 and `Team-A` one variable, so one provider would call with another's token; the hash suffix keeps
@@ -76,6 +106,17 @@ Usage: {{ include "llama-stack.validate" . }}
 */}}
 {{- define "llama-stack.validate" -}}
 {{- $errors := list }}
+{{- $owners := dict }}
+{{- range $key, $m := (include "llama-stack.enabledModels" . | fromJson) }}
+{{- $_ := set $owners $m.id (append (get $owners $m.id | default list) $key) }}
+{{- end }}
+{{- range $id, $keys := $owners }}
+{{- if gt (len $keys) 1 }}
+{{- $fields := list }}
+{{- range $keys }}{{ $fields = append $fields (printf "global.models.%s.id" .) }}{{ end }}
+{{- $errors = append $errors (printf "%s are all %q: a public model id must name one catalog entry. Give each entry its own id (set upstreamModel to the same server model name to publish one model under two ids), or set enabled: false on all but one." (join " and " $fields) $id) }}
+{{- end }}
+{{- end }}
 {{- range $key, $m := (include "llama-stack.enabledModels" . | fromJson) }}
 {{- $url := tpl $m.url $ }}
 {{- $path := regexReplaceAll "^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*" ($url | trimSuffix "/") "" }}

@@ -1,7 +1,7 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
--- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, RELOAD_SECONDS, DEFAULT_MAX_TOKENS,
--- VALIDATE_PATH)
--- and files/json.lua (the `json` decoder/encoder).
+-- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, HMAC_FILE_ENV, RELOAD_SECONDS,
+-- DEFAULT_MAX_TOKENS, VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON), files/json.lua (the `json`
+-- decoder/encoder) and files/sha256.lua (`sha256.hmac_hex`).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
 -- Secret; path from an env var, never inline), set the identity as dynamic metadata (read by
@@ -9,9 +9,18 @@
 -- body is parsed as JSON (whatever its Content-Type) or refused with 400/415; streaming calls
 -- get stream_options.include_usage=true so their usage can be charged, and every call starts
 -- with a conservative charge estimate that the response's real usage replaces.
--- Response: turn the two rate limit filters' X-RateLimit-* headers into
--- x-ratelimit-{limit,remaining,reset}-{requests,tokens}, add x-ratelimit-consumed-tokens to
--- JSON responses and Retry-After to the gateway's own 429s; a failed call is charged 0.
+-- With ROUTE_BY_MODEL, a model call's `model` picks its catalog entry (MODELS_JSON): unknown 404,
+-- not for the caller's tier 403, missing 400, all before any budget is checked; the entry's
+-- Envoy cluster goes into ROUTE_HEADER (the route's cluster_header) and its served name replaces
+-- the public id in the body. GET /v1/models answers the caller's entries from the catalog.
+-- An entry's limits (rpm, tpm, tiers.<tier>.tpm) name the model in the metadata keys of its
+-- budgets (model_rpm, model_tpm, tier_model_tpm), which the model budget filters' descriptors read;
+-- its tokenCost weights every token charge: ceil(prompt * input + completion * output).
+-- Response: turn the rate limit filters' X-RateLimit-* headers into
+-- x-ratelimit-{limit,remaining,reset}-{requests,tokens} of the tightest budget of each kind, add
+-- x-ratelimit-consumed-tokens and x-maas-tokens-charged to JSON responses, the weights to every
+-- model response, and Retry-After and the refusing budget's name to the gateway's own 429s; a
+-- failed call is charged 0. A stream's weighted charge is computed when its last chunk has passed.
 -- Lua state is per worker: the key table is loaded once per worker (and re-read every
 -- RELOAD_SECONDS); counters never live here, they live in the rate limit service.
 
@@ -28,9 +37,6 @@ local STRIP_EXACT = {
   ["x-remote-user"] = true, ["x-authenticated-userid"] = true, ["x-consumer-username"] = true,
 }
 
-local keys_by_value = nil
-local keys_loaded_at = nil
-
 local function json_escape(s)
   return (tostring(s):gsub('[%c"\\]', function(c)
     if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
@@ -43,7 +49,72 @@ local function error_json(message, etype, code)
     json_escape(message), etype, code)
 end
 
--- Parse "<tier> <user> <key>" lines; returns nil when the file cannot be read.
+-- The key file: one key per line, `<tier> <user> <credential> [<field>=<value> ...]`; lines
+-- starting with # are ignored. The credential is the key itself (a plaintext store, still read)
+-- or `hmac-sha256:<hex>`: HMAC-SHA-256 of the key under the install's secret (the file named by
+-- HMAC_FILE_ENV). Fields: created, expires, revoked (UTC times, 2026-12-06T03:00:00Z; a key is
+-- refused from its expires or revoked time on) and label.<name>=<value> (read by the key CLI).
+local HASH_PREFIX = "hmac-sha256:"
+
+-- Seconds since the epoch of a UTC time `YYYY-MM-DDTHH:MM:SSZ`, or nil.
+local function utc_seconds(text)
+  local y, mo, d, h, mi, s = text:match("^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+  if y == nil then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 then return nil end
+  -- Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * (mo + (mo > 2 and -3 or 9)) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+local function read_secret_file(handle, env)
+  local path = os.getenv(env)
+  if path == nil or path == "" then return nil end
+  local f = io.open(path, "r")
+  if f == nil then
+    handle:logErr("maas: cannot read the key hashing secret (env " .. env .. ")")
+    return nil
+  end
+  local value = f:read("*a")
+  f:close()
+  value = value:gsub("%s+$", "")
+  if value == "" then return nil end
+  return value
+end
+
+-- One key line's entry, or nil and why the line is skipped (never naming the key).
+local function parse_key_line(line)
+  local tier, user, credential, rest = line:match("^%s*(%S+)%s+(%S+)%s+(%S+)(.*)$")
+  if tier == nil then return nil end
+  local entry = { user = user, tier = tier }
+  for field in rest:gmatch("%S+") do
+    local name, value = field:match("^([^=]+)=(.*)$")
+    if name == nil then return nil, "a field is not <name>=<value>" end
+    if name == "expires" or name == "revoked" or name == "created" then
+      local at = utc_seconds(value)
+      if at == nil then return nil, name .. " is not a UTC time like 2026-12-06T03:00:00Z" end
+      entry[name] = at
+    end
+  end
+  if TIERS[tier] == nil then return nil, "unknown tier " .. tier end
+  if credential:sub(1, #HASH_PREFIX) == HASH_PREFIX then
+    entry.hash = string.lower(credential:sub(#HASH_PREFIX + 1))
+    if not entry.hash:match("^" .. string.rep("%x", 64) .. "$") then
+      return nil, "the hash is not 64 hex digits"
+    end
+  else
+    entry.key = credential
+  end
+  return entry
+end
+
+-- The key store: {plain = {key -> entry}, hashed = {hex -> entry}, secret = HMAC key or nil};
+-- nil when the file cannot be read.
 local function read_key_file(handle)
   local path = os.getenv(KEYS_FILE_ENV)
   if path == nil or path == "" then
@@ -55,34 +126,69 @@ local function read_key_file(handle)
     handle:logErr("maas: cannot read the API key file: " .. tostring(err))
     return nil
   end
-  local t, n = {}, 0
+  local store = { plain = {}, hashed = {}, secret = read_secret_file(handle, HMAC_FILE_ENV) }
+  local n, hashed = 0, 0
   for line in f:lines() do
     if not line:match("^%s*#") then
-      local tier, user, key = line:match("^%s*(%S+)%s+(%S+)%s+(%S+)%s*$")
-      if tier ~= nil then
-        if TIERS[tier] ~= nil then
-          t[key] = { user = user, tier = tier }
-          n = n + 1
+      local entry, why = parse_key_line(line)
+      if entry ~= nil and entry.hash ~= nil and store.secret == nil then
+        entry, why = nil, "hashed keys need the key hashing secret (env " .. HMAC_FILE_ENV .. ")"
+      end
+      if entry ~= nil then
+        if entry.hash ~= nil then
+          store.hashed[entry.hash] = entry
+          hashed = hashed + 1
         else
-          handle:logWarn("maas: ignoring the key of user " .. user .. ": unknown tier " .. tier)
+          store.plain[entry.key] = entry
+          entry.key = nil
         end
+        n = n + 1
+      elseif why ~= nil then
+        local user = line:match("^%s*%S+%s+(%S+)") or "?"
+        handle:logWarn("maas: ignoring a key of user " .. user .. ": " .. why)
       end
     end
   end
   f:close()
-  handle:logInfo("maas: loaded " .. n .. " API keys")
-  return t
+  handle:logInfo("maas: loaded " .. n .. " API keys (" .. hashed .. " hashed)")
+  return store
 end
 
-local function key_table(handle)
+local EMPTY_STORE = { plain = {}, hashed = {} }
+local key_store = nil
+local keys_loaded_at = nil
+
+local function current_store(handle)
   local now = os.time()
   local stale = keys_loaded_at == nil or (RELOAD_SECONDS > 0 and now - keys_loaded_at >= RELOAD_SECONDS)
   if stale then
-    -- Keep the previous table if the file is briefly unreadable (Secret update in progress).
-    keys_by_value = read_key_file(handle) or keys_by_value or {}
+    -- Keep the previous store if the file is briefly unreadable (Secret update in progress).
+    key_store = read_key_file(handle) or key_store or EMPTY_STORE
     keys_loaded_at = now
   end
-  return keys_by_value
+  return key_store
+end
+
+-- The identity of a presented key: its entry, or nil and the 401 message. The log names the
+-- user of an expired or revoked key, never the key.
+local INVALID_KEY = "Invalid API key provided."
+local function identify(handle, key)
+  local store = current_store(handle)
+  local entry = store.plain[key]
+  if entry == nil and store.secret ~= nil and next(store.hashed) ~= nil then
+    entry = store.hashed[sha256.hmac_hex(store.secret, key)]
+  end
+  if entry == nil then return nil, INVALID_KEY end
+  local now = os.time()
+  if entry.revoked ~= nil and now >= entry.revoked then
+    handle:logInfo("maas: refused a revoked API key of user " .. entry.user)
+    return nil, "This API key was revoked. Ask for a new key."
+  end
+  if entry.expires ~= nil and now >= entry.expires then
+    handle:logInfo("maas: refused an expired API key of user " .. entry.user)
+    return nil, "This API key expired. Ask for a new key."
+  end
+  return entry
 end
 
 local function strip_identity_headers(headers)
@@ -161,6 +267,7 @@ end
 -- sent none): every byte of the request counted as a prompt token (an upper bound for
 -- byte-level BPE tokenizers) plus the completion the call allows (max_completion_tokens,
 -- else max_tokens, else DEFAULT_MAX_TOKENS) for each of its n choices.
+-- Returns the prompt and completion parts of the estimate.
 local function charge_estimate(doc, body_bytes)
   local function count(key)
     local n = json.number(doc[key])
@@ -169,7 +276,123 @@ local function charge_estimate(doc, body_bytes)
   end
   local completion = count("max_completion_tokens") or count("max_tokens") or DEFAULT_MAX_TOKENS
   local choices = math.max(count("n") or 1, 1)
-  return body_bytes + completion * choices
+  return body_bytes, completion * choices
+end
+
+-- Weighted charges -----------------------------------------------------------------------------
+
+-- The weights of a catalog entry (tokenCost; 1 and 1 without an entry).
+local function token_cost(entry)
+  local cost = entry and entry["cost"]
+  local w_in, w_out = 1, 1
+  if getmetatable(cost) == json.OBJECT then
+    w_in = json.number(cost["input"]) or 1
+    w_out = json.number(cost["output"]) or 1
+  end
+  return w_in, w_out
+end
+
+-- ceil(prompt * w_in + completion * w_out), robust to float noise (0.1 * 30 is 3.0000000000000004).
+local function weighted(prompt, completion, w_in, w_out)
+  local x = prompt * w_in + completion * w_out
+  return math.ceil(x - 1e-9)
+end
+
+-- The weighted charge of a response's usage (maas.usage, set by json_to_metadata and
+-- sse_to_metadata), or nil without usage. Without the parts, all of total_tokens is charged at
+-- the larger weight (an upper bound).
+local function usage_charge(usage, w_in, w_out)
+  if usage == nil then return nil end
+  local prompt, completion = tonumber(usage["prompt_tokens"]), tonumber(usage["completion_tokens"])
+  if prompt ~= nil and completion ~= nil then return weighted(prompt, completion, w_in, w_out) end
+  local total = tonumber(usage["total_tokens"])
+  if total ~= nil then return weighted(0, total, w_in, math.max(w_in, w_out)) end
+  return nil
+end
+
+-- Model routing ---------------------------------------------------------------------------------
+
+-- The request header the route's cluster_header reads (a client's own is stripped with the other
+-- x-maas- headers, and the route removes it before the model server sees it).
+local ROUTE_HEADER = "x-maas-cluster"
+local DEFAULT_CLUSTER = "maas_upstream"
+local catalog = nil
+
+-- Public id -> {cluster, served, tiers?, meta}, decoded once per worker.
+local function model_catalog()
+  if catalog == nil then
+    local doc = json.decode(MODELS_JSON or "{}")
+    if doc == nil or getmetatable(doc) ~= json.OBJECT then error("MODELS_JSON is not a JSON object") end
+    catalog = doc
+  end
+  return catalog
+end
+
+local function tier_may_use(entry, tier)
+  local tiers = entry["tiers"]
+  if tiers == nil or tiers == json.NULL then return true end
+  for _, t in ipairs(tiers) do
+    if t == tier then return true end
+  end
+  return false
+end
+
+-- The catalog entry a model call names, or nil, HTTP status and error body.
+local function route_model(doc, tier)
+  local model = doc["model"]
+  if model == nil or model == json.NULL then
+    return nil, 400, error_json("The request names no model: set 'model' to one of GET /v1/models.",
+      "invalid_request_error", "model_missing")
+  end
+  if type(model) ~= "string" then
+    return nil, 400, error_json("'model' must be a string.", "invalid_request_error", "invalid_model")
+  end
+  local entry = model_catalog()[model]
+  if entry == nil then
+    return nil, 404, error_json("The model '" .. model .. "' does not exist; GET /v1/models lists yours.",
+      "invalid_request_error", "model_not_found")
+  end
+  if not tier_may_use(entry, tier) then
+    return nil, 403, error_json("Tier '" .. tier .. "' may not use the model '" .. model .. "'.",
+      "permission_denied", "model_not_allowed")
+  end
+  return entry
+end
+
+-- One OpenAI model object with the entry's catalog metadata as extra fields.
+local function model_object(id, entry)
+  local parts = { '"id":' .. json.encode(id), '"object":"model"', '"created":0', '"owned_by":"maas"' }
+  local meta = entry["meta"]
+  if getmetatable(meta) == json.OBJECT then
+    local names = {}
+    for name, _ in pairs(meta) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do parts[#parts + 1] = json.encode(name) .. ":" .. json.encode(meta[name]) end
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- GET /v1/models as the caller's tier sees it.
+local function model_list(tier)
+  local ids = {}
+  for id, entry in pairs(model_catalog()) do
+    if tier_may_use(entry, tier) then ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  local items = {}
+  for i, id in ipairs(ids) do items[i] = model_object(id, model_catalog()[id]) end
+  return '{"object":"list","data":[' .. table.concat(items, ",") .. "]}"
+end
+
+-- Have Envoy pick the route again (cluster_header reads the header then). Envoy's Lua filter also
+-- clears the route cache itself when a script changes request headers (its clear_route_cache
+-- setting, on by default); the explicit call covers builds whose handle has the method.
+local function reroute(handle)
+  if handle.clearRouteCache ~= nil then handle:clearRouteCache() end
+end
+
+local function unescape_path(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
 local function reject(handle, status, body, extra)
@@ -197,9 +420,9 @@ local function validate_credentials(handle, raw)
   if doc == nil or getmetatable(doc) ~= json.OBJECT or type(doc["api_key"]) ~= "string" then
     return 400, error_json("Expected a JSON object with a string 'api_key'.", "invalid_request_error", "invalid_request_body")
   end
-  local id = key_table(handle)[doc["api_key"]]
+  local id, refused = identify(handle, doc["api_key"])
   if id == nil then
-    return 401, error_json("Invalid API key provided.", "invalid_api_key", "invalid_api_key")
+    return 401, error_json(refused, "invalid_api_key", "invalid_api_key")
   end
   local request = doc["request"]
   local sent = nil
@@ -250,10 +473,9 @@ local function on_request(handle)
   end
 
   local key = credential(headers)
-  local id = nil
-  if key ~= nil then id = key_table(handle)[key] end
+  local id, msg = nil, INVALID_KEY
+  if key ~= nil then id, msg = identify(handle, key) end
   if id == nil then
-    local msg = "Invalid API key provided."
     if key == nil then
       msg = "Missing API key. Send 'Authorization: Bearer <key>' or 'Authorization: APIKEY <key>'."
     end
@@ -293,6 +515,33 @@ local function on_request(handle)
   -- The model server sees neither the gateway key nor who is calling.
   headers:remove("authorization")
 
+  if ROUTE_BY_MODEL then
+    -- Envoy picked the route (and read cluster_header) before this step ran, with whatever the
+    -- client sent: name the default cluster and have the route picked again.
+    headers:replace(ROUTE_HEADER, DEFAULT_CLUSTER)
+    reroute(handle)
+    if models then
+      -- Answered from the catalog on the way back; the request still goes to the default model
+      -- server, so the answer carries the key's budget headers like any listing.
+      local bare = path:match("^[^?]*")
+      local wanted = unescape_path(bare:sub(#"/v1/models/" + 1))
+      if wanted == "" then
+        md:set(NS, "listing", "*")
+      else
+        -- A model of another tier is not shown to this caller: 404, as for an unknown id.
+        local entry = model_catalog()[wanted]
+        if entry == nil or not tier_may_use(entry, id.tier) then
+          reject(handle, 404, error_json("The model '" .. wanted .. "' does not exist; GET /v1/models lists yours.",
+            "invalid_request_error", "model_not_found"))
+          return
+        end
+        md:set(NS, "listing", wanted)
+      end
+      headers:replace(":path", "/v1/models")
+      return
+    end
+  end
+
   if models or headers:get(":method") ~= "POST" then return end
   local encoding = headers:get("content-encoding")
   if encoding ~= nil and string.lower(encoding) ~= "identity" then
@@ -309,10 +558,51 @@ local function on_request(handle)
     reject(handle, 400, error_json(why, "invalid_request_error", "invalid_request_body"))
     return
   end
-  -- Charged at end of stream unless the response's usage replaces it (see charge_estimate).
-  handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", charge_estimate(doc, #raw))
+  local entry = nil
+  if ROUTE_BY_MODEL then
+    local status, refusal
+    entry, status, refusal = route_model(doc, id.tier)
+    if entry == nil then
+      reject(handle, status, refusal)
+      return
+    end
+  end
+  -- Charged at end of stream unless the response's usage replaces it (see charge_estimate),
+  -- weighted by the model's tokenCost.
+  local w_in, w_out = token_cost(entry)
+  local est_prompt, est_completion = charge_estimate(doc, #raw)
+  md = handle:streamInfo():dynamicMetadata()
+  md:set(USAGE_NS, "total_tokens", est_prompt + est_completion)
+  md:set(USAGE_NS, "charged", weighted(est_prompt, est_completion, w_in, w_out))
+  md:set(NS, "cost_input", tostring(w_in))
+  md:set(NS, "cost_output", tostring(w_out))
+  if entry ~= nil then
+    -- The model's budgets: each metadata key names the model only when the budget exists, so the
+    -- model budget filters send a descriptor (and call the rate limit service) only then.
+    md:set(NS, "model", doc["model"])
+    local limits = entry["limits"]
+    if getmetatable(limits) == json.OBJECT then
+      md:set(NS, "minute_bucket", tostring(math.floor(now / 60)))
+      if limits["rpm"] ~= nil then md:set(NS, "model_rpm", doc["model"]) end
+      if limits["tpm"] ~= nil then md:set(NS, "model_tpm", doc["model"]) end
+      local per_tier = limits["tiers"]
+      if getmetatable(per_tier) == json.OBJECT and per_tier[id.tier] ~= nil then
+        md:set(NS, "tier_model_tpm", doc["model"])
+      end
+    end
+  end
   headers = handle:headers()
-  if force_include_usage(doc, path) then
+  local changed_model = false
+  if entry ~= nil then
+    headers:replace(ROUTE_HEADER, entry["cluster"])
+    -- The route was picked on the headers alone; pick it again with the model's cluster.
+    reroute(handle)
+    if entry["served"] ~= doc["model"] then
+      doc["model"] = entry["served"]
+      changed_model = true
+    end
+  end
+  if force_include_usage(doc, path) or changed_model then
     local changed = json.encode(doc)
     body:setBytes(changed)
     headers:replace("content-length", tostring(#changed))
@@ -349,10 +639,43 @@ local function collect_ratelimit_headers(headers)
   return out
 end
 
-local function consumed_tokens(handle)
-  local usage = handle:streamInfo():dynamicMetadata():get(USAGE_NS)
-  if usage == nil or usage["total_tokens"] == nil then return nil end
-  return math.floor(tonumber(usage["total_tokens"]))
+-- The weighted charge of the response's usage, stored where the budgets' end-of-stream charge
+-- reads it (maas.usage:charged); nil (the estimate stays) when no usage arrived.
+local function charge_usage(handle, md)
+  local w_in, w_out = tonumber(md["cost_input"]) or 1, tonumber(md["cost_output"]) or 1
+  local charged = usage_charge(handle:streamInfo():dynamicMetadata():get(USAGE_NS), w_in, w_out)
+  if charged ~= nil then handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", charged) end
+  return charged
+end
+
+-- The budgets' names (the rate limit service's `name`) in filter chain order, and what a 429
+-- says of each. A refused call carries the headers of the filters that ran, so the refusing
+-- budget is the last of them in this order.
+local BUDGET_ORDER = { "tokens", "tier_model_tokens", "model_tokens", "requests", "model_requests" }
+local BUDGET_KIND = {
+  tokens = "tokens", tier_model_tokens = "tokens", model_tokens = "tokens",
+  requests = "requests", model_requests = "requests",
+}
+
+local function window_text(seconds)
+  if seconds % 3600 == 0 then return (seconds / 3600) .. "h" end
+  if seconds % 60 == 0 then return (seconds / 60) .. "m" end
+  return seconds .. "s"
+end
+
+local function budget_text(name, md, limit)
+  local tier, model = md["tier"], md["model"] or "?"
+  local t = TIERS[tier]
+  if name == "tokens" then
+    return string.format("the tokens per %s of tier '%s' (%s)", window_text(t.tokens_window), tier, limit)
+  elseif name == "requests" then
+    return string.format("the requests per %s of tier '%s' (%s)", window_text(t.requests_window), tier, limit)
+  elseif name == "tier_model_tokens" then
+    return string.format("the tokens per minute of tier '%s' for model %s (%s per user)", tier, model, limit)
+  elseif name == "model_tokens" then
+    return string.format("the model tokens per minute for %s (%s, shared by every caller)", model, limit)
+  end
+  return string.format("the model requests per minute for %s (%s, shared by every caller)", model, limit)
 end
 
 function envoy_on_response(handle)
@@ -365,36 +688,72 @@ function envoy_on_response(handle)
   local resets = {
     requests = seconds_to_reset(tier.requests_window, now),
     tokens = seconds_to_reset(tier.tokens_window, now),
+    tier_model_tokens = seconds_to_reset(60, now),
+    model_tokens = seconds_to_reset(60, now),
+    model_requests = seconds_to_reset(60, now),
   }
 
   -- A call that failed produced nothing: drop the estimate set on the request.
   local status = tonumber(headers:get(":status")) or 0
-  if md["route"] == "model" and (status < 200 or status >= 300) then
+  local model_call = md["route"] == "model"
+  if model_call and (status < 200 or status >= 300) then
     handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)
+    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", 0)
+  end
+  if model_call then
+    headers:replace("x-maas-token-cost-input", tostring(md["cost_input"] or 1))
+    headers:replace("x-maas-token-cost-output", tostring(md["cost_output"] or 1))
   end
 
   local consumed = nil
   local ctype = headers:get("content-type") or ""
-  if md["route"] == "model" and headers:get(":status") == "200" and ctype:find("application/json", 1, true) then
+  local ok = status >= 200 and status < 300
+  if model_call and ok and ctype:find("application/json", 1, true) then
     handle:body() -- wait for the whole JSON body: json_to_metadata has then read its usage
     headers = handle:headers() -- the handle taken before body() is no longer valid
-    consumed = consumed_tokens(handle)
+    consumed = charge_usage(handle, md)
     if consumed ~= nil then
       headers:replace("x-ratelimit-consumed-tokens", tostring(consumed))
+      headers:replace("x-maas-tokens-charged", tostring(consumed))
     end
   end
 
-  for _, kind in ipairs({ "requests", "tokens" }) do
-    local limit = tier[kind .. "_limit"]
-    headers:replace("x-ratelimit-limit-" .. kind, tostring(limit))
-    headers:replace("x-ratelimit-reset-" .. kind, tostring(resets[kind]))
-    local st = rl[kind]
-    if st ~= nil and st.remaining ~= nil then
-      local remaining = st.remaining
-      -- The token check runs before the response; subtract what this response costs.
-      if kind == "tokens" and consumed ~= nil then remaining = math.max(0, remaining - consumed) end
-      headers:replace("x-ratelimit-remaining-" .. kind, tostring(remaining))
+  -- Model listings under ROUTE_BY_MODEL: the catalog as the caller's tier sees it replaces the
+  -- default model server's answer.
+  local listing = md["listing"]
+  if listing ~= nil and status == 200 then
+    local answer
+    if listing == "*" then
+      answer = model_list(md["tier"])
+    else
+      answer = model_object(listing, model_catalog()[listing])
     end
+    local body = handle:body()
+    headers = handle:headers()
+    body:setBytes(answer)
+    headers:replace("content-length", tostring(#answer))
+    headers:replace("content-type", "application/json")
+  end
+
+  -- Per kind, the tightest budget that answered: the least remaining (after this response's
+  -- charge); the tier's own limit and reset when no budget answered.
+  for _, kind in ipairs({ "requests", "tokens" }) do
+    local limit, reset, remaining = tier[kind .. "_limit"], resets[kind], nil
+    for _, name in ipairs(BUDGET_ORDER) do
+      local st = rl[name]
+      if BUDGET_KIND[name] == kind and st ~= nil and st.remaining ~= nil then
+        local left = st.remaining
+        -- The token check runs before the response; subtract what this response costs.
+        if kind == "tokens" and consumed ~= nil then left = math.max(0, left - consumed) end
+        if remaining == nil or left < remaining then
+          remaining, reset = left, resets[name] or reset
+          limit = st.limit or limit
+        end
+      end
+    end
+    headers:replace("x-ratelimit-limit-" .. kind, tostring(limit))
+    headers:replace("x-ratelimit-reset-" .. kind, tostring(reset))
+    if remaining ~= nil then headers:replace("x-ratelimit-remaining-" .. kind, tostring(remaining)) end
   end
 
   -- failureMode open: the rate limit filters let the call through without an answer (no
@@ -412,11 +771,39 @@ function envoy_on_response(handle)
 -- answering the caller 429 as the gateway does.
   if headers:get(":status") == "429" and headers:get("x-envoy-ratelimited") ~= nil then
     local wait = 0
-    for kind, st in pairs(rl) do
-      if st.remaining == 0 and resets[kind] ~= nil and resets[kind] > wait then wait = resets[kind] end
+    local refused = nil
+    for _, name in ipairs(BUDGET_ORDER) do
+      local st = rl[name]
+      if st ~= nil then
+        refused = name
+        if st.remaining == 0 and (resets[name] or 0) > wait then wait = resets[name] end
+      end
     end
     if wait == 0 then wait = math.max(resets.requests, resets.tokens) end
     headers:replace("retry-after", tostring(wait))
     headers:replace("x-should-retry", "false")
+    if refused ~= nil then
+      -- Name the budget that refused the call (the body Envoy's local reply config wrote speaks
+      -- only of the tier).
+      headers:replace("x-maas-ratelimit-exceeded", refused)
+      local message = "Rate limit exceeded: " .. budget_text(refused, md, tostring(rl[refused].limit or "?")) ..
+        ". Retry after " .. wait .. " seconds (Retry-After)."
+      local answer = error_json(message, "rate_limit_exceeded", "rate_limit_exceeded")
+      local body = handle:body()
+      headers = handle:headers()
+      if body ~= nil then
+        body:setBytes(answer)
+        headers:replace("content-length", tostring(#answer))
+      end
+    end
+    return
+  end
+
+  -- A successful stream: charge its usage (the final chunk's, read by sse_to_metadata) with the
+  -- weights once the last chunk has passed; the chunks flow on unbuffered meanwhile. An aborted
+  -- stream keeps the estimate.
+  if model_call and ok and ctype:find("text/event-stream", 1, true) then
+    for _ in handle:bodyChunks() do end
+    charge_usage(handle, md)
   end
 end

@@ -80,6 +80,13 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "maas-gateway.apiKeysMountPath" -}}/etc/maas/api-keys{{- end }}
 
+{{/* The Secret holding the key hashing secret (apiKeys.hmac). */}}
+{{- define "maas-gateway.apiKeysHmacSecret" -}}
+{{- default (printf "%s-api-keys-hmac" (include "maas-gateway.fullname" .)) .Values.apiKeys.hmac.existingSecret }}
+{{- end }}
+
+{{- define "maas-gateway.apiKeysHmacMountPath" -}}/etc/maas/api-keys-hmac{{- end }}
+
 {{/* Windows whose counters reset exactly at their bounds (values.schema.json allows the same). */}}
 {{- define "maas-gateway.windowPattern" -}}
 ^((1|2|3|4|5|6|10|12|15|20|30|60)(s|m)|(1|2|3|4|6|8|12|24)h)$
@@ -125,6 +132,62 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
+{{- $catalog := (include "maas-gateway.catalogEntries" . | fromJson) }}
+{{- $bad := list }}
+{{- range $key, $m := ((.Values.global).models | default dict) }}
+{{- if and $m (eq (toString $m.external) "true") (hasKey $m "tiers") }}
+{{- $bad = append $bad (printf "global.models.%s.tiers is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove tiers or external" $key) }}
+{{- end }}
+{{- range $field := list "limits" "tokenCost" }}
+{{- if and $m (eq (toString $m.external) "true") (hasKey $m $field) }}
+{{- $bad = append $bad (printf "global.models.%s.%s is set but the entry is external (llama-stack calls it directly, not through the gateway), so nothing would enforce it; remove %s or external" $key $field $field) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $key, $m := $catalog }}
+{{- if and $m.upstreamModel (ne $m.upstreamModel $m.id) (not $.Values.routing.byModel) }}
+{{- $bad = append $bad (printf "global.models.%s.upstreamModel is set but routing.byModel is false, so nothing would send it on (llama-stack calls the gateway with the public id %q); set routing.byModel: true (standalone mode) or remove upstreamModel" $key $m.id) }}
+{{- end }}
+{{- if and (hasKey $m "tiers") (not $.Values.routing.byModel) }}
+{{- $bad = append $bad (printf "global.models.%s.tiers is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove tiers" $key) }}
+{{- end }}
+{{- range $field := list "limits" "tokenCost" }}
+{{- if and (hasKey $m $field) (not $.Values.routing.byModel) }}
+{{- $bad = append $bad (printf "global.models.%s.%s is set but routing.byModel is false, so nothing would enforce it; set routing.byModel: true (standalone mode) or remove %s" $key $field $field) }}
+{{- end }}
+{{- end }}
+{{- range $t, $_ := ((($m.limits | default dict).tiers) | default dict) }}
+{{- if not (hasKey $.Values.tiers $t) }}
+{{- $bad = append $bad (printf "global.models.%s.limits.tiers.%s: %q is not a tier of the gateway (tiers: %s); name one of them or add it under tiers" $key $t $t (keys $.Values.tiers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- range $f, $v := ($m.limits | default dict) }}
+{{- if and (ne $f "tiers") (le (float64 $v) 0.0) }}
+{{- $bad = append $bad (printf "global.models.%s.limits.%s: %v must be at least 1" $key $f $v) }}
+{{- end }}
+{{- end }}
+{{- range $f, $v := ($m.tokenCost | default dict) }}
+{{- if le (float64 $v) 0.0 }}
+{{- $bad = append $bad (printf "global.models.%s.tokenCost.%s: %v must be greater than 0" $key $f $v) }}
+{{- end }}
+{{- end }}
+{{- range $i, $t := ($m.tiers | default list) }}
+{{- if not (hasKey $.Values.tiers $t) }}
+{{- $bad = append $bad (printf "global.models.%s.tiers[%d]: %q is not a tier of the gateway (tiers: %s); name one of them or add it under tiers" $key $i $t (keys $.Values.tiers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.routing.byModel (ne .Values.mode "standalone") }}
+{{- $bad = append $bad "routing.byModel: true needs mode: standalone; kuadrant mode does not route by model yet (see the README's mode table); set it to false" }}
+{{- end }}
+{{- range $key, $_ := (.Values.routing.upstreams | default dict) }}
+{{- if not (hasKey $catalog $key) }}
+{{- $bad = append $bad (printf "routing.upstreams.%s: no enabled, non-external catalog entry global.models.%s; use the key of an entry of global.models that the gateway serves" $key $key) }}
+{{- end }}
+{{- end }}
+{{- if $bad }}
+{{- fail (printf "ERROR: %s" (join "; " $bad)) }}
+{{- end }}
 {{- range $comp := list "envoy" "ratelimit" }}
 {{- $c := index $.Values $comp }}
 {{- if le (int $c.terminationGracePeriodSeconds) (int $c.preStopSleepSeconds) }}
@@ -139,6 +202,54 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+Enabled catalog entries (global.models) that the gateway serves, as a JSON object <key> -> entry.
+An entry without `enabled` counts as enabled, as in the llama-stack chart; an entry marked
+`external` (served outside the stack, called by llama-stack directly) is left out.
+Usage: {{ include "maas-gateway.catalogEntries" . | fromJson }}
+*/}}
+{{- define "maas-gateway.catalogEntries" -}}
+{{- $out := dict }}
+{{- range $key, $m := ((.Values.global).models | default dict) }}
+{{- if and $m (ne (toString $m.enabled) "false") (ne (toString $m.external) "true") }}
+{{- $_ := set $out $key $m }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/*
+The gateway's routing table, generated into the Lua preamble: public id -> {cluster, served
+model name, allowed tiers (absent: all), catalog metadata for /v1/models, token weights (cost:
+input, output; default 1), model budgets (limits: rpm, tpm, tiers.<tier>.tpm; absent: none)}. A catalog entry's
+cluster is maas_model_<key> when routing.upstreams names it, else the default maas_upstream.
+Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
+*/}}
+{{- define "maas-gateway.routingTable" -}}
+{{- $out := dict }}
+{{- range $key, $m := (include "maas-gateway.catalogEntries" . | fromJson) }}
+{{- $meta := dict }}
+{{- range $field := list "displayName" "description" "category" "contextLength" "capabilities" "supportsStreaming" "availability" }}
+{{- if hasKey $m $field }}{{ $_ := set $meta $field (get $m $field) }}{{ end }}
+{{- end }}
+{{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey ($.Values.routing.upstreams | default dict) $key)) "served" ($m.upstreamModel | default $m.id) "meta" $meta }}
+{{- if hasKey $m "tiers" }}{{ $_ := set $entry "tiers" $m.tiers }}{{ end }}
+{{- $cost := $m.tokenCost | default dict }}
+{{- $_ := set $entry "cost" (dict "input" (ternary 1 $cost.input (not (hasKey $cost "input"))) "output" (ternary 1 $cost.output (not (hasKey $cost "output")))) }}
+{{- with $m.limits }}
+{{- $limits := dict }}
+{{- if hasKey . "rpm" }}{{ $_ := set $limits "rpm" (int .rpm) }}{{ end }}
+{{- if hasKey . "tpm" }}{{ $_ := set $limits "tpm" (int .tpm) }}{{ end }}
+{{- $perTier := dict }}
+{{- range $t, $l := (.tiers | default dict) }}{{ $_ := set $perTier $t (dict "tpm" (int $l.tpm)) }}{{ end }}
+{{- if $perTier }}{{ $_ := set $limits "tiers" $perTier }}{{ end }}
+{{- if $limits }}{{ $_ := set $entry "limits" $limits }}{{ end }}
+{{- end }}
+{{- $_ := set $out $m.id $entry }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
 
 {{- define "maas-gateway.imagePullSecrets" -}}

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness import gateway_keys
 from harness.chart_archives import refuse_stale_archives
 from harness.cluster import model_ca, plans, routes, secrets
 from harness.cluster.components import ComponentControl
@@ -177,11 +178,28 @@ class ClusterDeployment:
 
     def reconnect(self, components: set[str], ready_timeout: float = 60.0) -> None:
         """Restart the forwards of `components` and wait until they answer: after a rollout the
-        running kubectl may still hold a connection to a pod that is going away."""
+        running kubectl may still hold a connection to a pod that is going away. A rollout reports
+        ready while the old pod still terminates, and a Service forward may pick that pod: wait
+        until it is gone first."""
         for pf in (f for f in self.forwards if f.component in components):
+            self._wait_no_terminating(pf.component, ready_timeout)
             pf.restart()
             pf.wait_ready(self.waiter, ready_timeout)
             pf.start_supervisor()
+
+    def _wait_no_terminating(self, component: str, timeout: float) -> None:
+        argv = plans.kubectl_get_pods(self.namespace, plans.instance_selector(self.release, component), self.context)
+
+        def none_terminating() -> bool | None:
+            done = self.runner.run(argv, check=False)
+            if done.returncode != 0:
+                return True  # nothing to wait for that we can see; the forward's own wait follows
+            items = (json.loads(done.stdout or "{}") or {}).get("items") or []
+            return not any((pod.get("metadata") or {}).get("deletionTimestamp") for pod in items) or None
+
+        self.waiter.until(
+            none_terminating, WaitPolicy(timeout, initial=0.5, cap=2), what=f"old {component} pods to terminate"
+        )
 
     def service_url(self, component: str) -> str:
         """The component's Service as pods in the namespace reach it (http://NAME:PORT); "" when absent."""
@@ -217,7 +235,7 @@ class ClusterDeployment:
     def endpoints(self, use_routes: bool, run_dir: str = "") -> Endpoints:
         gateway_url, stack_url = self.connect(use_routes)
         keys = self.keys()
-        some_key = next((k for tier_keys in keys.values() for k in tier_keys), "")
+        some_key = gateway_keys.listing_key(keys) or ""
         endpoints = Endpoints(
             gateway_url=gateway_url,
             llama_stack_url=stack_url,
@@ -252,19 +270,22 @@ class ClusterDeployment:
 
     def apply_models(self, base_values: list[Path], models: dict[str, dict[str, Any]]) -> None:
         """helm upgrade with `models` as the last `global.models` overlay (a 0600 file: entries may
-        carry apiToken), then wait. `models` holds every applied entry (see `applied_models`), so the
-        upgrade, which does not reuse the release's values, keeps models earlier registrations added."""
+        carry apiToken), then wait for llama-stack and the gateway. `models` holds every applied
+        entry (see `applied_models`), so the upgrade, which does not reuse the release's values,
+        keeps models earlier registrations added."""
         self.private_values(MODELS_FILE, {"global": {"models": models}})
         self.upgrade(base_values)
-        self.wait(only={LLAMA_STACK})
-        self.reconnect({LLAMA_STACK})
+        # The gateway's config carries the catalog, so a catalog change rolls it too: wait for both
+        # and restart this process's forwards (a running kubectl still points at the old pod).
+        self.wait(only={LLAMA_STACK, GATEWAY})
+        self.reconnect({LLAMA_STACK, GATEWAY})
 
     def override_values(self, base_values: list[Path], values: dict[str, Any] | None, restart: str) -> None:
         """helm upgrade with `values` as the last overlay (None removes it), then wait for `restart`."""
-        models = self._tmp / MODELS_FILE if self._tmp else None
-        if models is None or not models.is_file():
-            # Models registered by an earlier process: the upgrade must keep them (see apply_models).
-            models = self.private_values(MODELS_FILE, {"global": {"models": self.applied_models()}})
+        # The models the release has now, read back from it: another process (the models CLI, a
+        # registration) may have changed them since this process last wrote its models file, and
+        # the upgrade must keep them (see apply_models).
+        models = self.private_values(MODELS_FILE, {"global": {"models": self.applied_models()}})
         if values is None:
             models.with_name(OVERRIDES_FILE).unlink(missing_ok=True)
         else:

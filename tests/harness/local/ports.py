@@ -28,6 +28,7 @@ class Ports:
     ratelimit_debug: int = 0
     redis: int = 0
     model_server: int = 0
+    model_server_2: int = 0  # the rag chart's second model server (vllm-gpu-2), when enabled
     pgvector: int = 0
     embeddings: int = 0
     llama_stack: int = 0
@@ -67,6 +68,18 @@ def local_model_url(url: str, p: Ports) -> str | None:
     return None
 
 
+def local_upstream(upstream: dict[str, Any], p: Ports) -> dict[str, Any] | None:
+    """A `maas-gateway.routing.upstreams` entry naming one of the stack's model servers by its
+    Service (`<release>-vllm-gpu` or `<release>-vllm-gpu-2`) on the chart's port, moved to that
+    server's loopback port; None when it names another server."""
+    host, port = str(upstream.get("host", "")), int(upstream.get("port", 0))
+    default_port = _chart_default("vllm-gpu", "port")
+    for service, chosen in (("-vllm-gpu-2", p.model_server_2), ("-vllm-gpu", p.model_server)):
+        if port == default_port and host.endswith(service):
+            return {"host": "127.0.0.1", "port": chosen}
+    return None
+
+
 def model_url_values(models: dict[str, dict[str, Any]], p: Ports) -> dict[str, dict[str, str]]:
     """`global.models` entries (merged from the values files) whose URL points at the stack's own
     gateway or model server, moved to the ports this stack chose: every such model works locally,
@@ -75,15 +88,21 @@ def model_url_values(models: dict[str, dict[str, Any]], p: Ports) -> dict[str, d
     return {key: {"url": url} for key, url in moved.items() if url}
 
 
-def port_values(p: Ports, models: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def port_values(
+    p: Ports, models: dict[str, dict[str, Any]] | None = None, upstreams: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The rag chart values that put every component on its port (docs/architecture.md rule 1).
 
     `models`: the merged `global.models` of the values files, whose local URLs follow the ports.
+    `upstreams`: the merged `maas-gateway.routing.upstreams`, whose model servers follow them too.
     """
+    moved = {key: local_upstream(u, p) for key, u in (upstreams or {}).items() if u}
     return {
         "global": {"models": model_url_values(models or {}, p)},
         "vllm-gpu": {"port": p.model_server},
+        "vllm-gpu-2": {"port": p.model_server_2},
         "maas-gateway": {
+            "routing": {"upstreams": {key: u for key, u in moved.items() if u}},
             "envoy": {"port": p.gateway, "adminPort": p.gateway_admin, "healthPort": p.gateway_health},
             "ratelimit": {"grpcPort": p.ratelimit_grpc, "httpPort": p.ratelimit_http, "debugPort": p.ratelimit_debug},
             "redis": {"port": p.redis},

@@ -6,6 +6,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -213,6 +214,22 @@ def down(run: RunFolder) -> list[str]:
     if postgres.remove_staging(run.root):
         say(f"removed the run's PostgreSQL data and binaries under {postgres.STAGING_ROOT}")
     return list(pids)
+
+
+def changed_components(before: Rendered, after: Rendered) -> list[str]:
+    """The components (app.kubernetes.io/component) whose workloads' pod templates differ between two
+    renders: what `helm upgrade` rolls (a changed config reaches a pod template through its checksum
+    annotation). The run's generated passwords are values, so an unchanged render compares equal."""
+
+    def templates(rendered: Rendered) -> dict[str, list[tuple[str, Any]]]:
+        out: dict[str, list[tuple[str, Any]]] = {}
+        for workload in rendered.workloads():
+            component = workload["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
+            out.setdefault(component, []).append((workload["metadata"]["name"], workload["spec"]["template"]))
+        return out
+
+    old, new = templates(before), templates(after)
+    return sorted(c for c in {*old, *new} if old.get(c) != new.get(c))
 
 
 def restart(run: RunFolder, component: str) -> None:

@@ -17,7 +17,7 @@ from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
 from harness.local.state import OVERRIDES_FILE, RunFolder
 from harness.redact import redact
-from harness.registration import base_models, unready_routes
+from harness.registration import base_models, routing_upstreams, unready_routes
 from harness.render import Rendered
 from harness.targets.base import TargetOptions
 from harness.vector_rows import Dsn
@@ -49,13 +49,17 @@ class LocalTarget:
         ports = self.ports.fill_free()
         self.run.put("ports", ports.as_dict())
         models = base_models("local", self.run.overlays())
-        self.run.write_values("ports.yaml", port_values(ports, models))
-        # Fresh database and Redis passwords per run; they reach the chart through a 0600 values
-        # file (a chart-generated Redis password would change on every re-render, and a restarted
-        # rate limit service would no longer match the running Redis).
+        self.run.write_values("ports.yaml", port_values(ports, models, routing_upstreams("local", self.run.overlays())))
+        # Fresh database and Redis passwords and key hashing secret per run; they reach the chart
+        # through a 0600 values file (a chart-generated Redis password would change on every
+        # re-render, and a restarted rate limit service would no longer match the running Redis;
+        # a new hashing secret would invalidate the hashed keys of `harness keys create`).
         generated = {
             "pgvector": {"auth": {"password": secrets.token_urlsafe(24)}},
-            "maas-gateway": {"redis": {"auth": {"password": secrets.token_urlsafe(24)}}},
+            "maas-gateway": {
+                "redis": {"auth": {"password": secrets.token_urlsafe(24)}},
+                "apiKeys": {"hmac": {"secret": secrets.token_urlsafe(32)}},
+            },
         }
         self.run.write_values("secrets.yaml", generated, secret=True)
         rendered = stack.up(self.run)
@@ -91,7 +95,7 @@ class LocalTarget:
             run_dir=str(self.run.root),
             values=self.run.overlay_fingerprints(),
         )
-        endpoints.gateway_models = _model_ids(endpoints.gateway_url, _any_key(keys))
+        endpoints.gateway_models = _model_ids(endpoints.gateway_url, gateway_keys.listing_key(keys))
         endpoints.llama_stack_models = _model_ids(endpoints.llama_stack_url, None)
         return endpoints
 
@@ -120,14 +124,20 @@ class LocalTarget:
         return dict(json.loads(path.read_text()).get("global", {}).get("models") or {})
 
     def apply_models(self, models: dict[str, dict[str, Any]]) -> None:
-        """Write `models` as the run's models file (over the values files) and restart llama-stack,
-        as `helm upgrade` would roll it; returns once every route the workflows use answers.
+        """Write `models` as the run's models file (over the values files) and restart what
+        `helm upgrade` would roll: llama-stack, and the gateway's components when the catalog they
+        read changed (a model behind the gateway is routed, listed and limited there); returns once
+        every route the workflows use answers.
 
         The restart keeps llama-stack's data volume (a claim under the run folder): files,
         vector stores, conversations and responses survive; the chart's prune-registry init
-        container drops models that left the config.
+        container drops models that left the config. Redis keeps its counters.
         """
+        before = stack.render(self.run)
         self.run.write_values(MODELS_FILE, {"global": {"models": models}}, secret=True)
+        rolled = [c for c in stack.changed_components(before, stack.render(self.run)) if c != "llama-stack"]
+        for component in rolled:
+            stack.restart(self.run, component)
         stack.restart(self.run, "llama-stack")
         url = f"http://127.0.0.1:{Ports(**self.run.get('ports')).llama_stack}"
         _wait_ready(url)
@@ -195,14 +205,6 @@ def _all_keys(run: RunFolder) -> list[str]:
     if not path.exists():
         return []
     return [k for keys in json.loads(path.read_text()).values() for k in keys]
-
-
-def _any_key(keys: dict[str, list[str]]) -> str | None:
-    """A key for listing models: the service tier's first, so no user tier's budget is touched."""
-    for tier in ("internal", *sorted(keys, key=lambda t: -len(keys[t]))):
-        if keys.get(tier):
-            return keys[tier][0]
-    return None
 
 
 def _model_ids(base_url: str, key: str | None) -> list[str]:

@@ -8,8 +8,11 @@ do with the script's results, written from the chart's Envoy config:
 - the two rate limit filters (tokens first, then requests) send the descriptor
   (kind, tier, user, window bucket) with `hits_addend` 0 (tokens) and 1 (requests); `/v1/models`
   only peeks; a refusal is a local 429 with `x-envoy-ratelimited`;
-- `json_to_metadata` / `sse_to_metadata` copy `usage.total_tokens` into `maas.usage`;
-- at stream end the tokens filter charges `maas.usage:total_tokens` (`apply_on_stream_done`);
+- with routing by model, the catalog's model budgets have filters of their own, in the chart's
+  order (tier tokens, tier-model tokens, model tokens, tier requests, model requests); each sends
+  its descriptor only when the script named the model in the budget's metadata key;
+- `json_to_metadata` / `sse_to_metadata` copy `usage.{total,prompt,completion}_tokens` into `maas.usage`;
+- at stream end each token filter that ran charges `maas.usage:charged` (`apply_on_stream_done`);
 - the rate limit service keeps one counter per descriptor and unit period (its units are fixed
   and epoch-aligned), answers OVER_LIMIT when a counter passes its limit, and reports
   `X-RateLimit-*` in Envoy's DRAFT_VERSION_03 form.
@@ -39,6 +42,9 @@ STUB = Path(__file__).with_name("envoy_stub.lua")
 # Another gateway.lua to run instead of the chart's (the mutation run points it at its mutants).
 GATEWAY_LUA_ENV = "MAAS_GATEWAY_LUA"
 KEYS_FILE_ENV = "MAAS_API_KEYS_FILE"
+HMAC_FILE_ENV = "MAAS_API_KEYS_HMAC_FILE"
+# The key hashing secret of the model's gateway (apiKeys.hmac).
+HMAC_SECRET = "unit-test-key-hashing-secret"
 # The rate limit service's units (envoyproxy/ratelimit), as the chart's rlsUnit helper picks them.
 RLS_UNITS = (1, 60, 3600, 86400)
 
@@ -116,14 +122,21 @@ class RateLimitService:
         self.counters: dict[tuple[str, str, str, str, int], int] = {}
         self.down = False
 
-    def hit(self, *, kind: str, tier: str, user: str, window: str, hits: int, now: int) -> Status:
-        t = self.tiers[tier]
-        unit = rls_unit(t.window(kind))
+    def hit(
+        self, *, kind: str, tier: str, user: str, window: str, hits: int, now: int, limit: int | None = None
+    ) -> Status:
+        """One descriptor's check. The tier budgets take their limit and window from the tier; the
+        model budgets (`limit` given) are per minute, keyed (kind, model[|tier], user or "*")."""
+        if limit is None:
+            t = self.tiers[tier]
+            unit = rls_unit(t.window(kind))
+            limit = t.limit(kind)
+        else:
+            unit = 60
         key = (kind, tier, user, window, now - now % unit)
         after = self.counters.get(key, 0) + hits
         if hits:
             self.counters[key] = after
-        limit = t.limit(kind)
         over = after > limit
         return Status(
             over=over, limit=limit, remaining=0 if over else limit - after, reset=unit - now % unit, unit=unit
@@ -160,37 +173,47 @@ Upstream = Callable[[dict[str, str], str], tuple[int, list[tuple[str, str]], str
 DOWN = "down"
 
 
-def model_server(total_tokens: int = 30, status: int = 200) -> Upstream:
-    """A model server answering every call with `status` and a chat completion of `total_tokens`."""
+def model_server(total_tokens: int = 30, status: int = 200, completion_tokens: int = 1) -> Upstream:
+    """A model server answering every call with `status` and a chat completion of `total_tokens`
+    (`completion_tokens` of them output)."""
 
     def answer(headers: dict[str, str], body: str) -> tuple[int, list[tuple[str, str]], str]:
         if status != 200:
             error = {"error": {"message": "refused", "type": "invalid_request_error", "code": str(status)}}
             return status, [("content-type", "application/json")], json.dumps(error)
-        usage = {"prompt_tokens": total_tokens - 1, "completion_tokens": 1, "total_tokens": total_tokens}
+        usage = {
+            "prompt_tokens": total_tokens - completion_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens,
+        }
         doc = {"object": "chat.completion", "choices": [{"message": {"content": "ok"}}], "usage": usage}
         return 200, [("content-type", "application/json")], json.dumps(doc)
 
     return answer
 
 
-def streaming_server(total_tokens: int = 30) -> Upstream:
-    """A model server that streams; the final chunk carries usage when the request asks for it."""
+def streaming_server(total_tokens: int = 30, completion_tokens: int | None = None) -> Upstream:
+    """A model server that streams; the final chunk carries usage when the request asks for it
+    (with its prompt/completion parts when `completion_tokens` is given)."""
 
     def answer(headers: dict[str, str], body: str) -> tuple[int, list[tuple[str, str]], str]:
         doc = json.loads(body)
         chunks: list[dict[str, Any]] = [{"choices": [{"delta": {"content": "ok"}}]}]
         if (doc.get("stream_options") or {}).get("include_usage"):
-            chunks.append({"choices": [], "usage": {"total_tokens": total_tokens}})
+            usage: dict[str, int] = {"total_tokens": total_tokens}
+            if completion_tokens is not None:
+                usage |= {"prompt_tokens": total_tokens - completion_tokens, "completion_tokens": completion_tokens}
+            chunks.append({"choices": [], "usage": usage})
         text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         return 200, [("content-type", "text/event-stream")], text
 
     return answer
 
 
-def usage_from(content_type: str, body: str) -> float | None:
-    """What json_to_metadata / sse_to_metadata put into maas.usage:total_tokens."""
-    found = None
+def usage_from(content_type: str, body: str) -> dict[str, float] | None:
+    """What json_to_metadata / sse_to_metadata put into maas.usage (total_tokens, and
+    prompt_tokens / completion_tokens from usage's parts or the Responses API's input/output)."""
+    found: dict[str, float] | None = None
     if "application/json" in content_type:
         docs = [body]
     elif "text/event-stream" in content_type:
@@ -205,9 +228,23 @@ def usage_from(content_type: str, body: str) -> float | None:
         if not isinstance(doc, dict):
             continue
         for usage in (doc.get("usage"), (doc.get("response") or {}).get("usage")):
-            if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int | float):
-                found = usage["total_tokens"]
+            if not isinstance(usage, dict):
+                continue
+            for source, target in (
+                ("total_tokens", "total_tokens"),
+                ("prompt_tokens", "prompt_tokens"),
+                ("completion_tokens", "completion_tokens"),
+                ("input_tokens", "prompt_tokens"),
+                ("output_tokens", "completion_tokens"),
+            ):
+                if isinstance(usage.get(source), int | float):
+                    found = (found or {}) | {target: usage[source]}
     return found
+
+
+# Token budgets (charged at stream end) and the metadata key that names the model for each model budget.
+TOKEN_BUDGETS = ("tokens", "tier_model_tokens", "model_tokens")
+MODEL_BUDGET_KEYS = {"tier_model_tokens": "tier_model_tpm", "model_tokens": "model_tpm", "model_requests": "model_rpm"}
 
 
 def lua_table_to_dict(table: Any) -> dict[str, Any]:
@@ -230,6 +267,7 @@ class Gateway:
         keys_env_set: bool = True,
         validate_path: str = "/auth/validate",
         buffer_limit: int = 16 * 1024 * 1024,
+        models: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.tiers = tiers or dict(chart_tiers())
         self.clock = clock or Clock()
@@ -237,10 +275,15 @@ class Gateway:
         self.failure_mode = failure_mode
         self.buffer_limit = buffer_limit
         self.validate_path = validate_path
+        # The routing table of maas-gateway.routingTable (public id -> cluster, served, tiers, meta);
+        # None: routing.byModel off.
+        self.models = models
         self.keys_file = tmp_path / "api-keys"
         self.write_keys(keys)
+        self.hmac_file = tmp_path / "hmac-key"
+        self.hmac_file.write_text(HMAC_SECRET + "\n")
         self.lua = lupa.LuaRuntime(unpack_returned_tuples=True)
-        env = {KEYS_FILE_ENV: str(self.keys_file)} if keys_env_set else {}
+        env = {KEYS_FILE_ENV: str(self.keys_file), HMAC_FILE_ENV: str(self.hmac_file)} if keys_env_set else {}
         self.lua.globals().os.time = lambda *args: self.clock()
         self.lua.globals().os.getenv = lambda name: env.get(name)
         self.stub = self.lua.execute(STUB.read_text())
@@ -248,10 +291,17 @@ class Gateway:
         script = Path(os.environ.get(GATEWAY_LUA_ENV) or CHART / "files" / "gateway.lua").read_text()
         self.lua.execute(
             "\n".join(
-                [self.preamble(default_max_tokens, reload_seconds), (CHART / "files" / "json.lua").read_text(), script]
+                [
+                    self.preamble(default_max_tokens, reload_seconds),
+                    (CHART / "files" / "json.lua").read_text(),
+                    (CHART / "files" / "sha256.lua").read_text(),
+                    script,
+                ]
             )
         )
         self.charges: list[int] = []
+        # Clusters the model calls were sent to (when `upstream` maps clusters to servers).
+        self.clusters: list[str] = []
 
     def write_keys(self, keys: list[tuple[str, str, str]]) -> None:
         self.keys_file.write_text("".join(f"{tier} {user} {key}\n" for tier, user, key in keys))
@@ -267,9 +317,12 @@ class Gateway:
         lines += [
             "}",
             f'KEYS_FILE_ENV = "{KEYS_FILE_ENV}"',
+            f'HMAC_FILE_ENV = "{HMAC_FILE_ENV}"',
             f"RELOAD_SECONDS = {reload_seconds}",
             f"DEFAULT_MAX_TOKENS = {default_max_tokens}",
             f'VALIDATE_PATH = "{self.validate_path}"',
+            f"ROUTE_BY_MODEL = {'true' if self.models is not None else 'false'}",
+            f"MODELS_JSON = [==[{json.dumps(self.models or {}, sort_keys=True)}]==]",
         ]
         return "\n".join(lines)
 
@@ -283,11 +336,15 @@ class Gateway:
         key: str | None = None,
         headers: list[tuple[str, str]] | None = None,
         body: str | dict[str, Any] | None = None,
-        upstream: Upstream | str | None = None,
+        upstream: Upstream | str | dict[str, Upstream] | None = None,
         duration: float = 0.0,
         broken_metadata: bool = False,
     ) -> Reply:
-        """Send one request through the filter chain; `duration` seconds pass before its stream ends."""
+        """Send one request through the filter chain; `duration` seconds pass before its stream ends.
+        `upstream` may map Envoy cluster names to model servers: the route's cluster is then
+        maas_upstream for /v1/models and, for model calls with routing on, the x-maas-cluster
+        header's value when the script last cleared the route cache (Envoy's cluster_header; a
+        name without a cluster is Envoy's 503)."""
         raw = json.dumps(body) if isinstance(body, dict) else body
         request_headers = [(":method", method), (":path", path), *(headers or [])]
         if key is not None:
@@ -310,25 +367,18 @@ class Gateway:
         maas = lua_table_to_dict(md.namespaces["maas"])
         route = self.route(path)
         statuses: list[tuple[str, Status]] = []
-        tokens_filter_ran = False
+        token_filters_ran: list[str] = []
         if local is None and "tier" in maas and route != "direct":
-            for kind in ("tokens", "requests"):
-                hits = 1 if (kind == "requests" and route == "model") else 0
-                if kind == "tokens" and route == "model":
-                    tokens_filter_ran = True
+            for kind in self.filters(route, maas):
+                hits = 1 if (kind in ("requests", "model_requests") and route == "model") else 0
+                if kind in TOKEN_BUDGETS and route == "model":
+                    token_filters_ran.append(kind)
                 if self.limiter.down:
                     if self.failure_mode == "closed" and route == "model":
                         local = self.local_reply(503, "rate_limit_service_unavailable", "service_unavailable")
                         break
                     continue
-                status = self.limiter.hit(
-                    kind=kind,
-                    tier=maas["tier"],
-                    user=maas["user"],
-                    window=maas[f"{kind}_bucket"],
-                    hits=hits,
-                    now=self.clock(),
-                )
+                status = self.check(kind, maas, hits)
                 statuses.append((kind, status))
                 if status.over and route == "model":
                     local = self.local_reply(429, "rate_limit_exceeded", "rate_limit_exceeded")
@@ -341,15 +391,32 @@ class Gateway:
             else:
                 forwarded = {e[1]: e[2] for e in request.hdrs.entries.values()}
                 sent = request.buf.bytes if request.buf is not None else ""
-                answer = upstream or model_server()
+                answer: Upstream | str | None
+                if isinstance(upstream, dict):
+                    # Envoy's route: the static maas_upstream, or cluster_header on the catch-all
+                    # route when routing by model (read when the route was last picked).
+                    cluster: str | None = "maas_upstream"
+                    if route == "model" and self.models is not None:
+                        cluster = (
+                            request.route_header
+                            if request.route_cleared
+                            else dict(request_headers).get("x-maas-cluster")
+                        )
+                    answer = upstream.get(str(cluster), DOWN)
+                    self.clusters.append(str(cluster))
+                else:
+                    answer = upstream
+                # The route removes the routing header before the model server sees it.
+                forwarded.pop("x-maas-cluster", None)
+                answer = answer or model_server()
                 if answer == DOWN:
                     local = self.local_reply(503, "upstream_unavailable", "service_unavailable")
                 else:
                     assert callable(answer), f"upstream {answer!r} is neither a model server nor DOWN"
                     status_code, response_headers, response_body = answer(forwarded, sent)
                     usage = usage_from(dict(response_headers).get("content-type", ""), response_body)
-                    if usage is not None:
-                        md.set(md, "maas.usage", "total_tokens", usage)
+                    for name, value in (usage or {}).items():
+                        md.set(md, "maas.usage", name, value)
                     local = Reply(status_code, list(response_headers), response_body)
         response = local
         # Encoder side: each rate limit filter that answered adds its X-RateLimit-* headers.
@@ -375,22 +442,44 @@ class Gateway:
             body=handle.buf.bytes if handle.buf is not None else "",
             logs=logs,
         )
-        # Stream end: the tokens filter charges maas.usage:total_tokens (apply_on_stream_done).
+        # Stream end: each token filter that ran charges maas.usage:charged (apply_on_stream_done).
         self.clock.advance(duration)
-        if tokens_filter_ran and not self.limiter.down:
-            charge = lua_table_to_dict(md.namespaces["maas.usage"]).get("total_tokens")
+        if token_filters_ran and not self.limiter.down:
+            charge = lua_table_to_dict(md.namespaces["maas.usage"]).get("charged")
             if charge is not None:
                 hits = math.floor(float(charge))
                 self.charges.append(hits)
-                self.limiter.hit(
-                    kind="tokens",
-                    tier=maas["tier"],
-                    user=maas["user"],
-                    window=maas["tokens_bucket"],
-                    hits=hits,
-                    now=self.clock(),
-                )
+                for kind in token_filters_ran:
+                    self.check(kind, maas, hits, at_start=False)
         return out
+
+    def filters(self, route: str, maas: dict[str, Any]) -> list[str]:
+        """The rate limit filters that send a descriptor, in the chart's filter order."""
+        if route != "model" or self.models is None:
+            return ["tokens", "requests"]
+        named = {kind: key in maas for kind, key in MODEL_BUDGET_KEYS.items()}
+        return [
+            kind
+            for kind in ("tokens", "tier_model_tokens", "model_tokens", "requests", "model_requests")
+            if named.get(kind, True)
+        ]
+
+    def check(self, kind: str, maas: dict[str, Any], hits: int, *, at_start: bool = True) -> Status:
+        """One filter's descriptor sent to the rate limit service (now, or at stream end)."""
+        now = self.clock()
+        if kind in ("tokens", "requests"):
+            return self.limiter.hit(
+                kind=kind, tier=maas["tier"], user=maas["user"], window=maas[f"{kind}_bucket"], hits=hits, now=now
+            )
+        model = maas[MODEL_BUDGET_KEYS[kind]]
+        limits = (self.models or {})[model]["limits"]
+        if kind == "tier_model_tokens":
+            limit, scope, user = limits["tiers"][maas["tier"]]["tpm"], f"{model}|{maas['tier']}", maas["user"]
+        else:
+            limit, scope, user = limits["rpm" if kind == "model_requests" else "tpm"], model, "*"
+        return self.limiter.hit(
+            kind=kind, tier=scope, user=user, window=maas["minute_bucket"], hits=hits, now=now, limit=int(limit)
+        )
 
     def run(self, function: str, handle: Any) -> Any:
         """Call one of the script's entry points in a coroutine, as Envoy does; returns what the

@@ -108,6 +108,21 @@ function stub.handle(header_list, body, md)
     if self.broken_metadata then error("dynamic metadata unavailable") end
     return { dynamicMetadata = function() return md_ end }
   end
+  -- Envoy's bodyChunks(): the body's chunks as they pass, unbuffered; here the body is one chunk.
+  function h:bodyChunks()
+    local done = false
+    return function()
+      if done or self.buf == nil then return nil end
+      done = true
+      return self.buf
+    end
+  end
+  -- Envoy picks the route again on the next filter; h.route_header records the route header's value
+  -- at the last clearing (h.route_header_name, set by the caller), which is what cluster_header reads.
+  function h:clearRouteCache()
+    self.route_cleared = true
+    self.route_header = self.hdrs:get(self.route_header_name or "x-maas-cluster")
+  end
   -- Envoy sends the reply and never resumes the script (respond() yields for good).
   function h:respond(headers, reply_body)
     local list = {}

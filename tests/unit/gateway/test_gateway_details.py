@@ -85,7 +85,7 @@ def test_the_key_file_is_counted_and_unknown_tiers_are_ignored(make_gateway: Cal
     gateway.keys_file.write_text("# comment\n" + gateway.keys_file.read_text() + "\nnot a key line\n")
     reply = gateway.chat(FREE)
     assert reply.status == 200
-    assert "info: maas: loaded 2 API keys" in reply.logs, reply.logs
+    assert "info: maas: loaded 2 API keys (0 hashed)" in reply.logs, reply.logs
     assert any("user eve: unknown tier gold" in line for line in reply.logs), reply.logs
     assert gateway.chat("k-gold").status == 401
 

@@ -1,0 +1,109 @@
+"""The routing tests fail when the routing mechanism breaks: each case runs the gateway's Lua unit
+tests of routing (tests/unit/gateway/test_gateway_routing.py) against a copy of files/gateway.lua
+with one mechanism broken, in a fresh pytest process, and checks which tests fail and why."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from harness.paths import CHARTS_DIR, REPO_ROOT
+
+from meta.runs import parse_junit
+
+pytestmark = pytest.mark.meta
+
+LUA = CHARTS_DIR / "maas-gateway" / "files" / "gateway.lua"
+MODULE = "tests/unit/gateway/test_gateway_routing.py"
+GATEWAY_LUA_ENV = "MAAS_GATEWAY_LUA"  # read by tests/unit/gateway/envoy_model.py
+RUN_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class Breakage:
+    old: str  # product text (exactly once in gateway.lua)
+    new: str  # broken text
+    fail: frozenset[str]  # tests of MODULE that must fail
+    phrase: str  # what their failures must say
+    passes: frozenset[str]  # tests that must still pass (the breakage is that mechanism only)
+
+
+BREAKAGES = {
+    # The body's model no longer picks the cluster: every call goes to the default server.
+    "routing ignores the model": Breakage(
+        'headers:replace(ROUTE_HEADER, entry["cluster"])',
+        "headers:replace(ROUTE_HEADER, DEFAULT_CLUSTER)",
+        frozenset({"test_each_model_reaches_its_own_server"}),
+        "'premium'",
+        frozenset({"test_models_lists_only_the_callers_models_with_their_metadata"}),
+    ),
+    # The route is not picked again after the model's cluster is named.
+    "route cache kept": Breakage(
+        "    -- The route was picked on the headers alone; pick it again with the model's cluster.\n"
+        "    reroute(handle)\n",
+        "",
+        frozenset({"test_each_model_reaches_its_own_server"}),
+        "'premium'",
+        frozenset({"test_upstream_model_replaces_the_public_id"}),
+    ),
+    # Model calls skip the tier check.
+    "tier check skipped": Breakage(
+        "  if not tier_may_use(entry, tier) then\n    return nil, 403",
+        "  if false then\n    return nil, 403",
+        frozenset({"test_refusals_come_before_any_budget_or_server[other-tier-403]"}),
+        "assert 200 == 403",
+        frozenset({"test_refusals_come_before_any_budget_or_server[unknown-404]"}),
+    ),
+    # /v1/models lists every catalog model to everyone.
+    "listing unfiltered": Breakage(
+        "    if tier_may_use(entry, tier) then ids[#ids + 1] = id end",
+        "    ids[#ids + 1] = id",
+        frozenset({"test_models_lists_only_the_callers_models_with_their_metadata"}),
+        "premium-model",
+        frozenset({"test_refusals_come_before_any_budget_or_server[other-tier-403]"}),
+    ),
+    # The served name is not sent on: the server sees the public id.
+    "public id forwarded": Breakage(
+        'doc["model"] = entry["served"]',
+        "",
+        frozenset({"test_upstream_model_replaces_the_public_id"}),
+        "served-premium",
+        frozenset({"test_each_model_reaches_its_own_server"}),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BREAKAGES)
+def test_routing_tests_fail_when_routing_breaks(name: str, tmp_path: Path) -> None:
+    run_breakage(name, BREAKAGES[name], MODULE, tmp_path)
+
+
+def run_breakage(name: str, brk: Breakage, module: str, tmp_path: Path) -> None:
+    """Run `module` against gateway.lua with `brk` applied; its `fail` tests must fail saying
+    `phrase`, its `passes` tests must pass."""
+    text = LUA.read_text()
+    assert text.count(brk.old) == 1, f"breakage {name!r} no longer applies: update it to break the same mechanism"
+    mutant = tmp_path / "gateway.lua"
+    mutant.write_text(text.replace(brk.old, brk.new))
+    junit = tmp_path / "junit.xml"
+    command = [sys.executable, "-m", "pytest", module, "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
+    done = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, GATEWAY_LUA_ENV: str(mutant)},
+        timeout=RUN_TIMEOUT_S,
+    )
+    outcomes = {test.split("::", 1)[1]: result for test, result in parse_junit(junit).items()}
+    assert outcomes, f"no test ran:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    for test in brk.fail:
+        outcome, message = outcomes.get(test, ("not run", ""))
+        assert outcome == "failed", f"{name}: {test} {outcome}; the breakage went unnoticed"
+        assert brk.phrase in message, f"{name}: {test} failed without saying {brk.phrase!r}:\n{message[:2000]}"
+    for test in brk.passes:
+        assert outcomes.get(test, ("not run", ""))[0] == "passed", f"{name}: {test} broke too: the breakage is too wide"
