@@ -430,15 +430,12 @@ def register_maas(
     return report
 
 
-HARNESS_TIER = SERVICE_TIER  # the dev overlays' tier of the harness's own key (values/local.yaml)
-
-
 def harness_key(keys: Mapping[str, list[str]]) -> str:
     """The harness's own key, for listing the gateway's models: the first key of the `internal` tier."""
-    found = keys.get(HARNESS_TIER) or []
+    found = keys.get(SERVICE_TIER) or []
     if not found:
         raise HarnessError(
-            f"the stack's gateway has no {HARNESS_TIER!r} tier key to list its models with: "
+            f"the stack's gateway has no {SERVICE_TIER!r} tier key to list its models with: "
             "add one to maas-gateway.apiKeys, or export MAAS_API_KEY"
         )
     return found[0]
