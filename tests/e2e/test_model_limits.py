@@ -8,9 +8,9 @@
   the tier's budget, the response says so, and the tier's 429 comes exactly where that arithmetic
   says; a stream is charged the same from its final usage chunk.
 
-Driven by the declared catalog: values/local.yaml declares `simulated-model-limited` (tpm 300) and
-`simulated-model-weighted` (output weight 4), both served by the first model server, and called by
-no other test."""
+Driven by the declared catalog: values/local.yaml and values/kind.yaml declare
+`simulated-model-limited` (tpm 300) and `simulated-model-weighted` (output weight 4), both served by
+the first model server, and called by no other test."""
 
 from __future__ import annotations
 

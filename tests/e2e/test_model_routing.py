@@ -2,8 +2,8 @@
 and answered by its own server; a tier the catalog does not allow gets 403, an unknown model 404,
 a call without a model 400 (all JSON, nothing charged); `/v1/models` lists only the caller's models.
 
-Driven by the declared catalog: values/local.yaml puts `simulated-model` on the first model server
-and `simulated-model-2` (premium and enterprise only) on a second one."""
+Driven by the declared catalog: values/local.yaml and values/kind.yaml put `simulated-model` on the
+first model server and `simulated-model-2` (premium and enterprise only) on a second one."""
 
 from __future__ import annotations
 

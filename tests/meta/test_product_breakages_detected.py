@@ -6,8 +6,9 @@ One local stack (run name `meta-product`) runs from a copy of the charts. Per ca
     end of stream, user in the counter descriptor, identity header stripping; and one per class
     of contract: failed calls charged, Retry-After from the wrong window, remaining tokens
     before the call, a window counted at half its length, fail-open rendered with no override),
-    then the gateway alone is restarted and the gateway e2e modules (or the contract's own
-    tests) run; counters are cleared between cases so that each starts from full budgets;
+    then the gateway alone is restarted and the gateway e2e modules (or the one module, or the
+    contract's own tests, that hold the claim) run; counters are cleared between cases so that
+    each starts from full budgets;
   * embedder: the embeddings server is replaced by one that returns a constant vector;
   * registration: a registration that leaves out one of the models it was asked to add.
 A case with nothing broken runs first: the same modules pass, so the failures are the
@@ -35,7 +36,10 @@ from .runs import BrokenStack, Edit, Run, StackBreak, apply_edits, broken_stack
 pytestmark = pytest.mark.meta
 
 RUN_NAME = "meta-product"
-GATEWAY_MODULES = ("tests/e2e/test_auth.py", "tests/e2e/test_ratelimit.py", "tests/e2e/test_chat.py")
+AUTH = "tests/e2e/test_auth.py"
+# Every gateway module: the case with nothing broken runs them all, and so does a breakage whose
+# tests are spread over them; a breakage whose tests all sit in test_auth runs that module alone.
+GATEWAY_MODULES = (AUTH, "tests/e2e/test_ratelimit.py", "tests/e2e/test_chat.py")
 LEDGER = "e2e-key-ledger.json"  # the key pool's ledger in the run folder (harness.pytest_plugin)
 EMBEDDER_READY_S = 10
 
@@ -103,6 +107,7 @@ GATEWAY_BREAKAGES = {
                 "test_auth::test_bad_key_is_rejected_with_json_401[APIKEY]",
             }
         ),
+        modules=(AUTH,),
     ),
     "no charge at end of stream": Breakage(
         # Every budget's end-of-stream charge (the tier's, and the catalog's model budgets).
@@ -126,6 +131,7 @@ GATEWAY_BREAKAGES = {
     "identity headers not stripped": Breakage(
         (Edit(LUA, "\n  strip_identity_headers(headers)\n", "\n"),),
         frozenset({"test_auth::test_model_server_never_receives_the_key_or_client_identity"}),
+        modules=(AUTH,),
     ),
     # 1. Failed calls are free: the estimate set on the request is no longer dropped on a failure.
     "failed calls charged": Breakage(

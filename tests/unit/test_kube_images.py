@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -204,3 +205,29 @@ def test_simulator_image_runs_the_binary_the_bootstrap_builds() -> None:
     assert "inference_sim.NAME" in source and "/app/llm-d-inference-sim" in source
     assert specs.SIMULATOR.metadata.entrypoint == ("/app/llm-d-inference-sim",)
     assert specs.SIMULATOR.tag == inference_sim.VERSION
+
+
+def test_buildah_stages_in_its_own_tmpdir_under_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A small /var/tmp (buildah's default TMPDIR) cut the CI's llama-stack commit off with
+    # "io: read/write on closed pipe": every buildah call must stage under .cache/kube.
+    seen: list[dict[str, str]] = []
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        env = kwargs.get("env")
+        assert isinstance(env, dict), f"buildah ran with the caller's environment: {argv}"
+        seen.append(env)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(subprocess, "run", run)
+    build._buildah("images")
+    assert seen and seen[0]["TMPDIR"] == str(build.BUILDAH_TMP)
+    assert build.BUILDAH_TMP.is_relative_to(build.BUILDAH_ROOT)
+
+
+def test_too_little_room_for_buildah_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(build.ImageBuildError) as caught:
+        build._require_room(tmp_path, need=1 << 60)
+    message = str(caught.value)
+    assert str(tmp_path) in message and "GB free" in message and "free disk space" in message
+    build._require_room(tmp_path, need=1)  # room enough: no error
