@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.paths import values_file
 
 from charts import requirements
 from charts.cases import assert_render_check_refuses, render_ok
@@ -246,3 +247,18 @@ def test_schema_rejects_bad_routing_values_naming_the_field(
     assert re.search(rf"\b{re.escape(field)}\b", refused.stderr), (
         f"the error does not name {field!r}:\n{refused.stderr}"
     )
+
+
+def test_the_dev_overlays_declare_one_catalog() -> None:
+    """values/local.yaml and values/kind.yaml carry the same catalog and routing, written twice
+    (each overlay is complete on its own); only the gateway's address differs: loopback locally,
+    the release's Service in a cluster. So the routing and model-limit e2e tests prove the same
+    catalog on the local and kube targets."""
+    local, kind = (yaml.safe_load(values_file(name).read_text()) for name in ("local", "kind"))
+
+    def without_url(models: dict[str, Any]) -> dict[str, Any]:
+        return {key: {k: v for k, v in entry.items() if k != "url"} for key, entry in models.items()}
+
+    assert without_url(local["global"]["models"]) == without_url(kind["global"]["models"])
+    assert local["maas-gateway"]["routing"] == kind["maas-gateway"]["routing"]
+    assert local["maas-gateway"]["tiers"] == kind["maas-gateway"]["tiers"]
