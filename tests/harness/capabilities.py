@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 class Capability(StrEnum):
     MAAS_STANDIN = "maas-standin"  # maas_standin_host(): where a stand-in MaaS on this machine is reachable
     POSTGRES = "postgres"  # postgres_dsn(): the tests can read the release's PostgreSQL
+    KEY_STORE = "key-store"  # key_store(): the gateway's key store, as `harness keys` changes it
     FAULTS = "faults"  # stop/start_component, override_values, component_log, rendered_objects
 
 

@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from harness.errors import HarnessError
 
@@ -174,7 +175,41 @@ def listing_key(keys: dict[str, list[str]]) -> str | None:
 
 # -- changes to a key store (the `keys` CLI) ------------------------------------------------------
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
+
+class KeyStore(Protocol):
+    """Where a running gateway reads its key file from: the local stack's mounted copy
+    (harness.local.key_files) or the release's Secret on a cluster (harness.cluster.key_secret)."""
+
+    @property
+    def where(self) -> str:
+        """What it is, for messages: "Secret rag/rag-maas-gateway-api-keys (key api-keys)"."""
+        ...
+
+    @property
+    def lasts(self) -> str:
+        """When a change reaches the gateway, and how long it lasts."""
+        ...
+
+    @property
+    def tiers(self) -> list[str]:
+        """The gateway's tiers (maas-gateway `tiers`), which a key may name."""
+        ...
+
+    def read(self) -> list[KeyRecord]:
+        """The key file's records."""
+        ...
+
+    def secret(self) -> str:
+        """The key hashing secret (never printed)."""
+        ...
+
+    def write(self, records: list[KeyRecord]) -> None:
+        """Replace the key file in one step."""
+        ...
+
+
+_DURATION = re.compile(r"([0-9]{1,9})([smhdw])")
+MAX_DURATION = timedelta(days=3650)  # no key or grace period lasts longer than 10 years
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LABEL = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)")
 _USER = re.compile(r"[A-Za-z0-9][-A-Za-z0-9._@]{0,62}")
@@ -184,12 +219,15 @@ class BadKeyRequest(HarnessError, ValueError):
     pass
 
 
-def parse_duration(text: str) -> timedelta:
+def parse_duration(text: str, option: str = "--expires") -> timedelta:
     """`30d`, `12h`, `90m`, `5s`, `2w` (kubectl's habit for durations)."""
     match = _DURATION.fullmatch(text.strip())
     if match is None or int(match.group(1)) == 0:
-        raise BadKeyRequest(f"--expires {text!r}: expected a positive duration such as 5s, 90m, 12h, 30d or 2w")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        raise BadKeyRequest(f"{option} {text!r}: expected a positive duration such as 5s, 90m, 12h, 30d or 2w")
+    duration = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    if duration > MAX_DURATION:
+        raise BadKeyRequest(f"{option} {text!r}: at most {MAX_DURATION.days}d")
+    return duration
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -234,3 +272,49 @@ def migrate(records: list[KeyRecord], secret: str) -> tuple[list[KeyRecord], int
     """Every plaintext line replaced by its hash (fields kept); and how many were converted."""
     out = [replace(r, key=None, hash=hash_key(secret, r.key)) if r.key is not None else r for r in records]
     return out, sum(1 for r in records if r.key is not None)
+
+
+def rotate(
+    records: list[KeyRecord],
+    *,
+    user: str,
+    labels: dict[str, str],
+    tier: str | None,
+    at: datetime,
+    grace: timedelta,
+    new_hash: str,
+    expires: datetime | None,
+) -> tuple[list[KeyRecord], KeyRecord, list[KeyRecord]]:
+    """A rotation of the user's active keys (those with `labels`, in `tier` if given): the store with
+    a new key (hash `new_hash`; the old keys' tier and shared labels) added, and each old key set to
+    expire `grace` after `at` (an earlier expiry is kept); the new record; the old keys as they now stand."""
+    chosen = [
+        r for r in records
+        if selects(r, user=user, labels=labels) and r.state(at) == "active" and tier in (None, r.tier)
+    ]  # fmt: skip
+    what = f"user {user}" + "".join(f", label {k}={v}" for k, v in sorted(labels.items()))
+    what += f", tier {tier}" if tier else ""
+    if not chosen:
+        raise BadKeyRequest(f"rotate: {what} has no active key to rotate: make one with `keys create`")
+    tiers = sorted({r.tier for r in chosen})
+    if len(tiers) > 1:
+        raise BadKeyRequest(f"rotate: {what} has active keys in tiers {', '.join(tiers)}: choose one with --tier")
+    until = at + grace
+    if expires is not None and expires < until:
+        raise BadKeyRequest(
+            f"rotate: the new key would expire ({format_time(expires)}) before the old keys' grace period ends "
+            f"({format_time(until)}): choose a longer --expires or a shorter --grace"
+        )
+    ids = {id(r) for r in chosen}
+    out = [
+        replace(r, expires=until) if id(r) in ids and (r.expires is None or r.expires > until) else r for r in records
+    ]
+    changed = [r for r, before in zip(out, records, strict=True) if id(before) in ids]
+    new = KeyRecord(tiers[0], user, hash=new_hash, created=at, expires=expires, labels=_common_labels(chosen))
+    return [*out, new], new, changed
+
+
+def _common_labels(records: list[KeyRecord]) -> dict[str, str]:
+    """The labels every one of `records` carries with the same value (the rotated key keeps them)."""
+    first = dict(records[0].labels)
+    return {k: v for k, v in first.items() if all(r.labels.get(k) == v for r in records[1:])}

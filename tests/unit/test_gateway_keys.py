@@ -19,7 +19,7 @@ def test_durations_read_like_kubectl(text: str, seconds: int) -> None:
     assert gateway_keys.parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "0s", "30", "d", "1y", "-5s", "5 s"])
+@pytest.mark.parametrize("text", ["", "0s", "30", "d", "1y", "-5s", "5 s", "\u0661\u0660d"])
 def test_a_bad_duration_names_the_option_and_the_forms(text: str) -> None:
     with pytest.raises(BadKeyRequest, match="--expires .*5s, 90m, 12h, 30d or 2w"):
         gateway_keys.parse_duration(text)
@@ -90,3 +90,65 @@ def test_a_bad_key_line_names_the_line_and_the_fix(line: str, says: str) -> None
     with pytest.raises(BadKeyFile, match="line 1") as err:
         gateway_keys.parse_records(line)
     assert says in str(err.value)
+
+
+def rotation(
+    records: list[KeyRecord], user: str = "alice", labels: dict[str, str] | None = None, tier: str | None = None
+) -> tuple[list[KeyRecord], KeyRecord, list[KeyRecord]]:
+    return gateway_keys.rotate(
+        records, user=user, labels=labels or {}, tier=tier, at=NOW, grace=timedelta(hours=1), new_hash="d" * 64,
+        expires=None,
+    )  # fmt: skip
+
+
+def test_rotate_adds_a_key_and_ends_the_old_ones_after_the_grace_period() -> None:
+    after, new, old = rotation(store())
+    assert [r.hash for r in old] == ["a" * 64, "b" * 64]
+    assert all(r.expires == NOW + timedelta(hours=1) for r in old)
+    assert after[-1] == new and new.user == "alice" and new.tier == "free" and new.created == NOW
+    assert new.labels == {}, "the old keys disagree on gen: the new key carries no gen"
+    later = NOW + timedelta(hours=1)
+    assert [r.state(later) for r in after] == ["expired", "expired", "active", "revoked", "active"]
+    assert [r.state(later - timedelta(seconds=1)) for r in after[:2]] == ["active", "active"]
+
+
+def test_rotate_keeps_an_earlier_expiry_and_the_shared_labels() -> None:
+    soon = NOW + timedelta(minutes=5)
+    records = [
+        KeyRecord("free", "alice", hash="a" * 64, expires=soon, labels={"team": "ml", "gen": "1"}),
+        KeyRecord("free", "alice", hash="b" * 64, labels={"team": "ml", "gen": "2"}),
+    ]
+    after, new, old = rotation(records)
+    assert old[0].expires == soon and old[1].expires == NOW + timedelta(hours=1)
+    assert new.labels == {"team": "ml"}
+
+
+def test_rotate_by_label_touches_only_those_keys() -> None:
+    after, new, old = rotation(store(), labels={"gen": "1"})
+    assert [r.hash for r in old] == ["a" * 64] and after[1].expires is None and new.labels == {"gen": "1"}
+
+
+def test_rotate_refuses_a_user_without_active_keys_and_keys_across_tiers() -> None:
+    with pytest.raises(BadKeyRequest, match="user carol has no active key to rotate"):
+        rotation(store(), user="carol")
+    mixed = [*store(), KeyRecord("premium", "alice", hash="e" * 64)]
+    with pytest.raises(BadKeyRequest, match="tiers free, premium: choose one with --tier"):
+        rotation(mixed)
+    after, new, old = rotation(mixed, tier="premium")
+    assert new.tier == "premium" and [r.hash for r in old] == ["e" * 64]
+
+
+def test_a_duration_beyond_ten_years_is_refused_not_a_traceback() -> None:
+    for text in ("3651d", "3000000d", "9999999999999w"):
+        with pytest.raises(BadKeyRequest, match="at most 3650d|expected a positive duration"):
+            gateway_keys.parse_duration(text, "--grace")
+
+
+def test_rotate_names_the_tier_and_refuses_a_new_key_that_ends_before_the_grace() -> None:
+    with pytest.raises(BadKeyRequest, match="user alice, tier premium has no active key"):
+        rotation(store(), tier="premium")
+    with pytest.raises(BadKeyRequest, match="would expire .* before the old keys' grace period ends"):
+        gateway_keys.rotate(
+            store(), user="alice", labels={}, tier=None, at=NOW, grace=timedelta(hours=1), new_hash="d" * 64,
+            expires=NOW + timedelta(minutes=5),
+        )  # fmt: skip

@@ -29,10 +29,10 @@ PROBES = {
     Capability.POSTGRES: lambda t: t.postgres_dsn(),
 }
 EXPECTED = {
-    LocalTarget: {Capability.MAAS_STANDIN, Capability.FAULTS},
-    KindTarget: {Capability.POSTGRES, Capability.FAULTS},
-    ExistingTarget: {Capability.POSTGRES, Capability.FAULTS},
-    KubeTarget: {Capability.POSTGRES, Capability.FAULTS, Capability.MAAS_STANDIN},
+    LocalTarget: {Capability.MAAS_STANDIN, Capability.FAULTS, Capability.KEY_STORE},
+    KindTarget: {Capability.POSTGRES, Capability.FAULTS, Capability.KEY_STORE},
+    ExistingTarget: {Capability.POSTGRES, Capability.FAULTS, Capability.KEY_STORE},
+    KubeTarget: {Capability.POSTGRES, Capability.FAULTS, Capability.MAAS_STANDIN, Capability.KEY_STORE},
 }
 
 
@@ -44,7 +44,7 @@ def make(cls: type, tmp_path: Path) -> Target:
 
 
 def test_the_protocol_names_the_optional_methods():
-    assert {"close", "model_ca_path", "maas_standin_host", "postgres_dsn", "stop_component"} <= set(
+    assert {"close", "model_ca_path", "maas_standin_host", "postgres_dsn", "stop_component", "key_store"} <= set(
         PROTOCOL_METHODS
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 from harness.capabilities import Capability, Unsupported
 from harness.cluster import gpu, plans, secrets, state
 from harness.cluster.deploy import ClusterDeployment
+from harness.cluster.key_secret import ClusterKeySecret
 from harness.cluster.profile import InstallProfile
 from harness.cluster.runner import CommandRunner, SubprocessRunner
 from harness.endpoints import Endpoints
@@ -34,7 +35,7 @@ class NotInstalled(StackNotReady):
 
 class ClusterTarget:
     name = "cluster"
-    capabilities = frozenset({Capability.POSTGRES, Capability.FAULTS})
+    capabilities = frozenset({Capability.POSTGRES, Capability.FAULTS, Capability.KEY_STORE})
     helm_tests = False  # run `helm test` after every rollout is ready
 
     def __init__(
@@ -277,6 +278,11 @@ class ClusterTarget:
 
     def maas_standin_host(self) -> str:
         raise Unsupported(self.name, Capability.MAAS_STANDIN)  # its pods do not reach this machine
+
+    def key_store(self) -> ClusterKeySecret:
+        """The release's key Secret, through the Kubernetes API."""
+        deployment = self._deployment or self._existing_deployment()
+        return ClusterKeySecret(self.runner, deployment.namespace, self.options.release, deployment.context)
 
     def close(self) -> None:
         if self._deployment is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
-from harness.local import postgres, processes
+from harness.local import key_files, postgres, processes
 from harness.local.mounts import materialise
 from harness.local.pods import ContainerSpec
 from harness.local.pods import container_specs as container_specs  # the meta tests replace it here
@@ -120,6 +120,7 @@ def _component(spec: ContainerSpec, run: RunFolder, fresh: bool = False) -> Comp
             shutil.rmtree(run.mounts_dir / name, ignore_errors=True)
             shutil.rmtree(run.work_dir(name), ignore_errors=True)
     spec = materialise(spec, run.mounts_dir, run.volumes_dir)
+    key_files.carry_over(run, run.mounts_dir / spec.name)  # the key file `harness keys` manages, if any
     init = [(i, launch_for(i, run.work_dir(i.name))) for i in spec.init]
     return Component(spec, launch_for(spec, run.work_dir(spec.name)), init)
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from harness.capabilities import Capability
 from harness.endpoints import Endpoints
+from harness.gateway_keys import KeyStore
 from harness.vector_rows import Dsn
 
 TARGET_NAMES = ("local", "kind", "existing", "kube")
@@ -72,6 +73,10 @@ class Target(Protocol):
     def model_ca_path(self, path: str) -> str:
         """A model's tlsVerify CA bundle (a path on this machine) as the target's llama-stack reads it:
         the same path locally; on a cluster, the bundle shipped as a ConfigMap and mounted."""
+        ...
+
+    def key_store(self) -> KeyStore:
+        """The gateway's key store as `python -m harness keys` changes it (Capability.KEY_STORE)."""
         ...
 
     def close(self) -> None:

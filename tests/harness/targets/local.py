@@ -13,6 +13,7 @@ from harness.endpoints import Endpoints
 from harness.errors import StackNotReady
 from harness.http import REQUEST_TIMEOUT_S, list_models
 from harness.local import stack
+from harness.local.key_files import LocalKeyFiles
 from harness.local.pods import container_specs
 from harness.local.ports import Ports, port_values
 from harness.local.state import OVERRIDES_FILE, RunFolder
@@ -36,7 +37,7 @@ class NotRunning(StackNotReady):
 
 class LocalTarget:
     name = "local"
-    capabilities = frozenset({Capability.MAAS_STANDIN, Capability.FAULTS})
+    capabilities = frozenset({Capability.MAAS_STANDIN, Capability.FAULTS, Capability.KEY_STORE})
 
     def __init__(self, options: TargetOptions, ports: Ports | None = None) -> None:
         self.options = options
@@ -112,6 +113,10 @@ class LocalTarget:
 
     def postgres_dsn(self) -> Dsn:
         raise Unsupported(self.name, Capability.POSTGRES)
+
+    def key_store(self) -> LocalKeyFiles:
+        """The running gateway's key file (and the copy a restarted gateway gets)."""
+        return LocalKeyFiles.of(self.run)
 
     def close(self) -> None:
         """Nothing to release: the local stack's processes are reached directly."""
