@@ -245,6 +245,19 @@ def check_user(user: str) -> str:
     return user
 
 
+def reload_note(reload_seconds: int) -> str:
+    """When the gateway reads a changed key file (maas-gateway `apiKeys.reloadSeconds`)."""
+    if reload_seconds:
+        return f"the gateway reads it within {reload_seconds} s (apiKeys.reloadSeconds)"
+    return "each gateway worker reads the key file only once (apiKeys.reloadSeconds 0): restart the gateway"
+
+
+def check_selection(user: str | None, labels: dict[str, str]) -> None:
+    """A revocation selects by user and/or labels, never every key at once."""
+    if user is None and not labels:
+        raise BadKeyRequest("revoke needs --user or --label: it never revokes every key at once")
+
+
 def selects(record: KeyRecord, *, user: str | None, labels: dict[str, str]) -> bool:
     if user is not None and record.user != user:
         return False
@@ -256,8 +269,7 @@ def revoke(
 ) -> tuple[list[KeyRecord], list[KeyRecord]]:
     """The store with the selected keys revoked at `at` (those already revoked keep their time),
     and the keys this revoked."""
-    if user is None and not labels:
-        raise BadKeyRequest("revoke needs --user or --label: it never revokes every key at once")
+    check_selection(user, labels)
     changed: list[KeyRecord] = []
     out = []
     for record in records:

@@ -148,8 +148,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_revoke(args: argparse.Namespace) -> int:
     user = gateway_keys.check_user(args.user) if args.user is not None else None
     labels = _labels(args.label)
-    if user is None and not labels:
-        raise BadKeyRequest("revoke needs --user or --label: it never revokes every key at once")
+    gateway_keys.check_selection(user, labels)  # before reaching the store
     store = _store(args)
     records, revoked = gateway_keys.revoke(store.read(), user=user, labels=labels, at=_now())
     names = ", ".join(f"{r.key_id} (user {r.user})" for r in revoked) or "none"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.cluster.key_secret import gateway_values, key_sources, pick
+from harness.cluster.key_secret import pick
+from harness.cluster.secrets import gateway_values, key_sources
 
 
 def test_the_store_is_the_existing_secrets_when_the_values_name_them() -> None:

@@ -24,6 +24,7 @@ from urllib3.exceptions import HTTPError
 from harness import gateway_keys
 from harness.cluster import plans
 from harness.cluster.runner import CommandRunner
+from harness.cluster.secrets import gateway_values, key_sources
 from harness.errors import HarnessError
 
 MANAGED_ANNOTATION = "maas-gateway/key-store"  # the chart's templates/secret-api-keys.yaml reads it
@@ -39,27 +40,6 @@ class NoClusterKeyStore(HarnessError):
 class SecretRef:
     name: str
     key: str
-
-
-def gateway_values(values: dict[str, Any]) -> dict[str, Any]:
-    """The maas-gateway values of a release's `helm get values --all`: the rag chart's `maas-gateway`
-    section, or the whole of a release of the maas-gateway chart itself."""
-    if isinstance(values.get("maas-gateway"), dict):
-        return dict(values["maas-gateway"])
-    return values if "apiKeys" in values else {}
-
-
-def key_sources(values: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(keys Secret name or "", its data key, hashing Secret name or "", its data key) from the
-    release's `helm get values --all`: "" names the chart-owned Secret."""
-    api_keys = gateway_values(values).get("apiKeys") or {}
-    hmac = api_keys.get("hmac") or {}
-    return (
-        str(api_keys.get("existingSecret") or ""),
-        str(api_keys.get("secretKey") or gateway_keys.KEYS_SECRET_KEY),
-        str(hmac.get("existingSecret") or ""),
-        str(hmac.get("secretKey") or gateway_keys.HMAC_SECRET_KEY),
-    )
 
 
 def pick(secrets: list[dict[str, Any]], data_key: str, exclude: str = "") -> str:
@@ -114,15 +94,12 @@ class ClusterKeySecret:
         self.hmac = SecretRef(hmac_name, hmac_key)
         self._version = ""
         self.where = f"Secret {namespace}/{keys_name} (key {keys_key})"
-        read = (
-            f"then within {reload_s} s (apiKeys.reloadSeconds)" if reload_s
-            else "but each gateway worker reads it only once (apiKeys.reloadSeconds 0): restart the gateway"
-        )  # fmt: skip
         kept = (
             "the chart keeps it across `helm upgrade` from now on" if chart_owned
             else "the chart never renders this Secret (apiKeys.existingSecret)"
         )  # fmt: skip
-        self.lasts = f"the gateway sees it once the kubelet has synced the Secret's volume, {read}; {kept}"
+        read = gateway_keys.reload_note(reload_s)
+        self.lasts = f"once the kubelet has synced the Secret's volume, {read}; {kept}"
 
     def _call(self, do: Any) -> Any:
         try:

@@ -87,11 +87,31 @@ def keys_from_secret_list(doc: str, secret_key: str = KEYS_SECRET_KEY) -> dict[s
     return keys
 
 
+def gateway_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The maas-gateway values of a release's `helm get values --all`: the rag chart's `maas-gateway`
+    section, or the whole of a release of the maas-gateway chart itself."""
+    if isinstance(values.get("maas-gateway"), dict):
+        return dict(values["maas-gateway"])
+    return values if "apiKeys" in values else {}
+
+
+def key_sources(values: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(keys Secret name or "", its data key, hashing Secret name or "", its data key) from the
+    release's `helm get values --all`: "" names the chart-owned Secret."""
+    api_keys = gateway_values(values).get("apiKeys") or {}
+    hmac = api_keys.get("hmac") or {}
+    return (
+        str(api_keys.get("existingSecret") or ""),
+        str(api_keys.get("secretKey") or KEYS_SECRET_KEY),
+        str(hmac.get("existingSecret") or ""),
+        str(hmac.get("secretKey") or gateway_keys.HMAC_SECRET_KEY),
+    )
+
+
 def gateway_key_source(values_json: str) -> tuple[str, str]:
     """(existingSecret name or "", data key) from `helm get values --all -o json`."""
-    values = json.loads(values_json or "{}") or {}
-    api_keys = (values.get("maas-gateway") or {}).get("apiKeys") or {}
-    return str(api_keys.get("existingSecret") or ""), str(api_keys.get("secretKey") or KEYS_SECRET_KEY)
+    existing, secret_key, _, _ = key_sources(json.loads(values_json or "{}") or {})
+    return existing, secret_key
 
 
 def read_gateway_keys(runner: CommandRunner, namespace: str, release: str, context: str = "") -> dict[str, list[str]]:

@@ -58,11 +58,7 @@ class LocalKeyFiles:
 
     @property
     def lasts(self) -> str:
-        read = (
-            f"the gateway reads it within {self.reload_seconds} s (apiKeys.reloadSeconds)" if self.reload_seconds
-            else "each gateway worker reads the key file only once (apiKeys.reloadSeconds 0): restart the gateway"
-        )  # fmt: skip
-        return f"{read}; it lasts until `make up` starts a new run"
+        return f"{gateway_keys.reload_note(self.reload_seconds)}; it lasts until `make up` starts a new run"
 
     @property
     def where(self) -> str:
