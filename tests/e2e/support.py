@@ -4,8 +4,11 @@ rate-limit header parsing, and the tier budgets the contract promises."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -266,3 +269,17 @@ def aborted_stream(url: str, key: str, body: bytes) -> bytes:
             received += data
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
     return received
+
+
+def harness_cli(target: Any, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m harness <command> <args>` on the test's stack (its run name, or its namespace), as a
+    user runs it: a process of its own, which picks nothing up from RAG_TARGET."""
+    env = {k: v for k, v in os.environ.items() if k != "RAG_TARGET"}
+    if target.name == "local":
+        where = ["--run-name", target.options.run_name]
+    else:
+        where = ["--namespace", target.deployment().namespace]
+    return subprocess.run(
+        [sys.executable, "-m", "harness", command, *args, "--target", target.name, *where],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -30,7 +27,16 @@ from harness.endpoints import Endpoints
 from harness.targets import Target
 from harness.usage_metrics import CHARGED, DURATION, REFUSALS, REQUESTS, TOKENS, TTFT, Sample
 
-from .support import TIER_REQUESTS, Gateway, Reply, aborted_stream, await_window, remaining_tokens, words
+from .support import (
+    TIER_REQUESTS,
+    Gateway,
+    Reply,
+    aborted_stream,
+    await_window,
+    harness_cli,
+    remaining_tokens,
+    words,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.metering]
 
@@ -376,7 +382,7 @@ def test_usage_command_prints_and_plots_the_bill(
     window = script_window(scripted)
     png = tmp_path / "usage.png"
     since, until = (at.strftime("%Y-%m-%dT%H:%M:%SZ") for at in (window.start, window.end))
-    result = usage_cli(target, "--since", since, "--until", until, "--format", "json", "--plot", str(png))
+    result = harness_cli(target, "usage", "--since", since, "--until", until, "--format", "json", "--plot", str(png))
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
     leaked = sum(1 for secret in secrets if secret and secret in result.stdout + result.stderr)
     assert not leaked, f"{leaked} key(s) or secret(s) appear in the usage report (withheld here)"
@@ -438,18 +444,6 @@ def panels_without_data(prometheus: usage_report.Prometheus, dashboard: dict, si
             if not any(math.isfinite(float(r["value"][1])) for r in result):
                 empty.append(f"{panel['title']}: {expr}")
     return empty
-
-
-def usage_cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAG_TARGET"}
-    if target.name == "local":
-        where = ["--run-name", target.options.run_name]  # type: ignore[attr-defined]
-    else:
-        where = ["--namespace", target.deployment().namespace]  # type: ignore[attr-defined]
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "usage", *args, "--target", target.name, *where],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
-    )  # fmt: skip
 
 
 def test_metrics_name_users_never_keys(

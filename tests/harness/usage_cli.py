@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import usage_report
-from harness.cli_common import add_run_name, add_target
+from harness.cli_common import add_stack_location
 from harness.errors import HarnessError
 from harness.targets import TargetOptions, get_target
 
@@ -76,8 +76,5 @@ def add_commands(subparsers: Any) -> None:
     usage.add_argument("--plot", default="", metavar="FILE.png", help="also draw tokens over time per group into a PNG")
     usage.add_argument("--prometheus", default="", metavar="URL", help="a Prometheus that scrapes the gateway "
                        "(default: the stack's own, the rag chart's prometheus)")  # fmt: skip
-    add_target(usage)
-    add_run_name(usage)
-    usage.add_argument("--namespace", default="", help="cluster targets: namespace (default: the recorded one)")
-    usage.add_argument("--release", default="rag", help="cluster targets: the release")
+    add_stack_location(usage)
     usage.set_defaults(func=cmd_usage)

@@ -279,11 +279,10 @@ def _simulator(root: Path) -> None:
 
 
 def _prometheus(root: Path) -> None:
+    # On Debian 12 minbase (a busybox upstream): its libc, and the nobody user (65534) upstream runs as.
     for name in ("prometheus", "promtool"):
         binary = _require_file(BIN_DIR / name, "run make bootstrap (it unpacks Debian's prometheus package)")
         install(binary, root, f"/bin/{name}")
-    rootfs.copy_libraries([BIN_DIR / "prometheus"], root)
-    _distroless_files(root)  # the nobody user (65534) upstream runs as, and /tmp
     install(FILES / "prometheus.yml", root, "/etc/prometheus/prometheus.yml", mode=0o644)
     make_dir(root, "/prometheus", owner=(65534, 65534))
 

@@ -252,7 +252,7 @@ SIMULATOR = ImageSpec(
 
 PROMETHEUS = ImageSpec(
     ref="prom/prometheus:v2.42.0",
-    base=Base.SCRATCH,
+    base=Base.BOOKWORM,
     metadata=Metadata(
         user="nobody",
         entrypoint=("/bin/prometheus",),
@@ -269,7 +269,10 @@ PROMETHEUS = ImageSpec(
         "prometheus/prometheus:Dockerfile@v2.42.0 (FROM quay.io/prometheus/busybox-linux-amd64; "
         "USER nobody; /prometheus owned by nobody)"
     ),
-    program="Prometheus 2.42 from Debian 12's prometheus package (unpacked by `make bootstrap`), with its libc",
+    program=(
+        "Prometheus 2.42 from Debian 12's prometheus package (unpacked by `make bootstrap`), "
+        "on Debian 12 instead of busybox"
+    ),
     paths=("/bin/prometheus", "/bin/promtool", "/etc/prometheus/prometheus.yml", "/prometheus"),
 )
 
