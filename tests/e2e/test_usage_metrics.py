@@ -1,8 +1,10 @@
 """Usage you can bill from: after a scripted set of calls (a chat, a streamed chat, an aborted stream,
-a call to a weighted model, and one refusal per tier budget, per model rule and per bad key), the
-gateway's metrics per user and model equal what the gateway charged: the usage its responses
-reported, the estimate of the aborted stream, the weighted charge its budgets counted. The metrics
-name users, never keys, whatever way a client sends its key.
+a call to a weighted model, and one refusal per tier budget, per model budget, per model rule and
+per bad key), the gateway's metrics per user and model equal what the gateway charged: the usage
+its responses reported, the estimate of the aborted stream, the weighted charge its budgets
+counted. The bill `python -m harness usage` reads from the stack's Prometheus equals it too, its
+plot ends at each user's tokens, and every panel of the shipped dashboard shows the calls. The
+metrics name users, never keys, whatever way a client sends its key.
 
 The numbers are read from the gateway's own metrics port (GET /metrics), before and after: each
 series must move by exactly what the calls made it owe.
@@ -41,10 +43,12 @@ from .support import (
 pytestmark = [pytest.mark.e2e, pytest.mark.metering]
 
 TEST_SPAN_S = 20.0
-# Counters move when a call ends; histograms show at Envoy's next stats flush (5 s).
+# Counters move when a call ends; histograms show at Envoy's next stats flush (every 5 s).
+STATS_FLUSH_S = 5.5
 SETTLE_S = 15.0
 POLL_S = 0.5
 MAX_SPEND_ATTEMPTS = TIER_REQUESTS["free"] - 1
+MAX_MODEL_ATTEMPTS = 8  # calls of about 100 tokens against a model budget of a few hundred per minute
 
 Series = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -150,14 +154,16 @@ def user_of(target: Target, secrets: set[str]) -> Callable[[str], str]:
     return find
 
 
-def spend_until_refused(gateway: Gateway, key: str, prompt: str) -> tuple[list[Reply], Reply]:
+def spend_until_refused(
+    gateway: Gateway, key: str, prompt: str, attempts: int = MAX_SPEND_ATTEMPTS
+) -> tuple[list[Reply], Reply]:
     passed: list[Reply] = []
-    for _ in range(MAX_SPEND_ATTEMPTS):
+    for _ in range(attempts):
         reply = gateway.chat(key, prompt, max_tokens=1)
         if reply.status != 200:
             return passed, reply
         passed.append(reply)
-    raise AssertionError(f"{len(passed)} calls of {len(prompt.split())} words passed a free key's token budget")
+    raise AssertionError(f"{len(passed)} calls of {len(prompt.split())} words passed the token budget")
 
 
 @dataclass
@@ -199,9 +205,13 @@ def scripted(gateway: Gateway, key_pool, scrape: Scrape, user_of: Callable[[str]
     enterprise = key_pool.one("enterprise")
     aborter = key_pool.one("enterprise")  # the estimate can be large: a key of its own
     by_requests, by_tokens = key_pool.take("free", 2)
-    for key in (enterprise, aborter, by_requests, by_tokens):
+    by_model = key_pool.one("premium")  # its tier's budget is above the limited model's
+    for key in (enterprise, aborter, by_requests, by_tokens, by_model):
         await_window(gateway, key, TEST_SPAN_S)
     bill = Bill()
+    # Envoy merges histograms into what /metrics shows once per stats flush: let the calls of earlier
+    # tests reach them before taking the starting point.
+    time.sleep(STATS_FLUSH_S)
     before = scrape()
     started = datetime.now(UTC)
 
@@ -256,6 +266,21 @@ def scripted(gateway: Gateway, key_pool, scrape: Scrape, user_of: Callable[[str]
         bill.answered(spender, "free", model, reply)
     assert refused.status == 429 and refused.headers.get("x-maas-ratelimit-exceeded") == "tokens", refused.describe()
     bill.call(spender, "free", model, 429, refused="tier_tokens")
+
+    # A model's own token budget (shared by every caller), when the catalog gives one a premium key
+    # may use.
+    limited = [m for m, e in routed.items() if e.tpm is not None and e.allows("premium")]
+    if limited:
+        other = Gateway(str(gateway.http.base_url), limited[0])
+        try:
+            passed, refused = spend_until_refused(other, by_model, words(100), attempts=MAX_MODEL_ATTEMPTS)
+        finally:
+            other.http.close()
+        for reply in passed:
+            bill.answered(user_of(by_model), "premium", limited[0], reply)
+        assert refused.status == 429, refused.describe()
+        assert refused.headers.get("x-maas-ratelimit-exceeded") == "model_tokens", refused.describe()
+        bill.call(user_of(by_model), "premium", limited[0], 429, refused="model_tokens")
 
     # The aborted stream's charge, read from its key's budget now that its stream has surely ended.
     charged = budget - remaining_tokens(gateway, aborter)
