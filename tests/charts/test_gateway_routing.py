@@ -106,7 +106,8 @@ def test_without_routing_every_call_goes_to_the_one_upstream(helm: HelmBinary, r
     text = envoy_of(renderer, helm, values)
     envoy = yaml.safe_load(text)
     assert catch_all_route(envoy)["route"]["cluster"] == "maas_upstream"
-    assert set(clusters(envoy)) == {"maas_upstream", "maas_ratelimit"}
+    # maas_admin: the metrics listener's way to the admin interface's /stats/prometheus.
+    assert set(clusters(envoy)) == {"maas_upstream", "maas_ratelimit", "maas_admin"}
     assert "ROUTE_BY_MODEL = false" in text
 
 

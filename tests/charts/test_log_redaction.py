@@ -24,14 +24,26 @@ SECRET = "sk-client-key-123"
 PATH_WITH_QUERY = ("%REQ(:PATH)%", "X-ENVOY-ORIGINAL-PATH", "%PATH%", "%PATH(WQ")
 
 
+def access_logs(config: dict) -> list[dict]:
+    return [
+        log
+        for listener in config["static_resources"]["listeners"]
+        for chain in listener.get("filter_chains", [])
+        for flt in chain.get("filters", [])
+        for log in flt.get("typed_config", {}).get("access_log", [])
+    ]
+
+
 def access_log_formats(config: dict) -> list[str]:
-    formats = []
-    for listener in config["static_resources"]["listeners"]:
-        for chain in listener.get("filter_chains", []):
-            for flt in chain.get("filters", []):
-                for log in flt.get("typed_config", {}).get("access_log", []):
-                    formats.append(str(log["typed_config"]["log_format"]))
-    return formats
+    """The formats of the logs written as lines (the stats loggers write none: see below)."""
+    return [
+        str(log["typed_config"]["log_format"]) for log in access_logs(config) if "log_format" in log["typed_config"]
+    ]
+
+
+def stats_logger_formats(config: dict) -> list[str]:
+    """Every command operator string of the stats access loggers (the usage metrics' labels and values)."""
+    return [str(log["typed_config"]) for log in access_logs(config) if log["name"] == "envoy.access_loggers.stats"]
 
 
 @pytest.mark.parametrize("overlay", GATEWAY_OVERLAYS, ids=lambda p: p.stem)
@@ -41,6 +53,18 @@ def test_envoy_access_logs_leave_out_the_query_string(renderer: Renderer, helm: 
     for fmt in formats:
         assert "%PATH(NQ" in fmt, fmt
         assert not [p for p in PATH_WITH_QUERY if p in fmt], fmt
+
+
+@pytest.mark.parametrize("overlay", GATEWAY_OVERLAYS, ids=lambda p: p.stem)
+def test_usage_metrics_take_no_request_data(renderer: Renderer, helm: HelmBinary, overlay: Path):
+    """The usage metrics' labels come from what the gateway decided (user, tier, catalog model, budget),
+    never from what a client sent: no header, path, query or body operator (a key could be in any)."""
+    config = envoy_config(render_ok(renderer, helm, "rag", overlay=overlay))
+    loggers = stats_logger_formats(config)
+    assert loggers, "the gateway writes no usage metrics"
+    client_data = ("%REQ(", "%PATH", "%QUERY_PARAM", "%DOWNSTREAM_PEER", "%REQUEST_HEADERS", "%CEL(")
+    for fmt in loggers:
+        assert not [op for op in client_data if op in fmt], fmt
 
 
 def _llama_stack_container(docs: list[Obj]) -> Obj:

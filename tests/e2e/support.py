@@ -4,9 +4,15 @@ rate-limit header parsing, and the tier budgets the contract promises."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import struct
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -15,6 +21,7 @@ TIER_TOKENS = {"free": 200, "premium": 1000, "enterprise": 5000}
 TIER_REQUESTS = {"free": 5, "premium": 20, "enterprise": 100}
 # Window lengths in seconds of every tier's budgets (tokens per minute, requests per 2 minutes).
 WINDOW_S = {"tokens": 60, "requests": 120}
+ABORT_READ_BYTES = 300  # what aborted_stream reads of the reply before it resets the connection
 CONNECT_RETRIES = 5  # httpcore backs off 0.5, 1, 2, 4 s: covers a port-forward restart
 
 
@@ -243,3 +250,36 @@ def remaining_tokens(gateway: BudgetSource, key: str) -> int:
     remaining = gateway.models(key).rate.remaining_tokens
     assert remaining is not None, "the gateway sent no x-ratelimit-remaining-tokens on /v1/models"
     return remaining
+
+
+def aborted_stream(url: str, key: str, body: bytes) -> bytes:
+    """Send a streaming chat, read ABORT_READ_BYTES of the reply, then reset the connection (RST)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=30) as sock:
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        received = b""
+        while len(received) < ABORT_READ_BYTES:
+            data = sock.recv(ABORT_READ_BYTES - len(received))
+            if not data:
+                break
+            received += data
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    return received
+
+
+def harness_cli(target: Any, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m harness <command> <args>` on the test's stack (its run name, or its namespace), as a
+    user runs it: a process of its own, which picks nothing up from RAG_TARGET."""
+    env = {k: v for k, v in os.environ.items() if k != "RAG_TARGET"}
+    if target.name == "local":
+        where = ["--run-name", target.options.run_name]
+    else:
+        where = ["--namespace", target.deployment().namespace]
+    return subprocess.run(
+        [sys.executable, "-m", "harness", command, *args, "--target", target.name, *where],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip

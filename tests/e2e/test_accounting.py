@@ -9,19 +9,24 @@ the charge is measured on the counter the gateway enforces, not taken from a hea
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import time
-from urllib.parse import urlsplit
 
 import pytest
 
-from .support import TIER_REQUESTS, Gateway, Reply, await_window, remaining_tokens, wait_for_charge, words
+from .support import (
+    TIER_REQUESTS,
+    Gateway,
+    Reply,
+    aborted_stream,
+    await_window,
+    remaining_tokens,
+    wait_for_charge,
+    words,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
 TEST_SPAN_S = 15.0
-ABORT_READ_BYTES = 300
 # After the charge shows, how long a larger (wrong) charge would take to show too.
 SETTLE_S = 0.5
 MIN_BUDGET = 500
@@ -130,25 +135,6 @@ def test_bodies_the_gateway_cannot_account_for_are_refused(gateway: Gateway, key
         reply.describe()
     )
     assert remaining_tokens(gateway, key) == before, f"{case}: a refused call was charged"
-
-
-def aborted_stream(url: str, key: str, body: bytes) -> bytes:
-    """Send a streaming chat, read ABORT_READ_BYTES of the reply, then reset the connection (RST)."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port or 80), timeout=30) as sock:
-        head = (
-            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        sock.sendall(head.encode() + body)
-        received = b""
-        while len(received) < ABORT_READ_BYTES:
-            data = sock.recv(ABORT_READ_BYTES - len(received))
-            if not data:
-                break
-            received += data
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
-    return received
 
 
 def test_aborted_stream_is_charged(gateway: Gateway, key_pool) -> None:

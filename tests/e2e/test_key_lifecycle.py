@@ -8,9 +8,7 @@ with every key still working. The gateway log names users, never keys.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ from harness.gateway_keys import KeyStore
 from harness.kube.config import KUBELET_SYNC_S
 from harness.targets import Target
 
-from .support import Gateway, Reply
+from .support import Gateway, Reply, harness_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.auth]
 
@@ -65,23 +63,11 @@ def cli(keyed: Target, secrets: set[str]) -> Cli:
     failure reports (an assertion about a key must never print it)."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        result = keys_cli(keyed, *args)
+        result = harness_cli(keyed, "keys", *args)
         secrets.update(w for w in result.stdout.split() if w.startswith(gateway_keys.KEY_PREFIX))
         return result
 
     return run
-
-
-def keys_cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAG_TARGET"}
-    if target.name == "local":
-        where = ["--run-name", target.options.run_name]  # type: ignore[attr-defined]
-    else:
-        where = ["--namespace", target.deployment().namespace]  # type: ignore[attr-defined]
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "keys", *args, "--target", target.name, *where],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
-    )  # fmt: skip
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

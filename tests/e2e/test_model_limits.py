@@ -10,7 +10,8 @@
 
 Driven by the declared catalog: values/local.yaml and values/kind.yaml declare
 `simulated-model-limited` (tpm 300) and `simulated-model-weighted` (output weight 4), both served by
-the first model server, and called by no other test."""
+the first model server, and called by no test that runs before these (test_usage_metrics, later,
+spends the limited model's budget once to see its refusal metered)."""
 
 from __future__ import annotations
 

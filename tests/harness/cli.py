@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import chart_docs, cluster_cli, keys_cli, models_cli
+from harness import chart_docs, cluster_cli, keys_cli, models_cli, usage_cli
 from harness.bootstrap import bootstrap
 from harness.chart_archives import refuse_stale_archives, remove_stale_archives
 from harness.cli_common import add_run_name, add_target, run
@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_cli.add_commands(sub)  # install, cleanup, verify
     models_cli.add_commands(sub)  # models check|sync
     keys_cli.add_commands(sub)  # keys create|list|revoke|migrate
+    usage_cli.add_commands(sub)  # usage
     return parser
 
 

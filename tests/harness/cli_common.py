@@ -29,6 +29,13 @@ def add_run_name(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_stack_location(parser: argparse.ArgumentParser, release_help: str = "cluster targets: the release") -> None:
+    """--target, --run-name, and the cluster targets' --namespace and --release: which running stack."""
+    add_target(parser)
+    add_run_name(parser)
+    parser.add_argument("--namespace", default="", help="cluster targets: namespace (default: the recorded one)")
+    parser.add_argument("--release", default="rag", help=release_help)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command; a HarnessError ends in one line saying what failed and what to do."""

@@ -116,6 +116,10 @@ class Declared:
         """How often the gateway re-reads its key file (maas-gateway apiKeys.reloadSeconds)."""
         return int((self._section("maas-gateway").get("apiKeys") or {}).get("reloadSeconds", 0))
 
+    def gateway_metrics(self) -> bool:
+        """Whether the gateway exports its usage metrics (maas-gateway metrics.enabled)."""
+        return bool((self._section("maas-gateway").get("metrics") or {}).get("enabled", False))
+
     def tier_names(self) -> list[str]:
         return [str(name) for name in (self._section("maas-gateway").get("tiers") or {})]
 

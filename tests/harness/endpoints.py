@@ -27,6 +27,9 @@ class Endpoints:
     # The gateway as llama-stack reaches it from inside the cluster (cluster targets:
     # http://<gateway Service>:<port>); "" where llama-stack reaches gateway_url itself (local).
     in_cluster_gateway_url: str = ""
+    # The Prometheus that scrapes the gateway's usage metrics (the rag chart's `prometheus`);
+    # "" when the stack runs none.
+    prometheus_url: str = ""
 
     def __post_init__(self) -> None:
         llama_stack_auth.remember(self.llama_stack_url, self.llama_stack_key())

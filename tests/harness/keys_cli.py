@@ -18,7 +18,7 @@ from typing import Any
 
 from harness import gateway_keys
 from harness.capabilities import Capability, Unsupported
-from harness.cli_common import add_run_name, add_target
+from harness.cli_common import add_stack_location
 from harness.gateway_keys import BadKeyRequest, KeyRecord, KeyStore
 from harness.targets import TargetOptions, get_target
 
@@ -219,9 +219,4 @@ def add_commands(subparsers: Any) -> None:
     for parser in (create, revoke, rotate, migrate):
         parser.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
     for parser in (create, listing, revoke, rotate, migrate):
-        add_target(parser)
-        add_run_name(parser)
-        parser.add_argument("--namespace", default="", help="cluster targets: namespace (default: the recorded one)")
-        parser.add_argument(
-            "--release", default="rag", help="cluster targets: the release (of the rag or the maas-gateway chart)"
-        )
+        add_stack_location(parser, "cluster targets: the release (of the rag or the maas-gateway chart)")

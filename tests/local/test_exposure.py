@@ -1,6 +1,6 @@
 """What the local stack exposes: every process listens on loopback only, and a credential a
 client sends (in the query string, a header or a JSON body; valid or not) reaches no log, no
-file of the run folder and no diagnostics bundle.
+file of the run folder, no diagnostics bundle and none of the gateway's metrics.
 
 These run against the session's stack (`--target local`, the `endpoints` fixture), so the meta
 tests can run them against a stack started broken; the stand-in MaaS gets the same socket check.
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from harness import usage_metrics
 from harness.endpoints import Endpoints
 from harness.local.sockets import Listener, listeners, off_loopback
 from harness.local.state import RunFolder
@@ -174,5 +175,11 @@ def test_a_key_sent_every_way_reaches_no_log_run_folder_or_diagnostics(
     bundle = target.diagnose(tmp_path / "diagnostics")
     leaks = _files_holding(run.logs_dir, marker, valid) + _files_holding(run.root, marker)
     leaks += _files_holding(bundle, marker, valid)
+    metrics = usage_metrics.scrape(f"http://127.0.0.1:{target.internal_port('gateway_metrics')}")
+    leaks += [
+        f"the gateway's metrics hold {what}"
+        for what, k in (("the made-up key", marker), ("a valid key", valid))
+        if k in metrics
+    ]
     leaks = list(dict.fromkeys(leaks))
     assert not leaks, "a key a client sent was written down:\n" + "\n".join(leaks)

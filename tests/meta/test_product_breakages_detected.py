@@ -5,7 +5,8 @@ One local stack (run name `meta-product`) runs from a copy of the charts. Per ca
   * gateway: one edit to the copy's rendered Envoy config or Lua step (key check, charge at
     end of stream, user in the counter descriptor, identity header stripping; and one per class
     of contract: failed calls charged, Retry-After from the wrong window, remaining tokens
-    before the call, a window counted at half its length, fail-open rendered with no override),
+    before the call, a window counted at half its length, fail-open rendered with no override;
+    and the metering: output tokens, refusals by budget, latency),
     then the gateway alone is restarted and the gateway e2e modules (or the one module, or the
     contract's own tests, that hold the claim) run; counters are cleared between cases so that
     each starts from full budgets;
@@ -91,8 +92,19 @@ FAILED_CALLS = (
 REMAINING = ("tests/e2e/test_ratelimit.py::test_remaining_tokens_decrease_with_use",)
 WINDOWS = ("tests/e2e/test_windows.py",)
 FAIL_CLOSED = ("tests/e2e/test_faults.py::test_limiter_down_fails_closed_fast",)
+METERING = ("tests/e2e/test_usage_metrics.py",)
+# The claims of the usage metrics: the gateway's metrics, the Prometheus bill and the usage command.
+BILLED = frozenset(
+    {
+        "test_usage_metrics::test_metrics_equal_what_the_gateway_charged",
+        "test_usage_metrics::test_prometheus_bill_equals_the_charges",
+        "test_usage_metrics::test_usage_command_prints_and_plots_the_bill",
+    }
+)
 GATEWAY_BREAKAGES = {
-    "nothing broken": Breakage((), frozenset(), modules=(*GATEWAY_MODULES, *FAILED_CALLS, *WINDOWS, *FAIL_CLOSED)),
+    "nothing broken": Breakage(
+        (), frozenset(), modules=(*GATEWAY_MODULES, *FAILED_CALLS, *WINDOWS, *FAIL_CLOSED, *METERING)
+    ),
     "key check accepts any key": Breakage(
         (
             Edit(
@@ -197,6 +209,36 @@ GATEWAY_BREAKAGES = {
         frozenset({"test_windows::test_a_request_window_holds_for_its_whole_length"}),
         frozenset({"test_windows::test_retry_after_of_a_request_limit_429_is_the_request_window_reset"}),
         modules=WINDOWS,
+    ),
+    # 6. Metering: a call's output tokens are not counted (usage that arrived is metered as input only).
+    "output tokens not metered": Breakage(
+        (
+            Edit(
+                LUA,
+                "meter(handle, { input = prompt, output = completion })",
+                "meter(handle, { input = prompt, output = 0 })",
+            ),
+        ),
+        BILLED,
+        modules=METERING,
+    ),
+    # 7. Metering: a budget's 429 is not counted as a refusal.
+    "refusals by budget not metered": Breakage(
+        (Edit(LUA, '    meter(handle, { refused = refused and BUDGET_METRIC[refused] or "unknown" })\n', ""),),
+        BILLED,
+        modules=METERING,
+    ),
+    # 8. Metering: answered calls are not marked, so no latency is recorded (the dashboard's latency
+    # panels go empty).
+    "latency not recorded": Breakage(
+        (Edit(LUA, "    meter(handle, { served = 1 })\n", ""),),
+        frozenset(
+            {
+                "test_usage_metrics::test_metrics_equal_what_the_gateway_charged",
+                "test_usage_metrics::test_every_dashboard_panel_returns_data",
+            }
+        ),
+        modules=METERING,
     ),
     # 5. The gateway renders fail-open although the values promise closed: the fault test used to
     # read the rendered mode back and skip; it must fail.
@@ -338,7 +380,5 @@ MODELS_BREAKAGES = {
 def test_models_check_breakage_fails_its_test(product_stack: BrokenStack, case: str, tmp_path: Path) -> None:
     claim = MODELS_BREAKAGES[case]
     test = f"{MODELS_CHECK}::{claim.split('::', 1)[1]}"
-    run = product_stack.run(
-        [test], tmp_path, extra=("-p", "meta.break_models_check"), env={"META_MODELS_BREAK": case}
-    )
+    run = product_stack.run([test], tmp_path, extra=("-p", "meta.break_models_check"), env={"META_MODELS_BREAK": case})
     assert_exactly(run, frozenset({claim}), f"models check: {case}")

@@ -26,6 +26,8 @@
 
 local NS = "maas"
 local USAGE_NS = "maas.usage"
+-- What the usage metrics read (the chart's stats access loggers; see "Metering" below).
+local METER_NS = "maas.meter"
 
 -- Headers a client could use to claim an identity; removed before anything else (kept equal to
 -- maas-gateway.strippedHeaders, which kuadrant mode uses).
@@ -395,6 +397,28 @@ local function unescape_path(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
+-- Metering ------------------------------------------------------------------------------------
+-- Envoy's stats access loggers (envoy-configmap.yaml) turn every metered call into Prometheus
+-- series when it ends, aborted streams included. They read maas.meter: model (the catalog id, so the
+-- label takes only catalog values, "unknown" or "default"), input and output (the tokens counted:
+-- the response's usage, or the request's estimate when none arrived, 0 for a failed call),
+-- refused (the budget or rule that refused the call) and served (set on a 2xx answer: its latency
+-- is measured). A call is metered once its model label is set.
+
+local function meter(handle, fields)
+  local md = handle:streamInfo():dynamicMetadata()
+  for k, v in pairs(fields) do md:set(METER_NS, k, v) end
+end
+
+-- The model label of a model call: the catalog id it names, "unknown" for any other name (the
+-- label's values stay bounded by the catalog), "default" without routing by model.
+local function meter_model(doc)
+  if not ROUTE_BY_MODEL then return "default" end
+  local model = doc and doc["model"]
+  if type(model) == "string" and model_catalog()[model] ~= nil then return model end
+  return "unknown"
+end
+
 local function reject(handle, status, body, extra)
   local h = { [":status"] = tostring(status), ["content-type"] = "application/json" }
   for k, v in pairs(extra or {}) do h[k] = v end
@@ -479,6 +503,7 @@ local function on_request(handle)
     if key == nil then
       msg = "Missing API key. Send 'Authorization: Bearer <key>' or 'Authorization: APIKEY <key>'."
     end
+    meter(handle, { model = "unknown", refused = "auth", input = 0, output = 0 })
     reject(handle, 401, error_json(msg, "invalid_api_key", "invalid_api_key"),
       { ["www-authenticate"] = 'Bearer realm="maas"' })
     return
@@ -493,6 +518,9 @@ local function on_request(handle)
   -- request (it checks tokens before they are known), so deny it here.
   if not models and tier.tokens_limit == 0 then
     local reset = seconds_to_reset(tier.tokens_window, now)
+    handle:streamInfo():dynamicMetadata():set(NS, "user", id.user)
+    handle:streamInfo():dynamicMetadata():set(NS, "tier", id.tier)
+    meter(handle, { model = "unknown", refused = "tier_tokens", input = 0, output = 0 })
     reject(handle, 429, error_json("Token rate limit of tier '" .. id.tier .. "' is 0: no requests allowed.",
       "rate_limit_exceeded", "rate_limit_exceeded"), {
         ["retry-after"] = tostring(reset),
@@ -554,6 +582,7 @@ local function on_request(handle)
   local raw = ""
   if body ~= nil and body:length() > 0 then raw = body:getBytes(0, body:length()) end
   local doc, why = parse_model_call(raw)
+  meter(handle, { model = meter_model(doc), input = 0, output = 0 })
   if doc == nil then
     reject(handle, 400, error_json(why, "invalid_request_error", "invalid_request_body"))
     return
@@ -563,6 +592,7 @@ local function on_request(handle)
     local status, refusal
     entry, status, refusal = route_model(doc, id.tier)
     if entry == nil then
+      if status == 403 then meter(handle, { refused = "model_access" }) end
       reject(handle, status, refusal)
       return
     end
@@ -574,6 +604,7 @@ local function on_request(handle)
   md = handle:streamInfo():dynamicMetadata()
   md:set(USAGE_NS, "total_tokens", est_prompt + est_completion)
   md:set(USAGE_NS, "charged", weighted(est_prompt, est_completion, w_in, w_out))
+  meter(handle, { input = est_prompt, output = est_completion })
   md:set(NS, "cost_input", tostring(w_in))
   md:set(NS, "cost_output", tostring(w_out))
   if entry ~= nil then
@@ -643,8 +674,15 @@ end
 -- reads it (maas.usage:charged); nil (the estimate stays) when no usage arrived.
 local function charge_usage(handle, md)
   local w_in, w_out = tonumber(md["cost_input"]) or 1, tonumber(md["cost_output"]) or 1
-  local charged = usage_charge(handle:streamInfo():dynamicMetadata():get(USAGE_NS), w_in, w_out)
-  if charged ~= nil then handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", charged) end
+  local usage = handle:streamInfo():dynamicMetadata():get(USAGE_NS)
+  local charged = usage_charge(usage, w_in, w_out)
+  if charged ~= nil then
+    handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", charged)
+    -- The tokens the charge counted; a usage without its parts counts as output (as charged).
+    local prompt, completion = tonumber(usage["prompt_tokens"]), tonumber(usage["completion_tokens"])
+    if prompt == nil or completion == nil then prompt, completion = 0, tonumber(usage["total_tokens"]) end
+    meter(handle, { input = prompt, output = completion })
+  end
   return charged
 end
 
@@ -655,6 +693,12 @@ local BUDGET_ORDER = { "tokens", "tier_model_tokens", "model_tokens", "requests"
 local BUDGET_KIND = {
   tokens = "tokens", tier_model_tokens = "tokens", model_tokens = "tokens",
   requests = "requests", model_requests = "requests",
+}
+
+-- A budget's name in the refusal metric's `budget` label.
+local BUDGET_METRIC = {
+  tokens = "tier_tokens", requests = "tier_requests", tier_model_tokens = "tier_model_tokens",
+  model_tokens = "model_tokens", model_requests = "model_requests",
 }
 
 local function window_text(seconds)
@@ -699,6 +743,9 @@ function envoy_on_response(handle)
   if model_call and (status < 200 or status >= 300) then
     handle:streamInfo():dynamicMetadata():set(USAGE_NS, "total_tokens", 0)
     handle:streamInfo():dynamicMetadata():set(USAGE_NS, "charged", 0)
+    meter(handle, { input = 0, output = 0 })
+  elseif model_call then
+    meter(handle, { served = 1 })
   end
   if model_call then
     headers:replace("x-maas-token-cost-input", tostring(md["cost_input"] or 1))
@@ -782,6 +829,7 @@ function envoy_on_response(handle)
     if wait == 0 then wait = math.max(resets.requests, resets.tokens) end
     headers:replace("retry-after", tostring(wait))
     headers:replace("x-should-retry", "false")
+    meter(handle, { refused = refused and BUDGET_METRIC[refused] or "unknown" })
     if refused ~= nil then
       -- Name the budget that refused the call (the body Envoy's local reply config wrote speaks
       -- only of the tier).

@@ -287,3 +287,72 @@ Usage: {{ include "maas-gateway.securityContext" (dict "secContext" .Values.podS
 {{- end -}}
 {{- toYaml $sc -}}
 {{- end -}}
+
+{{/*
+The usage metrics: Envoy's stats access loggers (envoy.access_loggers.stats), run when each metered
+call ends (aborted streams included). They read what the Lua step wrote into maas.meter (see
+"Metering" in files/gateway.lua) and the identity in maas. Series are named after the OpenTelemetry
+GenAI conventions where one fits; Envoy exports them as envoy_maas_<name>. The user label is the
+key's user name (never the key), or "all" with metrics.userLabel false.
+*/}}
+{{- define "maas-gateway.meteringLoggers" -}}
+{{- $user := ternary "%DYNAMIC_METADATA(maas:user)%" "all" .Values.metrics.userLabel -}}
+{{- $who := list (dict "name" "user" "value_format" $user) (dict "name" "tier" "value_format" "%DYNAMIC_METADATA(maas:tier)%") (dict "name" "model" "value_format" "%DYNAMIC_METADATA(maas.meter:model)%") -}}
+# Every metered call: its tokens (input and output), its weighted charge, its status.
+- name: envoy.access_loggers.stats
+  filter: {{ include "maas-gateway.meterPresent" "model" }}
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config
+    stat_prefix: maas
+    counters:
+    - stat:
+        name: gen_ai_client_token_usage
+        tags: {{ concat $who (list (dict "name" "token_type" "value_format" "input")) | toJson }}
+      value_format: "%DYNAMIC_METADATA(maas.meter:input)%"
+    - stat:
+        name: gen_ai_client_token_usage
+        tags: {{ concat $who (list (dict "name" "token_type" "value_format" "output")) | toJson }}
+      value_format: "%DYNAMIC_METADATA(maas.meter:output)%"
+    - stat:
+        name: tokens_charged
+        tags: {{ $who | toJson }}
+      value_format: "%DYNAMIC_METADATA(maas.usage:charged)%"
+    - stat:
+        name: requests
+        tags: {{ concat $who (list (dict "name" "code" "value_format" "%RESPONSE_CODE%")) | toJson }}
+      value_fixed: 1
+# Refused calls, by the budget or rule that refused them.
+- name: envoy.access_loggers.stats
+  filter: {{ include "maas-gateway.meterPresent" "refused" }}
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config
+    stat_prefix: maas
+    counters:
+    - stat:
+        name: refusals
+        tags: {{ concat $who (list (dict "name" "budget" "value_format" "%DYNAMIC_METADATA(maas.meter:refused)%")) | toJson }}
+      value_fixed: 1
+# Answered calls (2xx from the model server): how long they took and how soon the first byte of the
+# answer came (for a stream, its first chunk).
+- name: envoy.access_loggers.stats
+  filter: {{ include "maas-gateway.meterPresent" "served" }}
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config
+    stat_prefix: maas
+    histograms:
+    - stat:
+        name: gen_ai_server_request_duration
+        tags: [{name: model, value_format: "%DYNAMIC_METADATA(maas.meter:model)%"}]
+      unit: Milliseconds
+      value_format: "%DURATION%"
+    - stat:
+        name: gen_ai_server_time_to_first_token
+        tags: [{name: model, value_format: "%DYNAMIC_METADATA(maas.meter:model)%"}]
+      unit: Milliseconds
+      value_format: "%COMMON_DURATION(DS_RX_BEG:US_RX_BODY_BEG:ms)%"
+{{- end }}
+
+{{/* An access log filter: the Lua step set maas.meter:<key>. */}}
+{{- define "maas-gateway.meterPresent" -}}
+{metadata_filter: {matcher: {filter: maas.meter, path: [{key: {{ . }}}], value: {present_match: true}}, match_if_key_not_found: false}}
+{{- end }}

@@ -87,7 +87,7 @@ keeps its values key). A misspelt top-level key (`maas-gatway:`) would otherwise
 silently, so every unknown key fails the render, naming the key and the nearest known one.
 */}}
 {{- define "rag.topLevelKeys" -}}
-global tags nameOverride llama-stack maas-gateway vllm-gpu vllm-gpu-2 pgvector embeddings tests podSecurityContext containerSecurityContext networkPolicy
+global tags nameOverride llama-stack maas-gateway vllm-gpu vllm-gpu-2 pgvector embeddings prometheus tests podSecurityContext containerSecurityContext networkPolicy
 {{- end }}
 
 {{/*

@@ -35,6 +35,7 @@ from harness.waiting import ROLLOUT, Waiter, WaitPolicy
 # Components the tests reach from outside the cluster.
 GATEWAY = "gateway"
 LLAMA_STACK = "llama-stack"
+PROMETHEUS = "prometheus"  # the rag chart's Prometheus (prometheus.enabled)
 NAMESPACE_LABEL = "app.kubernetes.io/managed-by=rag-harness"
 # Private values files applied after the target's values on every upgrade, in this order.
 MODELS_FILE = "models.yaml"  # global.models of registrations (entries may carry apiToken)
@@ -246,6 +247,8 @@ class ClusterDeployment:
         # Created first: the Endpoints remember llama-stack's credentials for keyless calls.
         endpoints.llama_stack_models = self.list_models(stack_url, "") if stack_url else []
         endpoints.in_cluster_gateway_url = self.service_url(GATEWAY)
+        prometheus = self.forward_ready(PROMETHEUS)
+        endpoints.prometheus_url = prometheus.url if prometheus else ""
         return endpoints
 
     # apply / diagnose / remove ------------------------------------------------------------------

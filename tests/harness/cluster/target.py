@@ -252,16 +252,19 @@ class ClusterTarget:
         return Dsn("127.0.0.1", forward.local_port, user, password, database)
 
     def internal_port(self, name: str) -> int:
-        """A supervised port-forward to Redis's Service, or to the gateway pod's readiness port (the
-        Service does not carry it). kubectl reaches the pod the way another pod would, so the
-        internal's own checks (Redis's password, the listener's routes) are what answers."""
+        """A supervised port-forward to Redis's Service, or to the gateway pod's readiness or
+        metrics port (per pod: the Service does not carry readiness, and metrics are each
+        replica's own). kubectl reaches the pod the way another pod would, so the internal's own
+        checks (Redis's password, the listener's routes) are what answers."""
         deployment = self._deployment or self._existing_deployment()
         if name == "redis":
             forward = deployment.forward_ready("redis")
         elif name == "gateway_health":
             forward = deployment.forward_pod_port("gateway", "health")
+        elif name == "gateway_metrics":
+            forward = deployment.forward_pod_port("gateway", "metrics")
         else:
-            raise KeyError(f"no internal named {name!r}; choose redis or gateway_health")
+            raise KeyError(f"no internal named {name!r}; choose redis, gateway_health or gateway_metrics")
         if forward is None:
             raise NotInstalled(f"release {self.options.release} has no {name} to reach")
         return forward.local_port

@@ -23,6 +23,7 @@ class Ports:
     gateway: int = 0
     gateway_admin: int = 0
     gateway_health: int = 0
+    gateway_metrics: int = 0
     ratelimit_grpc: int = 0
     ratelimit_http: int = 0
     ratelimit_debug: int = 0
@@ -32,6 +33,7 @@ class Ports:
     pgvector: int = 0
     embeddings: int = 0
     llama_stack: int = 0
+    prometheus: int = 0
 
     def fill_free(self) -> Ports:
         """Keep ports the user chose; pick free, distinct ones for the rest."""
@@ -104,11 +106,13 @@ def port_values(
         "maas-gateway": {
             "routing": {"upstreams": {key: u for key, u in moved.items() if u}},
             "envoy": {"port": p.gateway, "adminPort": p.gateway_admin, "healthPort": p.gateway_health},
+            "metrics": {"port": p.gateway_metrics},
             "ratelimit": {"grpcPort": p.ratelimit_grpc, "httpPort": p.ratelimit_http, "debugPort": p.ratelimit_debug},
             "redis": {"port": p.redis},
             "upstream": {"port": p.model_server},
         },
         "pgvector": {"port": p.pgvector},
+        "prometheus": {"port": p.prometheus, "targets": [f"127.0.0.1:{p.gateway_metrics}"]},
         "embeddings": {"port": p.embeddings},
         "llama-stack": {
             "port": p.llama_stack,

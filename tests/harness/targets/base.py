@@ -66,8 +66,8 @@ class Target(Protocol):
 
     def internal_port(self, name: str) -> int:
         """A loopback port that reaches one of the gateway's internals, as a pod that is not part of
-        the gateway would: `redis` (the counters' Redis) or `gateway_health` (Envoy's readiness
-        listener). Raises KeyError for another name."""
+        the gateway would: `redis` (the counters' Redis), `gateway_health` (Envoy's readiness
+        listener) or `gateway_metrics` (its Prometheus metrics). Raises KeyError for another name."""
         ...
 
     def model_ca_path(self, path: str) -> str:

@@ -25,7 +25,7 @@ from harness.vector_rows import Dsn
 from harness.waiting import Waiter, WaitPolicy
 
 KEYS_FILE = "keys.json"
-INTERNALS = ("redis", "gateway_health")  # what Target.internal_port reaches
+INTERNALS = ("redis", "gateway_health", "gateway_metrics")  # what Target.internal_port reaches
 MODELS_FILE = "models.yaml"  # registrations' global.models, applied after the values files
 READY_TIMEOUT_S = 60.0  # after /v1/health: the stores behind every route the workflows use
 READY = WaitPolicy(READY_TIMEOUT_S, initial=0.5, cap=0.5)  # a route check every half second
@@ -96,6 +96,8 @@ class LocalTarget:
             run_dir=str(self.run.root),
             values=self.run.overlay_fingerprints(),
         )
+        if any(name.endswith("-prometheus") for name in self.run.alive_pids()):
+            endpoints.prometheus_url = f"http://127.0.0.1:{ports.prometheus}"
         endpoints.gateway_models = _model_ids(endpoints.gateway_url, gateway_keys.listing_key(keys))
         endpoints.llama_stack_models = _model_ids(endpoints.llama_stack_url, None)
         return endpoints

@@ -278,6 +278,15 @@ def _simulator(root: Path) -> None:
     _distroless_files(root)
 
 
+def _prometheus(root: Path) -> None:
+    # On Debian 12 minbase (a busybox upstream): its libc, and the nobody user (65534) upstream runs as.
+    for name in ("prometheus", "promtool"):
+        binary = _require_file(BIN_DIR / name, "run make bootstrap (it unpacks Debian's prometheus package)")
+        install(binary, root, f"/bin/{name}")
+    install(FILES / "prometheus.yml", root, "/etc/prometheus/prometheus.yml", mode=0o644)
+    make_dir(root, "/prometheus", owner=(65534, 65534))
+
+
 def _distroless_python(root: Path) -> None:
     _distroless_files(root)
     for alias in ("python3", "python"):
@@ -300,6 +309,7 @@ _ASSEMBLERS: dict[str, Callable[[Path], None]] = {
     specs.LLAMA_STACK.ref: _llama_stack,
     specs.EMBEDDINGS.ref: _embeddings,
     specs.SIMULATOR.ref: _simulator,
+    specs.PROMETHEUS.ref: _prometheus,
     specs.TEST_PYTHON.ref: _distroless_python,
     specs.TEST_PYTHON_DEBIAN12.ref: _distroless_python_debian12,
 }

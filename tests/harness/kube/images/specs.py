@@ -250,6 +250,33 @@ SIMULATOR = ImageSpec(
 )
 
 
+PROMETHEUS = ImageSpec(
+    ref="prom/prometheus:v2.42.0",
+    base=Base.BOOKWORM,
+    metadata=Metadata(
+        user="nobody",
+        entrypoint=("/bin/prometheus",),
+        cmd=(
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--web.console.libraries=/usr/share/prometheus/console_libraries",
+            "--web.console.templates=/usr/share/prometheus/consoles",
+        ),
+        workdir="/prometheus",
+        env={"PATH": DEBIAN_PATH},
+    ),
+    upstream_file=(
+        "prometheus/prometheus:Dockerfile@v2.42.0 (FROM quay.io/prometheus/busybox-linux-amd64; "
+        "USER nobody; /prometheus owned by nobody)"
+    ),
+    program=(
+        "Prometheus 2.42 from Debian 12's prometheus package (unpacked by `make bootstrap`), "
+        "on Debian 12 instead of busybox"
+    ),
+    paths=("/bin/prometheus", "/bin/promtool", "/etc/prometheus/prometheus.yml", "/prometheus"),
+)
+
+
 def _distroless_python(ref: str, upstream_python: str) -> ImageSpec:
     return ImageSpec(
         ref=ref,
@@ -288,6 +315,7 @@ SPECS: tuple[ImageSpec, ...] = (
     LLAMA_STACK,
     EMBEDDINGS,
     SIMULATOR,
+    PROMETHEUS,
     TEST_PYTHON,
     TEST_PYTHON_DEBIAN12,
 )
