@@ -345,7 +345,6 @@ def wait_for_metrics(scrape: Scrape, before: list[Sample], bill: Bill) -> list[S
 
 # --- the bill, from the stack's Prometheus -------------------------------------------------------
 
-COLUMN_OF = {TOKENS: "", CHARGED: "charged_tokens", REQUESTS: "requests", REFUSALS: "refusals"}
 PROMETHEUS_SETTLE_S = 30.0  # a few scrape intervals (the rag chart scrapes every 5 s)
 
 
@@ -364,7 +363,10 @@ def owed_by_user(scripted: Scripted) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(usage_report.COLUMNS, 0.0))
     for (name, labels), amount in scripted.bill.owed.items():
         found = dict(labels)
-        column = COLUMN_OF[name] or f"{found['token_type']}_tokens"
+        column = next(
+            c for c, (metric, match) in usage_report.COLUMNS.items()
+            if metric == name and all(found.get(k) == v for k, v in match.items())
+        )  # fmt: skip
         rows[found["user"] or usage_report.UNNAMED][column] += amount
     got_in, got_out = scripted.aborted.tokens(scripted.before, scripted.after)
     rows[scripted.aborted.user]["input_tokens"] += got_in

@@ -16,45 +16,42 @@ from typing import Any
 from harness import usage_report
 from harness.cli_common import add_stack_location
 from harness.errors import HarnessError
-from harness.targets import TargetOptions, get_target
+from harness.targets import Target, TargetOptions, get_target
 
 
 class NoPrometheus(HarnessError):
     pass
 
 
-def _prometheus_url(args: argparse.Namespace) -> str:
-    if args.prometheus:
-        return str(args.prometheus)
-    target = get_target(
-        args.target, TargetOptions(release=args.release, namespace=args.namespace, run_name=args.run_name)
-    )
-    endpoints = target.status()
-    if not endpoints.prometheus_url:
-        target.close()
+def _stack_prometheus(target: Target) -> str:
+    """The URL of the stack's own Prometheus (on a cluster, a port-forward that lives as long as `target`)."""
+    url = target.status().prometheus_url
+    if not url:
         raise NoPrometheus(
             f"the {target.name} stack runs no Prometheus (the rag chart's prometheus.enabled): "
             "enable it, or pass --prometheus URL of one that scrapes the gateway"
         )
-    args.opened_target = target  # kept open: on a cluster its port-forward carries the queries
-    return endpoints.prometheus_url
+    return url
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
     window = usage_report.window(args.since, args.until)
-    prom = usage_report.Prometheus(_prometheus_url(args))
+    options = TargetOptions(release=args.release, namespace=args.namespace, run_name=args.run_name)
+    target = None if args.prometheus else get_target(args.target, options)
     try:
-        bill = usage_report.bill(prom, window, args.by)
-        if args.format == "csv":
-            print(bill.statement(), file=sys.stderr)
-        print(usage_report.render(bill, args.format))
-        if args.plot:
-            lines = usage_report.cumulative_tokens(prom, window, args.by)
-            usage_report.plot(lines, window, args.by, prom.url, Path(args.plot))
-            print(f"plot of tokens by {args.by} written to {args.plot}", file=sys.stderr)
+        prom = usage_report.Prometheus(str(args.prometheus) if target is None else _stack_prometheus(target))
+        try:
+            bill = usage_report.bill(prom, window, args.by)
+            if args.format == "csv":
+                print(bill.statement(), file=sys.stderr)
+            print(usage_report.render(bill, args.format))
+            if args.plot:
+                lines = usage_report.cumulative_tokens(prom, window, args.by)
+                usage_report.plot(lines, window, args.by, prom.url, Path(args.plot))
+                print(f"plot of tokens by {args.by} written to {args.plot}", file=sys.stderr)
+        finally:
+            prom.close()
     finally:
-        prom.close()
-        target = getattr(args, "opened_target", None)
         if target is not None:
             target.close()
     return 0

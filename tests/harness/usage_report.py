@@ -17,7 +17,7 @@ import io
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,14 +160,15 @@ def restarts(prom: Prometheus, window: Window) -> dict[str, list[float]]:
     return dict(out)
 
 
-def series(prom: Prometheus, metric: str, matchers: Mapping[str, str], window: Window) -> list[Series]:
+def series(
+    prom: Prometheus, metric: str, matchers: Mapping[str, str], window: Window, started: Mapping[str, list[float]]
+) -> list[Series]:
     """Every series of `metric` with its raw samples in the window and its value at the window's start
     (Prometheus's instant value: none for a series that was gone, as after its pod restarted). Series
     of several scraped pods (instance) stay apart: each pod counts only its own calls."""
     selector = _selector(metric, matchers)
     raw = prom.query(f"{selector}[{window.seconds}s]", window.end)
     at_start = prom.query(selector, window.start)
-    started = restarts(prom, window)
 
     def key(r: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         return _key(r["metric"]) + (("instance", r["metric"].get("instance", "")),)
@@ -204,8 +205,9 @@ def bill(prom: Prometheus, window: Window, by: str) -> Bill:
     if by not in GROUPS:
         raise ValueError(f"--by {by!r}: choose one of {', '.join(GROUPS)}")
     rows: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0.0))
+    started = restarts(prom, window)  # once for every column
     for column, (metric, matchers) in COLUMNS.items():
-        for s in series(prom, metric, matchers, window):
+        for s in series(prom, metric, matchers, window, started):
             rows[s.labels.get(by) or UNNAMED][column] += s.increase()
     return Bill(prom.url, window, by, dict(sorted(rows.items())))
 
@@ -213,7 +215,7 @@ def bill(prom: Prometheus, window: Window, by: str) -> Bill:
 def cumulative_tokens(prom: Prometheus, window: Window, by: str) -> dict[str, list[tuple[datetime, float]]]:
     """Each group's tokens (input and output) summed over time: the lines `plot` draws."""
     events: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for s in series(prom, TOKENS, {}, window):
+    for s in series(prom, TOKENS, {}, window, restarts(prom, window)):
         events[s.labels.get(by) or UNNAMED].extend(s.steps())
     lines = {}
     for group, steps in sorted(events.items()):
@@ -303,8 +305,3 @@ def _ints(row: Mapping[str, float]) -> dict[str, int | float]:
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def group_totals(rows: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, float]:
-    """Each group's input + output tokens (what the plot's lines end at)."""
-    return {group: row["input_tokens"] + row["output_tokens"] for group, row in rows}

@@ -514,12 +514,14 @@ local function on_request(handle)
   local path = headers:get(":path") or "/"
   local models = is_models_path(path)
 
+  local md = handle:streamInfo():dynamicMetadata()
+  md:set(NS, "user", id.user)
+  md:set(NS, "tier", id.tier)
+
   -- A token budget of 0 allows nothing; the rate limit service would still admit the first
   -- request (it checks tokens before they are known), so deny it here.
   if not models and tier.tokens_limit == 0 then
     local reset = seconds_to_reset(tier.tokens_window, now)
-    handle:streamInfo():dynamicMetadata():set(NS, "user", id.user)
-    handle:streamInfo():dynamicMetadata():set(NS, "tier", id.tier)
     meter(handle, { model = "unknown", refused = "tier_tokens", input = 0, output = 0 })
     reject(handle, 429, error_json("Token rate limit of tier '" .. id.tier .. "' is 0: no requests allowed.",
       "rate_limit_exceeded", "rate_limit_exceeded"), {
@@ -532,9 +534,6 @@ local function on_request(handle)
     return
   end
 
-  local md = handle:streamInfo():dynamicMetadata()
-  md:set(NS, "user", id.user)
-  md:set(NS, "tier", id.tier)
   md:set(NS, "route", models and "models" or "model")
   md:set(NS, "requests_bucket", tostring(math.floor(now / tier.requests_window)))
   md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
