@@ -120,6 +120,14 @@ class Declared:
         """Whether the gateway exports its usage metrics (maas-gateway metrics.enabled)."""
         return bool((self._section("maas-gateway").get("metrics") or {}).get("enabled", False))
 
+    def llama_stack_gateway_prefix(self) -> str:
+        """The gateway path that serves llama-stack's API (maas-gateway llamaStack.pathPrefix), or ""
+        when the values do not put llama-stack behind the gateway."""
+        if not self._section("llama-stack"):
+            return ""
+        behind = self._section("maas-gateway").get("llamaStack") or {}
+        return str(behind.get("pathPrefix") or "") if behind.get("enabled", False) else ""
+
     def tier_names(self) -> list[str]:
         return [str(name) for name in (self._section("maas-gateway").get("tiers") or {})]
 

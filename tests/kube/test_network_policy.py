@@ -70,6 +70,25 @@ def test_redis_service_is_unreachable_from_another_pod(probe: Probe, release: tu
     assert outcome != "connected", f"Redis's Service {host}:{port} accepted a connection from pod {probe.name}"
 
 
+def test_llama_stack_behind_the_gateway_has_one_door(
+    probe: Probe, release: tuple[str, str], gateway_values, key_pool
+) -> None:
+    """With llama-stack behind the gateway, a pod that is not the gateway (nor a helm test pod)
+    cannot connect to llama-stack's pod, while the same probe reaches llama-stack through the gateway
+    with a key (the positive control)."""
+    behind = gateway_values.get("llamaStack") or {}
+    if not behind.get("enabled"):
+        pytest.skip("the release does not put llama-stack behind the gateway (maas-gateway.llamaStack.enabled)")
+    url = f"{gateway_api(release, gateway_values)}{behind['pathPrefix']}/v1/models"
+    status, body = probe.http(url, key_pool.shared("premium"))
+    assert status == 200 and "data" in body, f"GET {url} from the probe: {status} {body}"
+    host, port = pod_ip(*release, "llama-stack"), int(behind["port"])
+    outcome = probe.tcp(host, port)
+    assert outcome != "connected", (
+        f"llama-stack's pod {host}:{port} accepted a connection from pod {probe.name}: a second, unmetered door"
+    )
+
+
 def referenced_objects(pod: dict[str, Any]) -> tuple[set[str], set[str]]:
     """(ConfigMap names, Secret names) a pod reads through volumes, env and envFrom."""
     config_maps, secrets = set(), set()

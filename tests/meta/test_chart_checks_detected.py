@@ -114,6 +114,12 @@ BREAKS = {
         "default_chunk_size_tokens: 800\n            default_chunk",
         (lambda helm, r: checks.test_chunking_is_published_where_clients_read_it(helm, r, "llama-stack"),),
     ),
+    "a second door to llama-stack behind the gateway not checked": Break(
+        "rag/templates/_helpers.tpl",
+        "{{- if and $gw.enabled ($gw.llamaStack).enabled }}",
+        "{{- if false }}",
+        (refusal("second-door-route"), refusal("second-door-service"), refusal("gateway-to-no-llama-stack")),
+    ),
     "pgvector Secret wiring not checked": Break(
         "rag/templates/_helpers.tpl",
         "{{- if or (ne (tpl $ref.name .) $want) (ne $ref.key .Values.pgvector.auth.secretKey) }}",

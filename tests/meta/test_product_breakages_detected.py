@@ -93,6 +93,33 @@ REMAINING = ("tests/e2e/test_ratelimit.py::test_remaining_tokens_decrease_with_u
 WINDOWS = ("tests/e2e/test_windows.py",)
 FAIL_CLOSED = ("tests/e2e/test_faults.py::test_limiter_down_fails_closed_fast",)
 METERING = ("tests/e2e/test_usage_metrics.py",)
+LLAMA_STACK_GATEWAY = ("tests/e2e/test_llama_stack_gateway.py",)
+# The front door's exact charges: each equals the reported usage only when it is charged, and once.
+CHARGED_ONCE = frozenset(
+    {
+        "test_llama_stack_gateway::test_chat_is_charged_once",
+        "test_llama_stack_gateway::test_streamed_chat_is_charged_once",
+        "test_llama_stack_gateway::test_responses_file_search_is_charged_once",
+        "test_llama_stack_gateway::test_streamed_responses_file_search_is_charged_once",
+    }
+)
+FREE_KEY_RESPONSES_429 = "test_llama_stack_gateway::test_free_key_gets_429_from_the_gateway_on_responses"
+FORGED_ONWARD = "test_llama_stack_gateway::test_an_onward_credential_cannot_be_forged"
+LLAMA_STACK_DOWN = "test_llama_stack_gateway::test_llama_stack_down_is_503_json_until_it_returns"
+
+
+def node_ids(names: frozenset[str]) -> tuple[str, ...]:
+    """The e2e node ids of "module::test" names: a breakage runs only the tests of its claim."""
+    return tuple(sorted(f"tests/e2e/{name.replace('::', '.py::')}" for name in names))
+
+
+RESPONSES_CHARGED = frozenset(
+    {
+        "test_llama_stack_gateway::test_responses_file_search_is_charged_once",
+        "test_llama_stack_gateway::test_streamed_responses_file_search_is_charged_once",
+        FREE_KEY_RESPONSES_429,
+    }
+)
 # The claims of the usage metrics: the gateway's metrics, the Prometheus bill and the usage command.
 BILLED = frozenset(
     {
@@ -103,7 +130,9 @@ BILLED = frozenset(
 )
 GATEWAY_BREAKAGES = {
     "nothing broken": Breakage(
-        (), frozenset(), modules=(*GATEWAY_MODULES, *FAILED_CALLS, *WINDOWS, *FAIL_CLOSED, *METERING)
+        (),
+        frozenset(),
+        modules=(*GATEWAY_MODULES, *FAILED_CALLS, *WINDOWS, *FAIL_CLOSED, *METERING, *LLAMA_STACK_GATEWAY),
     ),
     "key check accepts any key": Breakage(
         (
@@ -122,8 +151,9 @@ GATEWAY_BREAKAGES = {
         modules=(AUTH,),
     ),
     "no charge at end of stream": Breakage(
-        # Every budget's end-of-stream charge (the tier's, and the catalog's model budgets).
-        (Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false", count=3),),
+        # Every budget's end-of-stream charge (the tier's, the catalog's model budgets, and the tier's
+        # on llama-stack's route).
+        (Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false", count=4),),
         frozenset(RATELIMIT_TOKENS),
         # Charged before the usage is known, a key's budget no longer matches its use.
         FRESH_KEY_TESTS | SHARED_KEY_TESTS,
@@ -197,13 +227,15 @@ GATEWAY_BREAKAGES = {
         frozenset({"test_ratelimit::test_remaining_tokens_decrease_with_use"}),
         modules=REMAINING,
     ),
-    # 4. The request budget is counted against half its window: twice the requests per window.
+    # 4. The request budget is counted against half its window: twice the requests per window (on
+    # model calls and at llama-stack's front door).
     "request window halved": Breakage(
         (
             Edit(
                 LUA,
                 "math.floor(now / tier.requests_window)",
                 "math.floor(now / (tier.requests_window / 2))",
+                count=2,
             ),
         ),
         frozenset({"test_windows::test_a_request_window_holds_for_its_whole_length"}),
@@ -239,6 +271,37 @@ GATEWAY_BREAKAGES = {
             }
         ),
         modules=METERING,
+    ),
+    # 9. llama-stack behind the gateway: the front door does not meter Responses (they pass free).
+    "Responses not metered at the front door": Breakage(
+        (Edit(LUA, '["/v1/completions"] = true, ["/v1/responses"] = true,', '["/v1/completions"] = true,'),),
+        RESPONSES_CHARGED,
+        modules=node_ids(RESPONSES_CHARGED),
+    ),
+    # 10. llama-stack's onward model calls take the charged route: the caller pays twice.
+    "onward calls charged again": Breakage(
+        (Edit(LUA, '    headers:replace(ONWARD_HEADER, "1")\n', ""),),
+        CHARGED_ONCE,
+        frozenset({FREE_KEY_RESPONSES_429}),
+        modules=node_ids(CHARGED_ONCE | {FREE_KEY_RESPONSES_429}),
+    ),
+    # 11. Onward credentials are taken without checking their MAC: anyone can mint one and call free.
+    "onward credentials not verified": Breakage(
+        (
+            Edit(
+                LUA,
+                "if string.lower(mac) ~= onward_mac(store.secret, expiry, tier, user) then return nil, INVALID_KEY end",
+                "if false then return nil, INVALID_KEY end",
+            ),
+        ),
+        frozenset({FORGED_ONWARD}),
+        modules=node_ids(frozenset({FORGED_ONWARD})),
+    ),
+    # 12. A down llama-stack answers as a model server would: the caller cannot tell what is down.
+    "llama-stack's 503 not its own": Breakage(
+        (Edit(LUA, '  md:set(NS, "upstream", "llama-stack")\n', ""),),
+        frozenset({LLAMA_STACK_DOWN}),
+        modules=node_ids(frozenset({LLAMA_STACK_DOWN})),
     ),
     # 5. The gateway renders fail-open although the values promise closed: the fault test used to
     # read the rendered mode back and skip; it must fail.

@@ -1,7 +1,7 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
 -- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, HMAC_FILE_ENV, RELOAD_SECONDS,
--- DEFAULT_MAX_TOKENS, VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON), files/json.lua (the `json`
--- decoder/encoder) and files/sha256.lua (`sha256.hmac_hex`).
+-- DEFAULT_MAX_TOKENS, VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON, LLAMA_STACK_PREFIX, ONWARD_SECONDS),
+-- files/json.lua (the `json` decoder/encoder) and files/sha256.lua (`sha256.hmac_hex`).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
 -- Secret; path from an env var, never inline), set the identity as dynamic metadata (read by
@@ -21,6 +21,9 @@
 -- x-ratelimit-consumed-tokens and x-maas-tokens-charged to JSON responses, the weights to every
 -- model response, and Retry-After and the refusing budget's name to the gateway's own 429s; a
 -- failed call is charged 0. A stream's weighted charge is computed when its last chunk has passed.
+-- With LLAMA_STACK_PREFIX, `<prefix>/v1/...` is llama-stack's API behind this gateway (see "llama-stack
+-- behind the gateway" below): the caller's key is checked and charged here, and llama-stack gets an
+-- onward credential for its own model calls, which are checked for the caller's tier and charged nothing.
 -- Lua state is per worker: the key table is loaded once per worker (and re-read every
 -- RELOAD_SECONDS); counters never live here, they live in the rate limit service.
 
@@ -174,8 +177,40 @@ end
 -- The identity of a presented key: its entry, or nil and the 401 message. The log names the
 -- user of an expired or revoked key, never the key.
 local INVALID_KEY = "Invalid API key provided."
+
+-- Onward credentials ----------------------------------------------------------------------------
+-- llama-stack behind the gateway makes model calls for its caller through this gateway. The call
+-- that reached llama-stack was charged at the front door, so these onward calls must not be charged
+-- again, and nobody else may claim to be one. The front door therefore hands llama-stack, in place of
+-- the caller's key, `maas-onward:<expiry>:<tier>:<mac>:<user>`, where mac is HMAC-SHA-256 over
+-- expiry, tier and user under the key hashing secret (apiKeys.hmac, which only the gateway reads).
+-- It names the caller (so llama-stack's access policy and the onward call's model access are the
+-- caller's), expires ONWARD_SECONDS after the call started, and is never shown to the caller.
+local ONWARD_PREFIX = "maas-onward:"
+
+local function onward_mac(secret, expiry, tier, user)
+  return sha256.hmac_hex(secret, "maas-onward\n" .. expiry .. "\n" .. tier .. "\n" .. user)
+end
+
+local function mint_onward(secret, id, now)
+  local expiry = tostring(now + (ONWARD_SECONDS or 900))
+  return ONWARD_PREFIX .. expiry .. ":" .. id.tier .. ":" .. onward_mac(secret, expiry, id.tier, id.user) .. ":" .. id.user
+end
+
+-- The identity an onward credential names, or nil and the 401 message.
+local function onward_identity(store, key)
+  local expiry, tier, mac, user = key:match("^maas%-onward:(%d+):([^:]+):(%x+):(.+)$")
+  if expiry == nil or store.secret == nil or TIERS[tier] == nil then return nil, INVALID_KEY end
+  if string.lower(mac) ~= onward_mac(store.secret, expiry, tier, user) then return nil, INVALID_KEY end
+  if os.time() > tonumber(expiry) then
+    return nil, "This onward credential expired (llama-stack's call took longer than llamaStack.onwardSeconds)."
+  end
+  return { user = user, tier = tier, onward = true }
+end
+
 local function identify(handle, key)
   local store = current_store(handle)
+  if key:sub(1, #ONWARD_PREFIX) == ONWARD_PREFIX then return onward_identity(store, key) end
   local entry = store.plain[key]
   if entry == nil and store.secret ~= nil and next(store.hashed) ~= nil then
     entry = store.hashed[sha256.hmac_hex(store.secret, key)]
@@ -268,7 +303,7 @@ end
 -- Tokens charged when no usage arrives (the client aborted the stream, or the model server
 -- sent none): every byte of the request counted as a prompt token (an upper bound for
 -- byte-level BPE tokenizers) plus the completion the call allows (max_completion_tokens,
--- else max_tokens, else DEFAULT_MAX_TOKENS) for each of its n choices.
+-- else max_tokens, else the Responses API's max_output_tokens, else DEFAULT_MAX_TOKENS) for each of its n choices.
 -- Returns the prompt and completion parts of the estimate.
 local function charge_estimate(doc, body_bytes)
   local function count(key)
@@ -276,7 +311,7 @@ local function charge_estimate(doc, body_bytes)
     if n ~= nil and n >= 0 then return math.floor(n) end
     return nil
   end
-  local completion = count("max_completion_tokens") or count("max_tokens") or DEFAULT_MAX_TOKENS
+  local completion = count("max_completion_tokens") or count("max_tokens") or count("max_output_tokens") or DEFAULT_MAX_TOKENS
   local choices = math.max(count("n") or 1, 1)
   return body_bytes, completion * choices
 end
@@ -407,6 +442,9 @@ end
 
 local function meter(handle, fields)
   local md = handle:streamInfo():dynamicMetadata()
+  -- An onward call is part of a call metered at the front door.
+  local own = md:get(NS)
+  if own ~= nil and own["route"] == "onward" then return end
   for k, v in pairs(fields) do md:set(METER_NS, k, v) end
 end
 
@@ -488,10 +526,129 @@ local function on_validate(handle)
   handle:respond({ [":status"] = tostring(status), ["content-type"] = "application/json" }, answer)
 end
 
+-- A model call's body: the buffered body, its bytes and its document; nil once refused (415 for a
+-- compressed body, 400 for one that is not a JSON object). `label(doc)` is the model label the call
+-- is metered under. body() suspends the stream: header handles taken before it are invalid afterwards.
+local function read_model_call(handle, headers, label)
+  local encoding = headers:get("content-encoding")
+  if encoding ~= nil and string.lower(encoding) ~= "identity" then
+    reject(handle, 415, error_json("Content-Encoding '" .. encoding .. "' is not accepted; send the JSON body uncompressed.",
+      "invalid_request_error", "unsupported_content_encoding"))
+    return nil
+  end
+  local body = handle:body()
+  local raw = ""
+  if body ~= nil and body:length() > 0 then raw = body:getBytes(0, body:length()) end
+  local doc, why = parse_model_call(raw)
+  meter(handle, { model = label(doc), input = 0, output = 0 })
+  if doc == nil then
+    reject(handle, 400, error_json(why, "invalid_request_error", "invalid_request_body"))
+    return nil
+  end
+  return body, raw, doc
+end
+
+-- The charge that stands at end of stream unless the response's usage replaces it (see
+-- charge_estimate), weighted by w_in and w_out, and the weights the response step applies to usage.
+local function charge_the_estimate(handle, doc, raw, w_in, w_out)
+  local est_prompt, est_completion = charge_estimate(doc, #raw)
+  local md = handle:streamInfo():dynamicMetadata()
+  md:set(USAGE_NS, "total_tokens", est_prompt + est_completion)
+  md:set(USAGE_NS, "charged", weighted(est_prompt, est_completion, w_in, w_out))
+  meter(handle, { input = est_prompt, output = est_completion })
+  md:set(NS, "cost_input", tostring(w_in))
+  md:set(NS, "cost_output", tostring(w_out))
+end
+
+-- Send the model call on as JSON, whatever the client called it: the document re-encoded when
+-- the step `changed` it.
+local function forward_json(body, headers, doc, changed)
+  if changed then
+    local text = json.encode(doc)
+    body:setBytes(text)
+    headers:replace("content-length", tostring(#text))
+  end
+  headers:replace("content-type", "application/json")
+end
+
+-- llama-stack behind the gateway -------------------------------------------------------------
+-- `<LLAMA_STACK_PREFIX>/v1/...` goes to llama-stack's `/v1/...` (the route's prefix_rewrite). Its model
+-- calls (POST to the paths below) count one request and are charged the usage of llama-stack's answer,
+-- read like a model server's: the JSON body's usage (prompt/completion or input/output tokens) or the
+-- final SSE event's (chat's last chunk, the Responses API's response.completed). Every other call
+-- (models, files, vector stores, ...) needs a key and costs nothing. The route is picked by
+-- LLAMA_STACK_HEADER, which only this step sets (a client's own x-maas- headers are stripped).
+local LLAMA_STACK_HEADER = "x-maas-llama-stack"
+local ONWARD_HEADER = "x-maas-onward"
+local LLAMA_STACK_MODEL_PATHS = {
+  ["/v1/chat/completions"] = true, ["/v1/completions"] = true, ["/v1/responses"] = true, ["/v1/embeddings"] = true,
+}
+
+local function is_llama_stack_path(bare)
+  if LLAMA_STACK_PREFIX == nil then return false end
+  return bare == LLAMA_STACK_PREFIX or bare:sub(1, #LLAMA_STACK_PREFIX + 1) == LLAMA_STACK_PREFIX .. "/"
+end
+
+local function on_llama_stack(handle, id, bare)
+  if id.onward then
+    -- llama-stack never calls itself through the gateway; an onward credential opens no front door.
+    reject(handle, 401, error_json("An onward credential is accepted only on llama-stack's own model calls.",
+      "invalid_api_key", "invalid_api_key"), { ["www-authenticate"] = 'Bearer realm="maas"' })
+    return
+  end
+  local rest = bare:sub(#LLAMA_STACK_PREFIX + 1)
+  if rest:sub(1, 4) ~= "/v1/" then
+    reject(handle, 404, error_json("llama-stack's API is under " .. LLAMA_STACK_PREFIX .. "/v1/.",
+      "invalid_request_error", "not_found"))
+    return
+  end
+  local store = current_store(handle)
+  if store.secret == nil then
+    handle:logErr("maas: llama-stack behind the gateway needs the key hashing secret (env " .. HMAC_FILE_ENV .. ")")
+    reject(handle, 503, error_json("The gateway cannot reach llama-stack for you: it has no key hashing secret.",
+      "service_unavailable", "gateway_misconfigured"))
+    return
+  end
+  local headers = handle:headers()
+  local now = os.time()
+  local tier = TIERS[id.tier]
+  local model_call = headers:get(":method") == "POST" and LLAMA_STACK_MODEL_PATHS[rest] == true
+  local md = handle:streamInfo():dynamicMetadata()
+  md:set(NS, "route", model_call and "model" or "models")
+  -- Read by the local reply config: a 503 of this route says llama-stack is unavailable.
+  md:set(NS, "upstream", "llama-stack")
+  md:set(NS, "requests_bucket", tostring(math.floor(now / tier.requests_window)))
+  md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
+  md:set(NS, "started", tostring(now))
+  if model_call and tier.tokens_limit == 0 then
+    meter(handle, { model = "llama-stack", refused = "tier_tokens", input = 0, output = 0 })
+    reject(handle, 429, error_json("Token rate limit of tier '" .. id.tier .. "' is 0: no requests allowed.",
+      "rate_limit_exceeded", "rate_limit_exceeded"), { ["retry-after"] = tostring(seconds_to_reset(tier.tokens_window, now)),
+      ["x-should-retry"] = "false" })
+    return
+  end
+  -- llama-stack authenticates the caller (its `custom` auth provider asks VALIDATE_PATH) and calls
+  -- the models with the same credential (provider data): the onward credential, never the key.
+  local onward = mint_onward(store.secret, id, now)
+  headers:replace("authorization", "Bearer " .. onward)
+  headers:replace("x-llamastack-provider-data", string.format('{"vllm_api_token":"%s"}', json_escape(onward)))
+  headers:replace(LLAMA_STACK_HEADER, model_call and "model" or "other")
+  reroute(handle)
+  if not model_call then return end
+
+  local body, raw, doc = read_model_call(handle, headers, function() return "llama-stack" end)
+  if body == nil then return end
+  charge_the_estimate(handle, doc, raw, 1, 1)
+  forward_json(body, handle:headers(), doc, force_include_usage(doc, rest))
+end
+
 local function on_request(handle)
   local headers = handle:headers()
   strip_identity_headers(headers)
-  if (headers:get(":path") or ""):match("^[^?]*") == VALIDATE_PATH then
+  -- Envoy picked the route before this step, with whatever x-maas- headers the client sent.
+  reroute(handle)
+  local bare = (headers:get(":path") or ""):match("^[^?]*")
+  if bare == VALIDATE_PATH then
     on_validate(handle)
     return
   end
@@ -518,9 +675,22 @@ local function on_request(handle)
   md:set(NS, "user", id.user)
   md:set(NS, "tier", id.tier)
 
+  if is_llama_stack_path(bare) then
+    on_llama_stack(handle, id, bare)
+    return
+  end
+  if id.onward then
+    -- llama-stack's own model call for a caller charged at the front door: the caller's tier
+    -- decides which models it may use (below); no budget is checked or charged (the onward route
+    -- has none), and it is not metered again.
+    md:set(NS, "route", "onward")
+    headers:replace(ONWARD_HEADER, "1")
+    reroute(handle)
+  end
+
   -- A token budget of 0 allows nothing; the rate limit service would still admit the first
   -- request (it checks tokens before they are known), so deny it here.
-  if not models and tier.tokens_limit == 0 then
+  if not models and not id.onward and tier.tokens_limit == 0 then
     local reset = seconds_to_reset(tier.tokens_window, now)
     meter(handle, { model = "unknown", refused = "tier_tokens", input = 0, output = 0 })
     reject(handle, 429, error_json("Token rate limit of tier '" .. id.tier .. "' is 0: no requests allowed.",
@@ -534,7 +704,7 @@ local function on_request(handle)
     return
   end
 
-  md:set(NS, "route", models and "models" or "model")
+  if not id.onward then md:set(NS, "route", models and "models" or "model") end
   md:set(NS, "requests_bucket", tostring(math.floor(now / tier.requests_window)))
   md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
   md:set(NS, "started", tostring(now))
@@ -570,22 +740,8 @@ local function on_request(handle)
   end
 
   if models or headers:get(":method") ~= "POST" then return end
-  local encoding = headers:get("content-encoding")
-  if encoding ~= nil and string.lower(encoding) ~= "identity" then
-    reject(handle, 415, error_json("Content-Encoding '" .. encoding .. "' is not accepted; send the JSON body uncompressed.",
-      "invalid_request_error", "unsupported_content_encoding"))
-    return
-  end
-  -- body() suspends the stream; header handles taken before it are invalid afterwards.
-  local body = handle:body()
-  local raw = ""
-  if body ~= nil and body:length() > 0 then raw = body:getBytes(0, body:length()) end
-  local doc, why = parse_model_call(raw)
-  meter(handle, { model = meter_model(doc), input = 0, output = 0 })
-  if doc == nil then
-    reject(handle, 400, error_json(why, "invalid_request_error", "invalid_request_body"))
-    return
-  end
+  local body, raw, doc = read_model_call(handle, headers, meter_model)
+  if body == nil then return end
   local entry = nil
   if ROUTE_BY_MODEL then
     local status, refusal
@@ -596,16 +752,9 @@ local function on_request(handle)
       return
     end
   end
-  -- Charged at end of stream unless the response's usage replaces it (see charge_estimate),
-  -- weighted by the model's tokenCost.
-  local w_in, w_out = token_cost(entry)
-  local est_prompt, est_completion = charge_estimate(doc, #raw)
+  -- Weighted by the model's tokenCost.
+  charge_the_estimate(handle, doc, raw, token_cost(entry))
   md = handle:streamInfo():dynamicMetadata()
-  md:set(USAGE_NS, "total_tokens", est_prompt + est_completion)
-  md:set(USAGE_NS, "charged", weighted(est_prompt, est_completion, w_in, w_out))
-  meter(handle, { input = est_prompt, output = est_completion })
-  md:set(NS, "cost_input", tostring(w_in))
-  md:set(NS, "cost_output", tostring(w_out))
   if entry ~= nil then
     -- The model's budgets: each metadata key names the model only when the budget exists, so the
     -- model budget filters send a descriptor (and call the rate limit service) only then.
@@ -632,13 +781,7 @@ local function on_request(handle)
       changed_model = true
     end
   end
-  if force_include_usage(doc, path) or changed_model then
-    local changed = json.encode(doc)
-    body:setBytes(changed)
-    headers:replace("content-length", tostring(#changed))
-  end
-  -- Understood as JSON whatever the client called it: say so to the model server.
-  headers:replace("content-type", "application/json")
+  forward_json(body, headers, doc, force_include_usage(doc, path) or changed_model)
 end
 
 -- Envoy lets a request through when its Lua step raises: fail closed instead.
@@ -724,6 +867,8 @@ end
 function envoy_on_response(handle)
   local md = handle:streamInfo():dynamicMetadata():get(NS)
   if md == nil or md["tier"] == nil then return end
+  -- An onward call is neither charged nor limited: its budgets are the front door's.
+  if md["route"] == "onward" then return end
   local headers = handle:headers()
   local tier = TIERS[md["tier"]]
   local now = os.time()

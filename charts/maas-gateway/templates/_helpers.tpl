@@ -132,6 +132,9 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 {{- end }}
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
+{{- if and .Values.llamaStack.enabled (eq .Values.mode "kuadrant") }}
+{{- fail "ERROR: llamaStack.enabled is true, but maas-gateway.mode is kuadrant: only the standalone gateway serves llama-stack behind it (its onward credentials keep each call charged once). Set mode=standalone or llamaStack.enabled=false" }}
+{{- end }}
 {{- $catalog := (include "maas-gateway.catalogEntries" . | fromJson) }}
 {{- $bad := list }}
 {{- range $key, $m := ((.Values.global).models | default dict) }}

@@ -48,6 +48,17 @@ Usage: {{ include "rag.validate" . }}
 {{- end }}
 {{- end }}
 {{- $gw := index .Values "maas-gateway" }}
+{{- if and $gw.enabled ($gw.llamaStack).enabled }}
+{{- if not $ls.enabled }}
+{{- $errors = append $errors "maas-gateway.llamaStack.enabled is true, but llama-stack.enabled is false: the gateway would route to a llama-stack that is not deployed. Enable llama-stack or set maas-gateway.llamaStack.enabled=false." }}
+{{- end }}
+{{- if ($ls.route).enabled }}
+{{- $errors = append $errors "llama-stack.route.enabled is true while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Route would be a second door to llama-stack with no key check and no charge. Set llama-stack.route.enabled=false and reach llama-stack through the gateway's route (maas-gateway.route) at maas-gateway.llamaStack.pathPrefix." }}
+{{- end }}
+{{- if ne (($ls.service).type | default "ClusterIP") "ClusterIP" }}
+{{- $errors = append $errors (printf "llama-stack.service.type is %s while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Service would be a second door to llama-stack with no key check and no charge. Set llama-stack.service.type=ClusterIP and reach llama-stack through the gateway." $ls.service.type) }}
+{{- end }}
+{{- end }}
 {{- if and $gw.enabled (eq ($gw.mode | default "standalone") "kuadrant") $ls.enabled $ls.auth.enabled }}
 {{- $endpoint := tpl $ls.auth.endpoint . }}
 {{- if contains (printf "//%s-maas-gateway:" .Release.Name) $endpoint }}

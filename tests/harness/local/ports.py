@@ -110,6 +110,7 @@ def port_values(
             "ratelimit": {"grpcPort": p.ratelimit_grpc, "httpPort": p.ratelimit_http, "debugPort": p.ratelimit_debug},
             "redis": {"port": p.redis},
             "upstream": {"port": p.model_server},
+            "llamaStack": {"host": "127.0.0.1", "port": p.llama_stack},
         },
         "pgvector": {"port": p.pgvector},
         "prometheus": {"port": p.prometheus, "targets": [f"127.0.0.1:{p.gateway_metrics}"]},

@@ -268,6 +268,8 @@ class Gateway:
         validate_path: str = "/auth/validate",
         buffer_limit: int = 16 * 1024 * 1024,
         models: dict[str, dict[str, Any]] | None = None,
+        llama_stack_prefix: str | None = None,
+        onward_seconds: int = 900,
     ) -> None:
         self.tiers = tiers or dict(chart_tiers())
         self.clock = clock or Clock()
@@ -278,6 +280,9 @@ class Gateway:
         # The routing table of maas-gateway.routingTable (public id -> cluster, served, tiers, meta);
         # None: routing.byModel off.
         self.models = models
+        # maas-gateway llamaStack.pathPrefix (None: llamaStack.enabled false) and onwardSeconds.
+        self.llama_stack_prefix = llama_stack_prefix
+        self.onward_seconds = onward_seconds
         self.keys_file = tmp_path / "api-keys"
         self.write_keys(keys)
         self.hmac_file = tmp_path / "hmac-key"
@@ -323,6 +328,10 @@ class Gateway:
             f'VALIDATE_PATH = "{self.validate_path}"',
             f"ROUTE_BY_MODEL = {'true' if self.models is not None else 'false'}",
             f"MODELS_JSON = [==[{json.dumps(self.models or {}, sort_keys=True)}]==]",
+            f'LLAMA_STACK_PREFIX = "{self.llama_stack_prefix}"'
+            if self.llama_stack_prefix
+            else "LLAMA_STACK_PREFIX = nil",
+            f"ONWARD_SECONDS = {self.onward_seconds}",
         ]
         return "\n".join(lines)
 
@@ -365,22 +374,30 @@ class Gateway:
             return self.reply_of(request.reply, logs)
 
         maas = lua_table_to_dict(md.namespaces["maas"])
-        route = self.route(path)
+        # The route headers Envoy matches on: the script's at its last route clearing, else the client's.
+        if request.route_cleared:
+            match = lua_table_to_dict(request.route_match)
+        else:
+            sent_headers = dict(request_headers)
+            match = {"llama_stack": sent_headers.get("x-maas-llama-stack"), "onward": sent_headers.get("x-maas-onward")}
+        route = self.route(path, match)
+        # The routes whose calls count a request and are charged at end of stream.
+        charged = route in ("model", "llama_stack_model")
         statuses: list[tuple[str, Status]] = []
         token_filters_ran: list[str] = []
         if local is None and "tier" in maas and route != "direct":
             for kind in self.filters(route, maas):
-                hits = 1 if (kind in ("requests", "model_requests") and route == "model") else 0
-                if kind in TOKEN_BUDGETS and route == "model":
+                hits = 1 if (kind in ("requests", "model_requests") and charged) else 0
+                if kind in TOKEN_BUDGETS and charged:
                     token_filters_ran.append(kind)
                 if self.limiter.down:
-                    if self.failure_mode == "closed" and route == "model":
+                    if self.failure_mode == "closed" and charged:
                         local = self.local_reply(503, "rate_limit_service_unavailable", "service_unavailable")
                         break
                     continue
                 status = self.check(kind, maas, hits)
                 statuses.append((kind, status))
-                if status.over and route == "model":
+                if status.over and charged:
                     local = self.local_reply(429, "rate_limit_exceeded", "rate_limit_exceeded")
                     local.headers.append(("x-envoy-ratelimited", "true"))
                     break
@@ -396,7 +413,9 @@ class Gateway:
                     # Envoy's route: the static maas_upstream, or cluster_header on the catch-all
                     # route when routing by model (read when the route was last picked).
                     cluster: str | None = "maas_upstream"
-                    if route == "model" and self.models is not None:
+                    if route.startswith("llama_stack"):
+                        cluster = "maas_llama_stack"
+                    elif route in ("model", "onward") and self.models is not None:
                         cluster = (
                             request.route_header
                             if request.route_cleared
@@ -406,8 +425,9 @@ class Gateway:
                     self.clusters.append(str(cluster))
                 else:
                     answer = upstream
-                # The route removes the routing header before the model server sees it.
-                forwarded.pop("x-maas-cluster", None)
+                # The routes remove the routing headers before the upstream sees them.
+                for name in ("x-maas-cluster", "x-maas-llama-stack", "x-maas-onward"):
+                    forwarded.pop(name, None)
                 answer = answer or model_server()
                 if answer == DOWN:
                     local = self.local_reply(503, "upstream_unavailable", "service_unavailable")
@@ -454,7 +474,9 @@ class Gateway:
         return out
 
     def filters(self, route: str, maas: dict[str, Any]) -> list[str]:
-        """The rate limit filters that send a descriptor, in the chart's filter order."""
+        """The rate limit filters that send a descriptor, in the chart's filter order (the onward route has none)."""
+        if route == "onward":
+            return []
         if route != "model" or self.models is None:
             return ["tokens", "requests"]
         named = {kind: key in maas for kind, key in MODEL_BUDGET_KEYS.items()}
@@ -487,12 +509,17 @@ class Gateway:
         co = self.lua.eval(f"function(h) return coroutine.wrap(function() {function}(h) end) end")(handle)
         return co()
 
-    def route(self, path: str) -> str:
+    def route(self, path: str, match: dict[str, Any]) -> str:
+        """The chart's route for a path and the route headers, in the route table's order."""
         bare = path.split("?", 1)[0]
         if bare == self.validate_path:
             return "direct"
         if bare == "/v1/models" or bare.startswith("/v1/models/"):
             return "models"
+        if self.llama_stack_prefix and bare.startswith(self.llama_stack_prefix + "/"):
+            return "llama_stack_model" if match.get("llama_stack") == "model" else "llama_stack"
+        if match.get("onward") is not None:
+            return "onward"
         return "model"
 
     def local_reply(self, status: int, code: str, etype: str) -> Reply:

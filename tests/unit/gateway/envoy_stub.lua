@@ -118,10 +118,15 @@ function stub.handle(header_list, body, md)
     end
   end
   -- Envoy picks the route again on the next filter; h.route_header records the route header's value
-  -- at the last clearing (h.route_header_name, set by the caller), which is what cluster_header reads.
+  -- at the last clearing (h.route_header_name, set by the caller), which is what cluster_header reads,
+  -- and h.route_match the headers the routes match on (x-maas-llama-stack, x-maas-onward).
   function h:clearRouteCache()
     self.route_cleared = true
     self.route_header = self.hdrs:get(self.route_header_name or "x-maas-cluster")
+    self.route_match = {
+      llama_stack = self.hdrs:get("x-maas-llama-stack"),
+      onward = self.hdrs:get("x-maas-onward"),
+    }
   end
   -- Envoy sends the reply and never resumes the script (respond() yields for good).
   function h:respond(headers, reply_body)

@@ -1,0 +1,242 @@
+"""llama-stack behind the gateway (maas-gateway `llamaStack`): the front door at the path prefix
+checks the caller's key and budgets and charges llama-stack's reported usage; llama-stack gets an
+onward credential in place of the key, and its model calls with it are checked for the caller's tier
+and charged nothing. Forged, tampered and expired credentials open nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .envoy_model import Gateway, Upstream, model_server
+
+pytestmark = pytest.mark.unit
+
+PREFIX = "/llama-stack"
+FREE, PREMIUM = "k-free", "k-premium"
+ONWARD_SECONDS = 120
+MODELS: dict[str, dict[str, Any]] = {
+    "open-model": {"cluster": "maas_upstream", "served": "open-model", "meta": {}},
+    "premium-model": {"cluster": "maas_model_premium", "served": "premium-model", "tiers": ["premium"], "meta": {}},
+}
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+    return make_gateway(models=MODELS, llama_stack_prefix=PREFIX, onward_seconds=ONWARD_SECONDS)
+
+
+class LlamaStack:
+    """llama-stack as the gateway sees it: records what it was sent, answers with a usage."""
+
+    def __init__(self, answer: Upstream | None = None) -> None:
+        self.seen: list[tuple[dict[str, str], str]] = []
+        self.answer = answer or model_server(total_tokens=40, completion_tokens=10)
+
+    def __call__(self, headers: dict[str, str], body: str) -> tuple[int, list[tuple[str, str]], str]:
+        self.seen.append((headers, body))
+        return self.answer(headers, body)
+
+    def onward(self) -> str:
+        """The credential llama-stack got for its own model calls (from its last request)."""
+        headers = self.seen[-1][0]
+        auth = headers["authorization"]
+        assert auth.startswith("Bearer maas-onward:"), auth
+        credential = auth.removeprefix("Bearer ")
+        assert json.loads(headers["x-llamastack-provider-data"]) == {"vllm_api_token": credential}
+        return credential
+
+
+def upstreams(llama: LlamaStack) -> dict[str, Upstream]:
+    return {"maas_llama_stack": llama, "maas_upstream": model_server(), "maas_model_premium": model_server()}
+
+
+def front_door(gateway: Gateway, key: str, llama: LlamaStack, path: str = "/v1/chat/completions", **body: Any) -> Any:
+    doc = {"model": "maas/open-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8, **body}
+    return gateway.call("POST", PREFIX + path, key=key, body=doc, upstream=upstreams(llama))
+
+
+def onward_chat(gateway: Gateway, credential: str, model: str = "open-model", **headers: str) -> Any:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    return gateway.call(
+        "POST",
+        "/v1/chat/completions",
+        key=credential,
+        body=body,
+        headers=list(headers.items()),
+        upstream=upstreams(LlamaStack()),
+    )
+
+
+def test_a_front_door_call_is_charged_its_usage_and_counted_once(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    tokens, requests = gateway.budget(PREMIUM), gateway.budget(PREMIUM, "requests")
+    reply = front_door(gateway, PREMIUM, llama)
+    assert reply.status == 200, reply.describe()
+    assert reply.int_header("x-ratelimit-consumed-tokens") == 40, reply.describe()
+    assert gateway.budget(PREMIUM) == tokens - 40
+    assert gateway.budget(PREMIUM, "requests") == requests - 1
+    assert gateway.clusters[-1] == "maas_llama_stack"
+
+
+def test_llama_stack_gets_an_onward_credential_never_the_key(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    front_door(gateway, PREMIUM, llama, path="/v1/responses", input="hi")
+    headers, _ = llama.seen[-1]
+    assert PREMIUM not in json.dumps(headers), f"the caller's key reached llama-stack: {headers}"
+    assert llama.onward().endswith(":carol"), "the credential does not name the caller"
+    assert not any(name.startswith("x-maas-") for name in headers), headers
+
+
+def test_the_front_door_forwards_the_path_under_the_prefix(gateway: Gateway) -> None:
+    """Envoy's prefix_rewrite drops the prefix; the script keeps the rest of the path as it came."""
+    llama = LlamaStack()
+    reply = gateway.call("GET", PREFIX + "/v1/files?limit=2", key=PREMIUM, upstream=upstreams(llama))
+    assert reply.status == 200, reply.describe()
+    assert llama.seen, "llama-stack was not called"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/models"), ("GET", "/v1/files"), ("POST", "/v1/vector_stores")]
+)
+def test_other_calls_need_a_key_and_cost_nothing(gateway: Gateway, method: str, path: str) -> None:
+    llama = LlamaStack()
+    tokens, requests = gateway.budget(PREMIUM), gateway.budget(PREMIUM, "requests")
+    reply = gateway.call(method, PREFIX + path, key=PREMIUM, body={"name": "s"}, upstream=upstreams(llama))
+    assert reply.status == 200, reply.describe()
+    assert reply.int_header("x-ratelimit-remaining-tokens") == tokens, reply.describe()
+    assert (gateway.budget(PREMIUM), gateway.budget(PREMIUM, "requests")) == (tokens, requests)
+    refused = gateway.call(method, PREFIX + path, key="not-a-key", upstream=upstreams(llama))
+    assert refused.status == 401, refused.describe()
+    assert len(llama.seen) == 1, "a call without a valid key reached llama-stack"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/embeddings"])
+def test_every_model_path_is_charged(gateway: Gateway, path: str) -> None:
+    tokens = gateway.budget(PREMIUM)
+    reply = front_door(gateway, PREMIUM, LlamaStack(), path=path)
+    assert reply.status == 200, reply.describe()
+    assert gateway.budget(PREMIUM) == tokens - 40
+
+
+def test_the_responses_estimate_counts_max_output_tokens(gateway: Gateway) -> None:
+    """Without usage in the answer (an aborted stream), the estimate stands: prompt bytes plus the
+    completion the call allows, here the Responses API's max_output_tokens."""
+    no_usage = LlamaStack(lambda h, b: (200, [("content-type", "text/event-stream")], "data: {}\n\n"))
+    tokens = gateway.budget(PREMIUM)
+    body = {"model": "m", "input": "hi", "max_output_tokens": 77, "stream": True}
+    gateway.call("POST", PREFIX + "/v1/responses", key=PREMIUM, body=body, upstream=upstreams(no_usage))
+    assert gateway.budget(PREMIUM) == tokens - len(json.dumps(body)) - 77
+
+
+def test_a_spent_budget_is_refused_before_llama_stack(gateway: Gateway) -> None:
+    llama = LlamaStack(model_server(total_tokens=500))
+    assert front_door(gateway, FREE, llama).status == 200
+    calls = len(llama.seen)
+    refused = front_door(gateway, FREE, llama, path="/v1/responses", input="hi")
+    assert refused.status == 429, refused.describe()
+    assert refused.header("retry-after"), refused.describe()
+    assert refused.json()["error"]["type"] == "rate_limit_exceeded"
+    assert len(llama.seen) == calls, "the refused call reached llama-stack"
+
+
+def test_onward_calls_are_not_charged_or_counted(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    front_door(gateway, PREMIUM, llama)
+    tokens, requests = gateway.budget(PREMIUM), gateway.budget(PREMIUM, "requests")
+    for _ in range(3):
+        reply = onward_chat(gateway, llama.onward())
+        assert reply.status == 200, reply.describe()
+    assert (gateway.budget(PREMIUM), gateway.budget(PREMIUM, "requests")) == (tokens, requests)
+
+
+def test_onward_calls_keep_the_callers_model_access(gateway: Gateway) -> None:
+    free, premium = LlamaStack(), LlamaStack()
+    front_door(gateway, FREE, free)
+    front_door(gateway, PREMIUM, premium)
+    assert onward_chat(gateway, free.onward(), "premium-model").status == 403
+    assert onward_chat(gateway, premium.onward(), "premium-model").status == 200
+
+
+def test_an_onward_call_works_with_a_spent_budget(gateway: Gateway) -> None:
+    """The call that made it was admitted at the front door; its model calls finish it."""
+    llama = LlamaStack(model_server(total_tokens=500))
+    front_door(gateway, FREE, llama)
+    assert front_door(gateway, FREE, llama).status == 429
+    assert onward_chat(gateway, llama.onward()).status == 200
+
+
+def tampered(credential: str, field: int, value: str) -> str:
+    parts = credential.split(":", 4)
+    parts[field] = value
+    return ":".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [(1, "9999999999"), (2, "enterprise"), (3, "0" * 64), (4, "dave")],
+    ids=["expiry", "tier", "mac", "user"],
+)
+def test_a_tampered_onward_credential_is_refused(gateway: Gateway, field: int, value: str) -> None:
+    llama = LlamaStack()
+    front_door(gateway, FREE, llama)
+    reply = onward_chat(gateway, tampered(llama.onward(), field, value))
+    assert reply.status == 401, reply.describe()
+
+
+def test_an_onward_credential_expires(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    front_door(gateway, PREMIUM, llama)
+    credential = llama.onward()
+    gateway.clock.advance(ONWARD_SECONDS - 1)
+    assert onward_chat(gateway, credential).status == 200
+    gateway.clock.advance(2)
+    reply = onward_chat(gateway, credential)
+    assert reply.status == 401, reply.describe()
+    assert "expired" in reply.json()["error"]["message"]
+
+
+def test_an_onward_credential_opens_no_front_door(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    front_door(gateway, PREMIUM, llama)
+    calls = len(llama.seen)
+    reply = front_door(gateway, llama.onward(), llama)
+    assert reply.status == 401, reply.describe()
+    assert len(llama.seen) == calls
+
+
+@pytest.mark.parametrize("by_model", [True, False], ids=["routing by model", "one upstream"])
+def test_a_client_cannot_pick_the_onward_route(make_gateway: Callable[..., Gateway], by_model: bool) -> None:
+    """Envoy picked the route on the client's headers; the script strips them and has it picked again."""
+    gateway = make_gateway(models=MODELS if by_model else None, llama_stack_prefix=PREFIX)
+    tokens = gateway.budget(PREMIUM)
+    reply = onward_chat(gateway, PREMIUM, **{"x-maas-onward": "1", "x-maas-llama-stack": "other"})
+    assert reply.status == 200, reply.describe()
+    assert gateway.budget(PREMIUM) < tokens, "a client's x-maas-onward header made its call free"
+
+
+def test_without_the_key_hashing_secret_the_front_door_is_closed(gateway: Gateway) -> None:
+    gateway.hmac_file.write_text("")
+    gateway.clock.advance(60)  # past the key file's reload
+    llama = LlamaStack()
+    reply = front_door(gateway, PREMIUM, llama)
+    assert reply.status == 503, reply.describe()
+    assert not llama.seen
+
+
+def test_a_path_outside_v1_is_404(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    reply = gateway.call("GET", PREFIX + "/admin", key=PREMIUM, upstream=upstreams(llama))
+    assert reply.status == 404, reply.describe()
+    assert not llama.seen
+
+
+def test_without_llama_stack_the_prefix_is_a_model_path(make_gateway: Callable[..., Gateway]) -> None:
+    """llamaStack off: nothing under the prefix reaches a llama-stack, and the key is never swapped."""
+    plain = make_gateway(models=MODELS)
+    llama = LlamaStack()
+    reply = plain.call("GET", PREFIX + "/v1/files", key=PREMIUM, upstream=upstreams(llama))
+    assert not llama.seen, reply.describe()
