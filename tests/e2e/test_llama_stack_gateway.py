@@ -316,8 +316,9 @@ def first_within(call: Any, ok: Any, seconds: float) -> tuple[Reply, float]:
 def test_llama_stack_down_is_503_json_until_it_returns(
     target: Target, gateway: Gateway, declared: Declared, premium_key: str, front_door: str
 ) -> None:
-    """The gateway health-checks llama-stack: stopped, its route answers 503 JSON within the check
-    period; back, the route serves again within a second or so (it is checked every second while down)."""
+    """Stopped, llama-stack's route answers 503 JSON of its own (llama_stack_unavailable) within the
+    health check period (at once: the call is refused); back, the route serves again as soon as it
+    answers (bounded by the same period)."""
     faulty = fault_target(target)
     prefix = declared.llama_stack_gateway_prefix()
     period = float(((declared.values.get("maas-gateway") or {}).get("llamaStack") or {}).get("healthCheckSeconds", 5))
