@@ -67,6 +67,11 @@ class Reply:
     body: Any = None
     chunks: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, response: httpx.Response) -> Reply:
+        """A read response: its JSON body, or its text when it is not JSON."""
+        return cls(response.status_code, response.headers, _json(response))
+
     @property
     def rate(self) -> RateHeaders:
         return RateHeaders.of(self.headers)
@@ -115,7 +120,7 @@ class Gateway:
     def models(self, key: str | None, scheme: str = "Bearer", headers: dict[str, str] | None = None) -> Reply:
         hdrs = {**(auth_header(key, scheme) if key else {}), **(headers or {})}
         response = self.http.get("/v1/models", headers=hdrs)
-        return Reply(response.status_code, response.headers, _json(response))
+        return Reply.of(response)
 
     def chat(
         self,
@@ -129,7 +134,7 @@ class Gateway:
         response = self.http.post(
             "/v1/chat/completions", json=self._body(text, max_tokens), headers=self._headers(key, scheme, headers)
         )
-        return Reply(response.status_code, response.headers, _json(response))
+        return Reply.of(response)
 
     def stream(self, key: str, text: str, *, max_tokens: int | None = None, include_usage: bool = True) -> Reply:
         body = {**self._body(text, max_tokens), "stream": True}
@@ -140,7 +145,7 @@ class Gateway:
         ) as response:
             if response.status_code != 200:
                 response.read()
-                return Reply(response.status_code, response.headers, _json(response))
+                return Reply.of(response)
             chunks = parse_sse(response.iter_lines())
             return Reply(response.status_code, response.headers, None, chunks)
 
@@ -160,7 +165,7 @@ class Gateway:
             response.read()
             if response.status_code == 200 and "text/event-stream" in response.headers.get("content-type", ""):
                 return Reply(200, response.headers, None, parse_sse(response.iter_lines()))
-            return Reply(response.status_code, response.headers, _json(response))
+            return Reply.of(response)
 
     def _body(self, text: str, max_tokens: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": text}]}

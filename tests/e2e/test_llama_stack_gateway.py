@@ -294,12 +294,7 @@ HEALTH_SLACK_S = 5.0
 
 
 def listing(gateway: Gateway, prefix: str, key: str) -> Reply:
-    response = gateway.http.get(f"{prefix}/v1/models", headers=auth_header(key))
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text
-    return Reply(response.status_code, response.headers, body)
+    return Reply.of(gateway.http.get(f"{prefix}/v1/models", headers=auth_header(key)))
 
 
 def first_within(call: Any, ok: Any, seconds: float) -> tuple[Reply, float]:
