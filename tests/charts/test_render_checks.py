@@ -199,6 +199,26 @@ REFUSALS = [
         "llama-stack.enabled",
         "set maas-gateway.llamaStack.enabled=false",
     ),
+    # The gateway fills in the chunking llama-stack publishes, and only a chunking that advances.
+    Refusal(
+        "gateway-chunking-differs",
+        "rag",
+        {"maas-gateway": {"llamaStack": {"enabled": True}}, "llama-stack": {"vectorStore": {"chunkSizeTokens": 300}}},
+        {
+            "maas-gateway": {"llamaStack": {"enabled": True, "chunking": {"sizeTokens": 300}}},
+            "llama-stack": {"vectorStore": {"chunkSizeTokens": 300}},
+        },
+        "maas-gateway.llamaStack.chunking",
+        "Set maas-gateway.llamaStack.chunking to {sizeTokens: 300, overlapTokens: 100}",
+    ),
+    Refusal(
+        "gateway-chunking-overlap",
+        "maas-gateway",
+        {"llamaStack": {"enabled": True, "chunking": {"sizeTokens": 200, "overlapTokens": 200}}},
+        {"llamaStack": {"enabled": True, "chunking": {"sizeTokens": 200, "overlapTokens": 199}}},
+        "llamaStack.chunking.overlapTokens",
+        "smaller than llamaStack.chunking.sizeTokens",
+    ),
     Refusal(
         "llama-stack-behind-kuadrant",
         "maas-gateway",

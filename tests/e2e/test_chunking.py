@@ -71,9 +71,11 @@ def wait_completed(client: Any, store_id: str, file_id: str) -> None:
     raise AssertionError(f"ingestion not complete after {INGEST_TIMEOUT_S}s: {status}")
 
 
-def stored_chunks(llama_stack_url: str, store_id: str, file_id: str) -> list[str]:
-    url = f"{llama_stack_url}/v1/vector_stores/{store_id}/files/{file_id}/content"
-    status, payload = http.json_request("GET", url, timeout=30)
+def stored_chunks(api: str, store_id: str, file_id: str, key: str = "") -> list[str]:
+    """The file's chunks as llama-stack stored them; `api` is llama-stack's /v1 base (direct, or on
+    the gateway with `key`)."""
+    url = f"{api}/vector_stores/{store_id}/files/{file_id}/content"
+    status, payload = http.json_request("GET", url, token=key, timeout=30)
     assert status == 200, f"GET {url} answered {status}: {payload}"
     return [item["text"] for item in payload["data"] if item.get("type") == "text"]
 
@@ -102,7 +104,7 @@ def attached(openai_llama: Any, llama_stack_url: str) -> Iterator[Attached]:
             vector_store_id=store.id, file_id=upload.id, chunking_strategy=chunking.strategy()
         )
         wait_completed(openai_llama, store.id, upload.id)
-        chunks = in_document_order(text, chunking, stored_chunks(llama_stack_url, store.id, upload.id))
+        chunks = in_document_order(text, chunking, stored_chunks(f"{llama_stack_url}/v1", store.id, upload.id))
         yield Attached(chunking, len(cl100k().encode(text)), chunks)
     finally:
         openai_llama.vector_stores.delete(store.id)
@@ -114,7 +116,7 @@ def test_published_chunking_is_valid(attached: Attached) -> None:
     assert 100 <= size <= 4096 and 0 <= overlap < size, attached.chunking
 
 
-def test_chunks_have_the_configured_size(attached: Attached) -> None:
+def assert_configured_chunks(attached: Attached) -> None:
     """Every chunk but the last holds chunkSizeTokens tokens; none holds more (not 800)."""
     encoding = cl100k()
     size, overlap = attached.chunking.size_tokens, attached.chunking.overlap_tokens
@@ -124,6 +126,10 @@ def test_chunks_have_the_configured_size(attached: Attached) -> None:
     assert abs(len(counts) - expected) <= 1, f"{len(counts)} chunks, expected about {expected}: {counts}"
     full = sorted(counts)[1:]  # the document's tail may be shorter
     assert all(count >= size - EDGE_TOKENS for count in full), f"chunks smaller than {size}: {counts}"
+
+
+def test_chunks_have_the_configured_size(attached: Attached) -> None:
+    assert_configured_chunks(attached)
 
 
 def test_consecutive_chunks_share_the_overlap(attached: Attached) -> None:

@@ -27,6 +27,15 @@ from openai import OpenAI
 
 from .faults import assert_503_json, fault_target
 from .support import Gateway, RateHeaders, Reply, auth_header, await_window, remaining_tokens, wait_for_charge, words
+from .test_chunking import (
+    Attached,
+    assert_configured_chunks,
+    cl100k,
+    in_document_order,
+    long_document,
+    stored_chunks,
+    wait_completed,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
@@ -111,6 +120,52 @@ def enterprise_store(front_door: str, key_pool, llama_stack_url: str) -> Iterato
         )
         assert attached.status == "completed", f"the file was not ingested through the gateway: {attached}"
         yield key, store.id
+    finally:
+        client.vector_stores.delete(store.id)
+        client.files.delete(upload.id)
+
+
+def test_a_file_attached_without_a_strategy_gets_the_configured_chunks(
+    front_door: str, premium_key: str, llama_stack_url: str
+) -> None:
+    """llama-stack 0.7.3 alone cuts such a file at 800 tokens: through the gateway it gets the chunking
+    llama-stack publishes (the chart's vectorStore.chunkSizeTokens/chunkOverlapTokens)."""
+    chunking = published_chunking(llama_stack_url)
+    client = caller(front_door, premium_key)
+    text = long_document()
+    upload = client.files.create(file=("long-document.txt", text.encode(), "text/plain"), purpose="assistants")
+    store = client.vector_stores.create(name=f"e2e-front-door-chunks-{uuid.uuid4().hex[:8]}")
+    try:
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=upload.id)
+        wait_completed(client, store.id, upload.id)
+        chunks = stored_chunks(front_door, store.id, upload.id, key=premium_key)
+        assert_configured_chunks(
+            Attached(chunking, len(cl100k().encode(text)), in_document_order(text, chunking, chunks))
+        )
+    finally:
+        client.vector_stores.delete(store.id)
+        client.files.delete(upload.id)
+
+
+def test_a_strategy_whose_overlap_is_not_smaller_than_its_size_is_400(front_door: str, premium_key: str) -> None:
+    """llama-stack alone answers 200 and then fails the file; the gateway says why, naming the fields."""
+    client = caller(front_door, premium_key)
+    upload = client.files.create(file=("brinmoor.txt", DOCUMENT, "text/plain"), purpose="assistants")
+    store = client.vector_stores.create(name=f"e2e-front-door-overlap-{uuid.uuid4().hex[:8]}")
+    try:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.vector_stores.files.create(
+                vector_store_id=store.id,
+                file_id=upload.id,
+                chunking_strategy={
+                    "type": "static",
+                    "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 200},
+                },
+            )
+        error = refused.value.response.json()["error"]
+        assert error["param"] == "chunking_strategy.static.chunk_overlap_tokens", error
+        assert "max_chunk_size_tokens" in error["message"], error
+        assert not client.vector_stores.files.list(vector_store_id=store.id).data, "the file was attached anyway"
     finally:
         client.vector_stores.delete(store.id)
         client.files.delete(upload.id)

@@ -106,6 +106,12 @@ CHARGED_ONCE = frozenset(
 FREE_KEY_RESPONSES_429 = "test_llama_stack_gateway::test_free_key_gets_429_from_the_gateway_on_responses"
 FORGED_ONWARD = "test_llama_stack_gateway::test_an_onward_credential_cannot_be_forged"
 LLAMA_STACK_DOWN = "test_llama_stack_gateway::test_llama_stack_down_is_503_json_until_it_returns"
+FRONT_DOOR_CHUNKING = frozenset(
+    {
+        "test_llama_stack_gateway::test_a_file_attached_without_a_strategy_gets_the_configured_chunks",
+        "test_llama_stack_gateway::test_a_strategy_whose_overlap_is_not_smaller_than_its_size_is_400",
+    }
+)
 
 
 def node_ids(names: frozenset[str]) -> tuple[str, ...]:
@@ -302,6 +308,13 @@ GATEWAY_BREAKAGES = {
         (Edit(LUA, '  md:set(NS, "upstream", "llama-stack")\n', ""),),
         frozenset({LLAMA_STACK_DOWN}),
         modules=node_ids(frozenset({LLAMA_STACK_DOWN})),
+    ),
+    # 13. The front door leaves chunking calls as they come: llama-stack's hard-coded 800/400 and a
+    # strategy that fails the file both pass.
+    "chunking calls not settled": Breakage(
+        (Edit(LUA, "and is_chunking_path(rest) then", "and false then"),),
+        FRONT_DOOR_CHUNKING,
+        modules=node_ids(FRONT_DOOR_CHUNKING),
     ),
     # 5. The gateway renders fail-open although the values promise closed: the fault test used to
     # read the rendered mode back and skip; it must fail.

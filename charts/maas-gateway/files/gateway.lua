@@ -49,9 +49,11 @@ local function json_escape(s)
   end))
 end
 
-local function error_json(message, etype, code)
-  return string.format('{"error":{"message":"%s","type":"%s","param":null,"code":"%s"}}',
-    json_escape(message), etype, code)
+-- An OpenAI-style error body; `param` names the request field at fault (JSON null when nil).
+local function error_json(message, etype, code, param)
+  local field = param == nil and "null" or ('"' .. json_escape(param) .. '"')
+  return string.format('{"error":{"message":"%s","type":"%s","param":%s,"code":"%s"}}',
+    json_escape(message), etype, field, code)
 end
 
 -- The key file: one key per line, `<tier> <user> <credential> [<field>=<value> ...]`; lines
@@ -260,12 +262,19 @@ local function is_models_path(path)
   return p == "/v1/models" or p:sub(1, 11) == "/v1/models/"
 end
 
--- A model call's body, parsed: the document, or nil and why it is refused.
-local function parse_model_call(raw)
+-- A request body that must be a JSON object, parsed: the document, or nil and why it is refused.
+local function parse_object(raw)
   if raw == "" then return nil, "The request body is empty; a JSON object is expected." end
   local doc, why = json.decode(raw)
   if doc == nil then return nil, "The request body is not valid JSON (" .. why .. ")." end
   if getmetatable(doc) ~= json.OBJECT then return nil, "The request body must be a JSON object." end
+  return doc
+end
+
+-- A model call's body, parsed: the document, or nil and why it is refused.
+local function parse_model_call(raw)
+  local doc, why = parse_object(raw)
+  if doc == nil then return nil, why end
   -- Model servers coerce "true" or 1 to true: only real booleans are unambiguous.
   local stream = doc["stream"]
   if stream ~= nil and stream ~= json.NULL and type(stream) ~= "boolean" then
@@ -526,10 +535,10 @@ local function on_validate(handle)
   handle:respond({ [":status"] = tostring(status), ["content-type"] = "application/json" }, answer)
 end
 
--- A model call's body: the buffered body, its bytes and its document; nil once refused (415 for a
--- compressed body, 400 for one that is not a JSON object). `label(doc)` is the model label the call
--- is metered under. body() suspends the stream: header handles taken before it are invalid afterwards.
-local function read_model_call(handle, headers, label)
+-- A JSON body the step reads: its bytes ("" when there is none) and the buffered body (nil when there
+-- is none); nil once refused with 415 (compressed).
+-- body() suspends the stream: header handles taken before it are invalid afterwards.
+local function read_body(handle, headers)
   local encoding = headers:get("content-encoding")
   if encoding ~= nil and string.lower(encoding) ~= "identity" then
     reject(handle, 415, error_json("Content-Encoding '" .. encoding .. "' is not accepted; send the JSON body uncompressed.",
@@ -539,6 +548,15 @@ local function read_model_call(handle, headers, label)
   local body = handle:body()
   local raw = ""
   if body ~= nil and body:length() > 0 then raw = body:getBytes(0, body:length()) end
+  return raw, body
+end
+
+-- A model call's body: the buffered body, its bytes and its document; nil once refused (415 for a
+-- compressed body, 400 for one that is not a JSON object). `label(doc)` is the model label the call
+-- is metered under.
+local function read_model_call(handle, headers, label)
+  local raw, body = read_body(handle, headers)
+  if raw == nil then return nil end
   local doc, why = parse_model_call(raw)
   meter(handle, { model = label(doc), input = 0, output = 0 })
   if doc == nil then
@@ -583,6 +601,79 @@ local ONWARD_HEADER = "x-maas-onward"
 local LLAMA_STACK_MODEL_PATHS = {
   ["/v1/chat/completions"] = true, ["/v1/completions"] = true, ["/v1/responses"] = true, ["/v1/embeddings"] = true,
 }
+
+-- Calls that have llama-stack cut files into chunks: vector store create (its file_ids), file attach
+-- and file batch. llama-stack 0.7.3 chunks a file whose call names no strategy (or `auto`) at a fixed
+-- 800/400 tokens, whatever its configuration says (core/routers/vector_io.py), and accepts a static
+-- overlap not smaller than the size, then fails the file (`range() arg 3 must not be zero`).
+local function is_chunking_path(rest)
+  return rest == "/v1/vector_stores" or rest:match("^/v1/vector_stores/[^/]+/files$") ~= nil
+    or rest:match("^/v1/vector_stores/[^/]+/file_batches$") ~= nil
+end
+
+local STATIC_FIELDS = { size = "max_chunk_size_tokens", overlap = "chunk_overlap_tokens" }
+
+-- Gives a chunking call LLAMA_STACK_CHUNKING where it names no strategy (or `auto`), and fills a static
+-- strategy's missing sizes from it. Returns whether the document changed, or nil, why and the field at
+-- fault when the strategy cannot work (its overlap not smaller than its size, or sizes not integers).
+local function settle_chunking(doc)
+  local strategy = doc["chunking_strategy"]
+  if strategy ~= nil and strategy ~= json.NULL and getmetatable(strategy) ~= json.OBJECT then
+    return nil, "'chunking_strategy' must be an object.", "chunking_strategy"
+  end
+  local changed = false
+  if strategy == nil or strategy == json.NULL or strategy["type"] == "auto" then
+    strategy = json.object()
+    strategy["type"] = "static"
+    doc["chunking_strategy"] = strategy
+    changed = true
+  end
+  -- Other types (contextual) check their own sizes in llama-stack.
+  if strategy["type"] ~= "static" then return false end
+  local static = strategy["static"]
+  if static == nil or static == json.NULL then
+    static = json.object()
+    strategy["static"] = static
+    changed = true
+  elseif getmetatable(static) ~= json.OBJECT then
+    return nil, "'chunking_strategy.static' must be an object.", "chunking_strategy.static"
+  end
+  local sizes = {}
+  for what, field in pairs(STATIC_FIELDS) do
+    local value = static[field]
+    if value == nil or value == json.NULL then
+      static[field] = LLAMA_STACK_CHUNKING[what]
+      sizes[what] = LLAMA_STACK_CHUNKING[what]
+      changed = true
+    else
+      sizes[what] = json.number(value)
+      if sizes[what] == nil or sizes[what] ~= math.floor(sizes[what]) then
+        return nil, "'chunking_strategy.static." .. field .. "' must be an integer.", "chunking_strategy.static." .. field
+      end
+    end
+  end
+  if sizes.overlap < 0 or sizes.overlap >= sizes.size then
+    return nil, string.format("'chunking_strategy.static.chunk_overlap_tokens' (%d) must be at least 0 and smaller than "
+      .. "'chunking_strategy.static.max_chunk_size_tokens' (%d): chunks would not advance through the file.",
+      sizes.overlap, sizes.size), "chunking_strategy.static.chunk_overlap_tokens"
+  end
+  return changed
+end
+
+-- A chunking call on its way to llama-stack, with its strategy settled (or refused with 400).
+local function on_chunking_call(handle, headers)
+  local raw, body = read_body(handle, headers)
+  if raw == nil then return end
+  local doc, why = parse_object(raw)
+  local changed, field = false, nil
+  if doc ~= nil then changed, why, field = settle_chunking(doc) end
+  if changed == nil or doc == nil then
+    reject(handle, 400, error_json(why, "invalid_request_error", doc == nil and "invalid_request_body"
+      or "invalid_chunking_strategy", field))
+    return
+  end
+  forward_json(body, handle:headers(), doc, changed)
+end
 
 local function is_llama_stack_path(bare)
   if LLAMA_STACK_PREFIX == nil then return false end
@@ -634,7 +725,10 @@ local function on_llama_stack(handle, id, bare)
   headers:replace("x-llamastack-provider-data", string.format('{"vllm_api_token":"%s"}', json_escape(onward)))
   headers:replace(LLAMA_STACK_HEADER, model_call and "model" or "other")
   reroute(handle)
-  if not model_call then return end
+  if not model_call then
+    if headers:get(":method") == "POST" and is_chunking_path(rest) then on_chunking_call(handle, headers) end
+    return
+  end
 
   local body, raw, doc = read_model_call(handle, headers, function() return "llama-stack" end)
   if body == nil then return end

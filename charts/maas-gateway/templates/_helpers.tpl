@@ -135,6 +135,10 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- if and .Values.llamaStack.enabled (eq .Values.mode "kuadrant") }}
 {{- fail "ERROR: llamaStack.enabled is true, but maas-gateway.mode is kuadrant: only the standalone gateway serves llama-stack behind it (its onward credentials keep each call charged once). Set mode=standalone or llamaStack.enabled=false" }}
 {{- end }}
+{{- $chunking := .Values.llamaStack.chunking }}
+{{- if and .Values.llamaStack.enabled (ge (int $chunking.overlapTokens) (int $chunking.sizeTokens)) }}
+{{- fail (printf "ERROR: llamaStack.chunking.overlapTokens (%d) must be smaller than llamaStack.chunking.sizeTokens (%d): llama-stack would step through the file by %d tokens and fail every file it is given" (int $chunking.overlapTokens) (int $chunking.sizeTokens) (sub (int $chunking.sizeTokens) (int $chunking.overlapTokens))) }}
+{{- end }}
 {{- $catalog := (include "maas-gateway.catalogEntries" . | fromJson) }}
 {{- $bad := list }}
 {{- range $key, $m := ((.Values.global).models | default dict) }}

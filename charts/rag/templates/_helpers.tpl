@@ -55,6 +55,11 @@ Usage: {{ include "rag.validate" . }}
 {{- if ($ls.route).enabled }}
 {{- $errors = append $errors "llama-stack.route.enabled is true while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Route would be a second door to llama-stack with no key check and no charge. Set llama-stack.route.enabled=false and reach llama-stack through the gateway's route (maas-gateway.route) at maas-gateway.llamaStack.pathPrefix." }}
 {{- end }}
+{{- $want := $gw.llamaStack.chunking | default dict }}
+{{- $vs := $ls.vectorStore | default dict }}
+{{- if and $ls.enabled (or (ne (int $want.sizeTokens) (int $vs.chunkSizeTokens)) (ne (int $want.overlapTokens) (int $vs.chunkOverlapTokens))) }}
+{{- $errors = append $errors (printf "maas-gateway.llamaStack.chunking is {sizeTokens: %d, overlapTokens: %d}, but llama-stack.vectorStore chunks at {chunkSizeTokens: %d, chunkOverlapTokens: %d}: files attached through the gateway with no strategy would be cut differently from what llama-stack publishes. Set maas-gateway.llamaStack.chunking to {sizeTokens: %d, overlapTokens: %d}." (int $want.sizeTokens) (int $want.overlapTokens) (int $vs.chunkSizeTokens) (int $vs.chunkOverlapTokens) (int $vs.chunkSizeTokens) (int $vs.chunkOverlapTokens)) }}
+{{- end }}
 {{- if ne (($ls.service).type | default "ClusterIP") "ClusterIP" }}
 {{- $errors = append $errors (printf "llama-stack.service.type is %s while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Service would be a second door to llama-stack with no key check and no charge. Set llama-stack.service.type=ClusterIP and reach llama-stack through the gateway." $ls.service.type) }}
 {{- end }}

@@ -270,6 +270,7 @@ class Gateway:
         models: dict[str, dict[str, Any]] | None = None,
         llama_stack_prefix: str | None = None,
         onward_seconds: int = 900,
+        chunking: tuple[int, int] = (400, 100),
     ) -> None:
         self.tiers = tiers or dict(chart_tiers())
         self.clock = clock or Clock()
@@ -283,6 +284,8 @@ class Gateway:
         # maas-gateway llamaStack.pathPrefix (None: llamaStack.enabled false) and onwardSeconds.
         self.llama_stack_prefix = llama_stack_prefix
         self.onward_seconds = onward_seconds
+        # llamaStack.chunking: (sizeTokens, overlapTokens).
+        self.chunking = chunking
         self.keys_file = tmp_path / "api-keys"
         self.write_keys(keys)
         self.hmac_file = tmp_path / "hmac-key"
@@ -332,6 +335,7 @@ class Gateway:
             if self.llama_stack_prefix
             else "LLAMA_STACK_PREFIX = nil",
             f"ONWARD_SECONDS = {self.onward_seconds}",
+            f"LLAMA_STACK_CHUNKING = {{ size = {self.chunking[0]}, overlap = {self.chunking[1]} }}",
         ]
         return "\n".join(lines)
 

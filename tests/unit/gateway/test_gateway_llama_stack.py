@@ -240,3 +240,107 @@ def test_without_llama_stack_the_prefix_is_a_model_path(make_gateway: Callable[.
     llama = LlamaStack()
     reply = plain.call("GET", PREFIX + "/v1/files", key=PREMIUM, upstream=upstreams(llama))
     assert not llama.seen, reply.describe()
+
+
+# -- chunking: the configured strategy where a call names none ---------------------------------------
+
+CONFIGURED = {"type": "static", "static": {"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 100}}
+CHUNKING_PATHS = ["/v1/vector_stores", "/v1/vector_stores/vs_1/files", "/v1/vector_stores/vs_1/file_batches"]
+
+
+def chunking_call(gateway: Gateway, path: str, body: Any) -> tuple[Any, LlamaStack]:
+    llama = LlamaStack()
+    reply = gateway.call("POST", PREFIX + path, key=PREMIUM, body=body, upstream=upstreams(llama))
+    return reply, llama
+
+
+def sent(llama: LlamaStack) -> Any:
+    assert llama.seen, "llama-stack was not called"
+    return json.loads(llama.seen[-1][1])
+
+
+@pytest.mark.parametrize("path", CHUNKING_PATHS)
+@pytest.mark.parametrize("strategy", [None, {"type": "auto"}], ids=["none", "auto"])
+def test_a_call_without_a_strategy_gets_the_configured_one(gateway: Gateway, path: str, strategy: Any) -> None:
+    body: dict[str, Any] = {"file_id": "file-1", "file_ids": ["file-1"], "attributes": {"k": "v"}}
+    if strategy is not None:
+        body["chunking_strategy"] = strategy
+    reply, llama = chunking_call(gateway, path, body)
+    assert reply.status == 200, reply.describe()
+    forwarded = sent(llama)
+    assert forwarded["chunking_strategy"] == CONFIGURED, forwarded
+    assert {k: v for k, v in forwarded.items() if k != "chunking_strategy"} == {
+        k: v for k, v in body.items() if k != "chunking_strategy"
+    }, "the rest of the body changed"
+    assert llama.seen[-1][0]["content-length"] == str(len(llama.seen[-1][1]))
+
+
+def test_the_configured_strategy_comes_from_the_values(make_gateway: Callable[..., Gateway]) -> None:
+    gateway = make_gateway(models=MODELS, llama_stack_prefix=PREFIX, chunking=(250, 25))
+    reply, llama = chunking_call(gateway, "/v1/vector_stores/vs_1/files", {"file_id": "file-1"})
+    assert reply.status == 200, reply.describe()
+    assert sent(llama)["chunking_strategy"]["static"] == {"max_chunk_size_tokens": 250, "chunk_overlap_tokens": 25}
+
+
+def test_a_callers_own_strategy_is_kept_and_completed(gateway: Gateway) -> None:
+    own = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 20}}
+    reply, llama = chunking_call(gateway, "/v1/vector_stores/vs_1/files", {"file_id": "f", "chunking_strategy": own})
+    assert reply.status == 200, reply.describe()
+    assert sent(llama)["chunking_strategy"] == own
+    partial = {"type": "static", "static": {"max_chunk_size_tokens": 300}}
+    reply, llama = chunking_call(
+        gateway, "/v1/vector_stores/vs_1/files", {"file_id": "f", "chunking_strategy": partial}
+    )
+    assert reply.status == 200, reply.describe()
+    assert sent(llama)["chunking_strategy"]["static"] == {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 100}
+
+
+def test_other_strategies_pass_unchanged(gateway: Gateway) -> None:
+    contextual = {"type": "contextual", "contextual": {"max_chunk_size_tokens": 700}}
+    reply, llama = chunking_call(gateway, "/v1/vector_stores", {"name": "s", "chunking_strategy": contextual})
+    assert reply.status == 200, reply.describe()
+    assert sent(llama)["chunking_strategy"] == contextual
+
+
+@pytest.mark.parametrize(
+    ("static", "param"),
+    [
+        ({"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 400}, "chunking_strategy.static.chunk_overlap_tokens"),
+        ({"max_chunk_size_tokens": 400, "chunk_overlap_tokens": 800}, "chunking_strategy.static.chunk_overlap_tokens"),
+        ({"max_chunk_size_tokens": 400, "chunk_overlap_tokens": -1}, "chunking_strategy.static.chunk_overlap_tokens"),
+        ({"max_chunk_size_tokens": 100}, "chunking_strategy.static.chunk_overlap_tokens"),  # the configured 100
+        ({"max_chunk_size_tokens": "400"}, "chunking_strategy.static.max_chunk_size_tokens"),
+        ({"max_chunk_size_tokens": 400.5}, "chunking_strategy.static.max_chunk_size_tokens"),
+    ],
+    ids=["equal", "larger", "negative", "configured-overlap-too-large", "string", "fraction"],
+)
+@pytest.mark.parametrize("path", CHUNKING_PATHS)
+def test_a_strategy_that_cannot_work_is_400_naming_the_field(
+    gateway: Gateway, path: str, static: dict[str, Any], param: str
+) -> None:
+    strategy = {"type": "static", "static": static}
+    reply, llama = chunking_call(gateway, path, {"file_id": "f", "file_ids": ["f"], "chunking_strategy": strategy})
+    assert reply.status == 400, reply.describe()
+    error = reply.json()["error"]
+    assert error["param"] == param and error["code"] == "invalid_chunking_strategy", error
+    assert param.rsplit(".", 1)[-1] in error["message"], error
+    assert not llama.seen, "llama-stack got a strategy that cannot work"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [("not json", "invalid_request_body"), ('{"chunking_strategy": "auto"}', "invalid_chunking_strategy")],
+)
+def test_a_chunking_call_with_a_bad_body_is_400(gateway: Gateway, body: str, code: str) -> None:
+    reply, llama = chunking_call(gateway, "/v1/vector_stores/vs_1/files", body)
+    assert reply.status == 400, reply.describe()
+    assert reply.json()["error"]["code"] == code, reply.describe()
+    assert not llama.seen
+
+
+@pytest.mark.parametrize("path", ["/v1/vector_stores/vs_1/search", "/v1/vector_stores/vs_1", "/v1/files"])
+def test_other_vector_store_calls_are_not_touched(gateway: Gateway, path: str) -> None:
+    body = {"query": "q", "name": "n"}
+    reply, llama = chunking_call(gateway, path, body)
+    assert reply.status == 200, reply.describe()
+    assert sent(llama) == body
