@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from charts import limits, requirements
 from charts.cases import CASES, render_ok
@@ -277,6 +278,8 @@ def test_both_modes_strip_the_same_identity_headers(helm: HelmBinary, renderer: 
     assert not policy["spec"]["rules"].get("response", {}).get("success", {}).get("headers"), (
         "the AuthPolicy forwards caller identity headers to the model server"
     )
+
+
 TLS_KEY_PEM = "-----BEGIN PRIVATE KEY-----\nnot-a-real-key-4f1c\n-----END PRIVATE KEY-----\n"
 TLS_VALUES = {"envoy": {"tls": {"certificate": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
                                 "key": TLS_KEY_PEM}}}  # fmt: skip
@@ -302,3 +305,21 @@ def test_listener_is_plain_http_without_tls_values(helm: HelmBinary, renderer: R
     docs = render_ok(renderer, helm, CHART, values={"mode": "standalone"})
     (envoy,) = envoy_configs(docs).values()
     assert "DownstreamTlsContext" not in envoy
+
+
+@pytest.mark.parametrize("enabled", (True, False))
+def test_readiness_reports_llama_stack_on_its_own_path(helm: HelmBinary, renderer: Renderer, enabled: bool) -> None:
+    """/ready/llama-stack follows the health check of llama-stack; the pod's /ready does not."""
+    docs = render_ok(renderer, helm, CHART, values={"mode": "standalone", "llamaStack": {"enabled": enabled}})
+    (envoy,) = envoy_configs(docs).values()
+    listener = next(x for x in yaml.safe_load(envoy)["static_resources"]["listeners"] if x["name"] == "health")
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    checks = {
+        f["typed_config"]["headers"][0]["string_match"]["exact"]: f["typed_config"].get(
+            "cluster_min_healthy_percentages"
+        )
+        for f in manager["http_filters"]
+        if f["name"] == "envoy.filters.http.health_check"
+    }
+    expected = {"/ready": None} | ({"/ready/llama-stack": {"maas_llama_stack": {"value": 100}}} if enabled else {})
+    assert checks == expected

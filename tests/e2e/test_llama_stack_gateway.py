@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from harness.capabilities import Capability
@@ -352,12 +353,13 @@ def listing(gateway: Gateway, prefix: str, key: str) -> Reply:
     return Reply.of(gateway.http.get(f"{prefix}/v1/models", headers=auth_header(key)))
 
 
-def first_within(call: Any, ok: Any, seconds: float) -> tuple[Reply, float]:
+def first_within(call: Any, ok: Any, seconds: float) -> tuple[Any, float]:
     """The first reply `ok` accepts within `seconds`, and when it came; fails with the last one."""
     started = time.monotonic()
     reply = call()
     while not ok(reply):
-        assert time.monotonic() - started < seconds, f"not within {seconds:.0f}s: {reply.describe()}"
+        seen = reply.describe() if isinstance(reply, Reply) else repr(reply)
+        assert time.monotonic() - started < seconds, f"not within {seconds:.0f}s: {seen}"
         time.sleep(0.2)
         reply = call()
     return reply, time.monotonic() - started
@@ -372,16 +374,27 @@ def test_llama_stack_down_is_503_json_until_it_returns(
     faulty = fault_target(target)
     prefix = declared.llama_stack_gateway_prefix()
     period = float(((declared.values.get("maas-gateway") or {}).get("llamaStack") or {}).get("healthCheckSeconds", 5))
+    ready = f"http://127.0.0.1:{target.internal_port('gateway_health')}"
     assert listing(gateway, prefix, premium_key).status == 200, "llama-stack is not served before the fault"
+    assert readiness(ready) == (200, 200), "the gateway does not report llama-stack ready before the fault"
     faulty.stop_component("llama-stack")
     try:
         down, _ = first_within(
             lambda: listing(gateway, prefix, premium_key), lambda r: r.status != 200, period + HEALTH_SLACK_S
         )
         assert_503_json(down, "llama_stack_unavailable")
+        # Its own readiness goes 503 within the check period; the gateway's stays 200 (model calls go on).
+        first_within(lambda: readiness(ready), lambda r: r == (200, 503), period + HEALTH_SLACK_S)
     finally:
         faulty.start_component("llama-stack")
     back, _ = first_within(
         lambda: listing(gateway, prefix, premium_key), lambda r: r.status == 200, period + HEALTH_SLACK_S
     )
     assert back.body.get("data"), f"llama-stack's listing after its return: {back.describe()}"
+    first_within(lambda: readiness(ready), lambda r: r == (200, 200), period + HEALTH_SLACK_S)
+
+
+def readiness(base: str) -> tuple[int, int]:
+    """The gateway's readiness listener: its own `/ready` and llama-stack's `/ready/llama-stack`."""
+    own = httpx.get(f"{base}/ready", timeout=5).status_code
+    return own, httpx.get(f"{base}/ready/llama-stack", timeout=5).status_code

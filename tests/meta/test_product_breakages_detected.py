@@ -309,6 +309,12 @@ GATEWAY_BREAKAGES = {
         frozenset({LLAMA_STACK_DOWN}),
         modules=node_ids(frozenset({LLAMA_STACK_DOWN})),
     ),
+    # 14. The gateway reports no readiness of llama-stack's own.
+    "llama-stack readiness not reported": Breakage(
+        (Edit(ENVOY, "string_match: {exact: /ready/llama-stack}", "string_match: {exact: /ready/llama-stack-off}"),),
+        frozenset({LLAMA_STACK_DOWN}),
+        modules=node_ids(frozenset({LLAMA_STACK_DOWN})),
+    ),
     # 13. The front door leaves chunking calls as they come: llama-stack's hard-coded 800/400 and a
     # strategy that fails the file both pass.
     "chunking calls not settled": Breakage(
