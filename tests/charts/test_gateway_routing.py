@@ -72,17 +72,41 @@ def test_each_catalog_entry_gets_its_route_target(helm: HelmBinary, renderer: Re
         "open-model": {
             "cluster": "maas_upstream",
             "served": "open-model",
+            "key": "open",
             "meta": {"displayName": "Open model", "capabilities": ["chat"]},
             "cost": {"input": 1, "output": 1},
         },
         "premium-model": {
             "cluster": "maas_model_premium",
             "served": "served-premium",
+            "key": "premium",
             "tiers": ["premium"],
             "meta": {},
             "cost": {"input": 1, "output": 1},
         },
     }
+
+
+def test_llama_stack_names_each_gateway_model_by_its_catalog_key(helm: HelmBinary, renderer: Renderer) -> None:
+    """The front door knows llama-stack's name of a gateway model as `<key>/<public id>` (to refuse
+    another tier's model before llama-stack): llama-stack's provider for it must be that key, serving
+    that id."""
+    values = {"global": {"models": CATALOG}, "maas-gateway": {"routing": ROUTED["routing"]}}
+    docs = render_ok(renderer, helm, "rag", values=values)
+    found = MODELS_JSON.search(next(iter(envoy_configs(docs).values())))
+    assert found, "the Lua step gets no catalog"
+    table = json.loads(found.group(1))
+    (config,) = [
+        yaml.safe_load(d["data"]["config.yaml"])
+        for d in docs
+        if d.get("kind") == "ConfigMap" and "config.yaml" in (d.get("data") or {})
+        and "registered_resources" in d["data"]["config.yaml"]
+    ]  # fmt: skip
+    registered = {(m["provider_id"], m["provider_model_id"]) for m in config["registered_resources"]["models"]}
+    assert table, "the gateway routes no model"
+    for public_id, entry in table.items():
+        served = (entry["key"], public_id)
+        assert served in registered, f"llama-stack does not serve {public_id} as {entry['key']}: {registered}"
 
 
 def test_an_external_entry_is_not_the_gateways(helm: HelmBinary, renderer: Renderer) -> None:

@@ -37,6 +37,7 @@ from .test_chunking import (
     stored_chunks,
     wait_completed,
 )
+from .test_model_routing import restricted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 
@@ -44,6 +45,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.ratelimit]
 TEST_SPAN_S = 30.0
 # After the charge shows, how long a larger (wrong) charge would take to show too.
 SETTLE_S = 0.5
+# A chat with the simulator through llama-stack, on a busy machine (the bug took 5 s).
+AFTER_REFUSAL_S = 4.0
 DOCUMENT = b"The lighthouse keeper of Brinmoor paints the lamp room green every spring."
 
 
@@ -170,6 +173,35 @@ def test_a_strategy_whose_overlap_is_not_smaller_than_its_size_is_400(front_door
     finally:
         client.vector_stores.delete(store.id)
         client.files.delete(upload.id)
+
+
+def test_another_tiers_model_is_hidden_and_refused_at_the_front_door(
+    front_door: str, key_pool, routed, gateway_chat_model: str
+) -> None:
+    """llama-stack names a gateway model `<catalog key>/<public id>`. A tier that may not use it does
+    not see it in llama-stack's listing through the gateway, and a call naming it gets the gateway's
+    own 403 before llama-stack; the next call answers at once. (llama-stack 0.7.3 mishandles the
+    onward 403 it would otherwise meet: it logs "Exception in ASGI application ... response already
+    started", and the next call on that connection waited about 5 s and ended in a bare 503.) Two
+    rounds: a refused call costs no request, and the free tier's request budget allows five."""
+    model, outside, inside = restricted(routed)
+    shown = [m.id for m in caller(front_door, key_pool.shared(inside)).models.list().data]
+    name = next((m for m in shown if m.endswith("/" + model)), None)
+    assert name, f"llama-stack lists no model served as {model!r} to tier {inside}: {shown}"
+    client = caller(front_door, key_pool.one(outside))
+    hidden = [m.id for m in client.models.list().data]
+    assert name not in hidden, f"tier {outside} is shown {name}, which it may not use: {hidden}"
+    assert gateway_chat_model in hidden, f"tier {outside} is not shown {gateway_chat_model}: {hidden}"
+    for _ in range(2):
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        assert refused.value.code == "model_not_allowed", f"not the gateway's refusal: {refused.value.body}"
+        started = time.monotonic()
+        reply = client.chat.completions.create(
+            model=gateway_chat_model, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+        assert reply.choices, f"no answer after the refusal: {reply}"
+        assert time.monotonic() - started < AFTER_REFUSAL_S, "the call after a refusal waited"
 
 
 def test_no_key_no_door(front_door: str) -> None:

@@ -1,5 +1,6 @@
 """The routing tests fail when the routing mechanism breaks: each case runs the gateway's Lua unit
-tests of routing (tests/unit/gateway/test_gateway_routing.py) against a copy of files/gateway.lua
+tests of routing (tests/unit/gateway/test_gateway_routing.py, and the front door's model access in
+tests/unit/gateway/test_gateway_llama_stack.py) against a copy of files/gateway.lua
 with one mechanism broken, in a fresh pytest process, and checks which tests fail and why."""
 
 from __future__ import annotations
@@ -80,6 +81,33 @@ BREAKAGES = {
 @pytest.mark.parametrize("name", BREAKAGES)
 def test_routing_tests_fail_when_routing_breaks(name: str, tmp_path: Path) -> None:
     run_breakage(name, BREAKAGES[name], MODULE, tmp_path)
+
+
+FRONT_DOOR_MODULE = "tests/unit/gateway/test_gateway_llama_stack.py"
+FRONT_DOOR_BREAKAGES = {
+    # The front door lets a call for another tier's model through to llama-stack.
+    "front door skips the tier check": Breakage(
+        "  if named ~= nil and not tier_may_use(named.entry, id.tier) then\n"
+        '    meter(handle, { refused = "model_access" })',
+        '  if false then\n    meter(handle, { refused = "model_access" })',
+        frozenset({"test_another_tiers_model_is_refused_before_llama_stack"}),
+        "assert 200 == 403",
+        frozenset({"test_the_listing_hides_other_tiers_models", "test_another_tiers_model_is_not_found"}),
+    ),
+    # llama-stack's listing reaches the caller whole.
+    "front door listing unfiltered": Breakage(
+        '  if #kept == #doc["data"] then return nil end',
+        "  if true then return nil end",
+        frozenset({"test_the_listing_hides_other_tiers_models"}),
+        "premium/premium-model",
+        frozenset({"test_another_tiers_model_is_refused_before_llama_stack"}),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FRONT_DOOR_BREAKAGES)
+def test_front_door_tests_fail_when_its_model_access_breaks(name: str, tmp_path: Path) -> None:
+    run_breakage(name, FRONT_DOOR_BREAKAGES[name], FRONT_DOOR_MODULE, tmp_path)
 
 
 def run_breakage(name: str, brk: Breakage, module: str, tmp_path: Path) -> None:

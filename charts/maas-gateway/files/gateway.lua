@@ -675,6 +675,40 @@ local function on_chunking_call(handle, headers)
   forward_json(body, handle:headers(), doc, changed)
 end
 
+-- llama-stack names a catalog model it reaches through this gateway `<catalog key>/<public id>` (the
+-- chart makes the catalog key its provider id). A model call naming one the caller's tier may not use
+-- is refused at the front door, with the 403 its onward call would get: llama-stack 0.7.3 mishandles
+-- that onward 403 (it logs "response already started" and leaves the connection to the gateway
+-- hanging, so the next call on it waited 5 s and failed). Other names are llama-stack's to judge.
+local llama_stack_names = nil
+
+local function llama_stack_model(model)
+  if type(model) ~= "string" then return nil end
+  if llama_stack_names == nil then
+    llama_stack_names = {}
+    for id, entry in pairs(model_catalog()) do
+      if type(entry["key"]) == "string" then llama_stack_names[entry["key"] .. "/" .. id] = { id = id, entry = entry } end
+    end
+  end
+  return llama_stack_names[model]
+end
+
+-- llama-stack's model listing as the caller's tier sees it (the gateway's own /v1/models hides
+-- other tiers' models the same way): the answer without the catalog models the tier may not use, or
+-- nil when it keeps every model (or is not a listing), so it goes on byte for byte.
+local function llama_stack_listing(raw, tier)
+  local doc = json.decode(raw)
+  if doc == nil or getmetatable(doc) ~= json.OBJECT or getmetatable(doc["data"]) ~= json.ARRAY then return nil end
+  local kept = setmetatable({}, getmetatable(doc["data"]))
+  for _, item in ipairs(doc["data"]) do
+    local named = getmetatable(item) == json.OBJECT and llama_stack_model(item["id"]) or nil
+    if named == nil or tier_may_use(named.entry, tier) then kept[#kept + 1] = item end
+  end
+  if #kept == #doc["data"] then return nil end
+  doc["data"] = kept
+  return json.encode(doc)
+end
+
 local function is_llama_stack_path(bare)
   if LLAMA_STACK_PREFIX == nil then return false end
   return bare == LLAMA_STACK_PREFIX or bare:sub(1, #LLAMA_STACK_PREFIX + 1) == LLAMA_STACK_PREFIX .. "/"
@@ -725,6 +759,20 @@ local function on_llama_stack(handle, id, bare)
   headers:replace("x-llamastack-provider-data", string.format('{"vllm_api_token":"%s"}', json_escape(onward)))
   headers:replace(LLAMA_STACK_HEADER, model_call and "model" or "other")
   reroute(handle)
+  if headers:get(":method") == "GET" and rest:sub(1, 10) == "/v1/models" then
+    local wanted = unescape_path(rest:sub(12))
+    if rest == "/v1/models" then
+      md:set(NS, "llama_stack_listing", "*")
+    elseif rest:sub(11, 11) == "/" then
+      -- Another tier's model is not shown to this caller: 404, as llama-stack answers an unknown id.
+      local named = llama_stack_model(wanted)
+      if named ~= nil and not tier_may_use(named.entry, id.tier) then
+        reject(handle, 404, error_json("The model '" .. wanted .. "' does not exist; GET " .. LLAMA_STACK_PREFIX
+          .. "/v1/models lists yours.", "invalid_request_error", "model_not_found"))
+        return
+      end
+    end
+  end
   if not model_call then
     if headers:get(":method") == "POST" and is_chunking_path(rest) then on_chunking_call(handle, headers) end
     return
@@ -732,6 +780,13 @@ local function on_llama_stack(handle, id, bare)
 
   local body, raw, doc = read_model_call(handle, headers, function() return "llama-stack" end)
   if body == nil then return end
+  local named = llama_stack_model(doc["model"])
+  if named ~= nil and not tier_may_use(named.entry, id.tier) then
+    meter(handle, { refused = "model_access" })
+    reject(handle, 403, error_json("Tier '" .. id.tier .. "' may not use the model '" .. doc["model"] .. "'.",
+      "permission_denied", "model_not_allowed"))
+    return
+  end
   charge_the_estimate(handle, doc, raw, 1, 1)
   forward_json(body, handle:headers(), doc, force_include_usage(doc, rest))
 end
@@ -1018,6 +1073,16 @@ function envoy_on_response(handle)
     body:setBytes(answer)
     headers:replace("content-length", tostring(#answer))
     headers:replace("content-type", "application/json")
+  end
+
+  if md["llama_stack_listing"] ~= nil and status == 200 and ctype:find("application/json", 1, true) then
+    local body = handle:body()
+    headers = handle:headers()
+    local answer = llama_stack_listing(body:getBytes(0, body:length()), md["tier"])
+    if answer ~= nil then
+      body:setBytes(answer)
+      headers:replace("content-length", tostring(#answer))
+    end
   end
 
   -- Per kind, the tightest budget that answered: the least remaining (after this response's

@@ -229,7 +229,7 @@ Usage: {{ include "maas-gateway.catalogEntries" . | fromJson }}
 
 {{/*
 The gateway's routing table, generated into the Lua preamble: public id -> {cluster, served
-model name, allowed tiers (absent: all), catalog metadata for /v1/models, token weights (cost:
+model name, catalog key (llama-stack's provider id, which names the model `<key>/<id>`), allowed tiers (absent: all), catalog metadata for /v1/models, token weights (cost:
 input, output; default 1), model budgets (limits: rpm, tpm, tiers.<tier>.tpm; absent: none)}. A catalog entry's
 cluster is maas_model_<key> when routing.upstreams names it, else the default maas_upstream.
 Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
@@ -241,7 +241,7 @@ Usage: {{ include "maas-gateway.routingTable" . | fromJson }}
 {{- range $field := list "displayName" "description" "category" "contextLength" "capabilities" "supportsStreaming" "availability" }}
 {{- if hasKey $m $field }}{{ $_ := set $meta $field (get $m $field) }}{{ end }}
 {{- end }}
-{{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey ($.Values.routing.upstreams | default dict) $key)) "served" ($m.upstreamModel | default $m.id) "meta" $meta }}
+{{- $entry := dict "cluster" (ternary (printf "maas_model_%s" $key) "maas_upstream" (hasKey ($.Values.routing.upstreams | default dict) $key)) "served" ($m.upstreamModel | default $m.id) "key" $key "meta" $meta }}
 {{- if hasKey $m "tiers" }}{{ $_ := set $entry "tiers" $m.tiers }}{{ end }}
 {{- $cost := $m.tokenCost | default dict }}
 {{- $_ := set $entry "cost" (dict "input" (ternary 1 $cost.input (not (hasKey $cost "input"))) "output" (ternary 1 $cost.output (not (hasKey $cost "output")))) }}

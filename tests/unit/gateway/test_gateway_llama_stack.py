@@ -19,9 +19,17 @@ PREFIX = "/llama-stack"
 FREE, PREMIUM = "k-free", "k-premium"
 ONWARD_SECONDS = 120
 MODELS: dict[str, dict[str, Any]] = {
-    "open-model": {"cluster": "maas_upstream", "served": "open-model", "meta": {}},
-    "premium-model": {"cluster": "maas_model_premium", "served": "premium-model", "tiers": ["premium"], "meta": {}},
+    "open-model": {"cluster": "maas_upstream", "served": "open-model", "key": "maas", "meta": {}},
+    "premium-model": {
+        "cluster": "maas_model_premium",
+        "served": "premium-model",
+        "key": "premium",
+        "tiers": ["premium"],
+        "meta": {},
+    },
 }
+# llama-stack's names for them (`<catalog key>/<public id>`), and one of its own models.
+OPEN, CLOSED, OWN = "maas/open-model", "premium/premium-model", "embeddings/all-MiniLM-L6-v2"
 
 
 @pytest.fixture
@@ -344,3 +352,54 @@ def test_other_vector_store_calls_are_not_touched(gateway: Gateway, path: str) -
     reply, llama = chunking_call(gateway, path, body)
     assert reply.status == 200, reply.describe()
     assert sent(llama) == body
+
+
+def test_another_tiers_model_is_refused_before_llama_stack(gateway: Gateway) -> None:
+    """The 403 the onward call would get, given at the front door: llama-stack 0.7.3 mishandles an
+    onward 403 (the next call on its connection waited 5 s and failed). Nothing is charged."""
+    llama = LlamaStack()
+    tokens, requests = gateway.budget(FREE), gateway.budget(FREE, "requests")
+    refused = front_door(gateway, FREE, llama, model=CLOSED)
+    assert refused.status == 403, refused.describe()
+    assert refused.json()["error"]["code"] == "model_not_allowed", refused.describe()
+    assert CLOSED in refused.json()["error"]["message"], refused.describe()
+    assert not llama.seen, "a call for another tier's model reached llama-stack"
+    assert (gateway.budget(FREE), gateway.budget(FREE, "requests")) == (tokens, requests)
+    assert front_door(gateway, PREMIUM, llama, model=CLOSED).status == 200
+
+
+@pytest.mark.parametrize("model", [OWN, "premium-model", "other/premium-model", "premium/premium-model/x"])
+def test_names_the_catalog_does_not_give_are_llama_stacks_to_judge(gateway: Gateway, model: str) -> None:
+    llama = LlamaStack()
+    reply = front_door(gateway, FREE, llama, model=model)
+    assert reply.status == 200, reply.describe()
+    assert len(llama.seen) == 1, "the call did not reach llama-stack"
+
+
+def listing_of(*ids: str) -> Upstream:
+    data = [{"id": i, "object": "model", "created": 1, "owned_by": "llama_stack", "custom_metadata": {"n": 1.50}}
+            for i in ids]  # fmt: skip
+    text = json.dumps({"object": "list", "data": data})
+    return lambda h, b: (200, [("content-type", "application/json")], text)
+
+
+def test_the_listing_hides_other_tiers_models(gateway: Gateway) -> None:
+    llama = LlamaStack(listing_of(OPEN, CLOSED, OWN))
+    free = gateway.call("GET", PREFIX + "/v1/models", key=FREE, upstream=upstreams(llama))
+    assert free.status == 200, free.describe()
+    assert [m["id"] for m in free.json()["data"]] == [OPEN, OWN]
+    assert free.json()["data"][0]["custom_metadata"] == {"n": 1.50}
+    assert int(free.header("content-length") or -1) == len(free.body.encode()), free.describe()
+    premium = gateway.call("GET", PREFIX + "/v1/models", key=PREMIUM, upstream=upstreams(llama))
+    assert premium.body == llama.answer({}, "")[2], "a listing with nothing to hide was changed"
+
+
+def test_another_tiers_model_is_not_found(gateway: Gateway) -> None:
+    llama = LlamaStack()
+    hidden = gateway.call("GET", PREFIX + "/v1/models/" + CLOSED, key=FREE, upstream=upstreams(llama))
+    assert hidden.status == 404, hidden.describe()
+    assert hidden.json()["error"]["code"] == "model_not_found"
+    assert not llama.seen, "the lookup reached llama-stack"
+    for key, model in ((PREMIUM, CLOSED), (FREE, OPEN)):
+        shown = gateway.call("GET", PREFIX + "/v1/models/" + model, key=key, upstream=upstreams(llama))
+        assert shown.status == 200, shown.describe()
