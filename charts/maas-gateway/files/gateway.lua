@@ -243,14 +243,18 @@ local function strip_identity_headers(headers)
   end
 end
 
+local KEY_FORMS = "Send 'Authorization: Bearer <key>' or 'Authorization: APIKEY <key>'."
+
+-- The key a request carries, or nil and why not (never quoting the header: it may hold a key).
 local function credential(headers)
   local auth = headers:get("authorization")
-  if auth == nil then return nil end
+  if auth == nil or auth:match("^%s*$") then return nil, "Missing API key. " .. KEY_FORMS end
   local scheme, value = auth:match("^%s*(%S+)%s+(%S+)%s*$")
-  if scheme == nil then return nil end
-  scheme = string.lower(scheme)
-  if scheme == "apikey" or scheme == "bearer" then return value end
-  return nil
+  if scheme ~= nil then
+    scheme = string.lower(scheme)
+    if scheme == "apikey" or scheme == "bearer" then return value end
+  end
+  return nil, "The Authorization header is not of a form this gateway reads (a key without its scheme?). " .. KEY_FORMS
 end
 
 local function seconds_to_reset(window, now)
@@ -802,13 +806,10 @@ local function on_request(handle)
     return
   end
 
-  local key = credential(headers)
-  local id, msg = nil, INVALID_KEY
+  local key, msg = credential(headers)
+  local id = nil
   if key ~= nil then id, msg = identify(handle, key) end
   if id == nil then
-    if key == nil then
-      msg = "Missing API key. Send 'Authorization: Bearer <key>' or 'Authorization: APIKEY <key>'."
-    end
     meter(handle, { model = "unknown", refused = "auth", input = 0, output = 0 })
     reject(handle, 401, error_json(msg, "invalid_api_key", "invalid_api_key"),
       { ["www-authenticate"] = 'Bearer realm="maas"' })
