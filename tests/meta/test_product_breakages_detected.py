@@ -10,6 +10,8 @@ One local stack (run name `meta-product`) runs from a copy of the charts. Per ca
     then the gateway alone is restarted and the gateway e2e modules (or the one module, or the
     contract's own tests, that hold the claim) run; counters are cleared between cases so that
     each starts from full budgets;
+  * llama-stack: one edit to the copy's llama-stack values (its log format), then llama-stack alone
+    is restarted, runs the test of the claim, and is restarted again once the edit is undone;
   * embedder: the embeddings server is replaced by one that returns a constant vector;
   * registration: a registration that leaves out one of the models it was asked to add.
 A case with nothing broken runs first: the same modules pass, so the failures are the
@@ -54,6 +56,8 @@ class Breakage:
     may_fail: frozenset[str] = frozenset()
     # The e2e tests run against it: the gateway modules, or the tests of one contract.
     modules: tuple[str, ...] = tuple(GATEWAY_MODULES)
+    # The component restarted with the edits (and again once they are undone).
+    component: str = "gateway"
 
 
 LUA = "maas-gateway/files/gateway.lua"
@@ -106,6 +110,7 @@ CHARGED_ONCE = frozenset(
 FREE_KEY_RESPONSES_429 = "test_llama_stack_gateway::test_free_key_gets_429_from_the_gateway_on_responses"
 FORGED_ONWARD = "test_llama_stack_gateway::test_an_onward_credential_cannot_be_forged"
 LLAMA_STACK_DOWN = "test_llama_stack_gateway::test_llama_stack_down_is_503_json_until_it_returns"
+NO_STALL = "test_llama_stack_gateway::test_a_failed_call_does_not_stall_llama_stack"
 FRONT_DOOR_CHUNKING = frozenset(
     {
         "test_llama_stack_gateway::test_a_file_attached_without_a_strategy_gets_the_configured_chunks",
@@ -322,6 +327,13 @@ GATEWAY_BREAKAGES = {
         FRONT_DOOR_CHUNKING,
         modules=node_ids(FRONT_DOOR_CHUNKING),
     ),
+    # 15. llama-stack logs in its default console format: each failed call's rich traceback stalls it.
+    "llama-stack logs rich tracebacks": Breakage(
+        (Edit("llama-stack/values.yaml", "logFormat: json\n", "logFormat: console\n"),),
+        frozenset({NO_STALL}),
+        modules=node_ids(frozenset({NO_STALL})),
+        component="llama-stack",
+    ),
     # 5. The gateway renders fail-open although the values promise closed: the fault test used to
     # read the rendered mode back and skip; it must fail.
     "fails open with no override": Breakage(
@@ -398,11 +410,13 @@ def test_gateway_breakage_fails_exactly_its_tests(product_stack: BrokenStack, na
     target, charts = product_stack.target, product_stack.charts
     apply_edits(charts, breakage.edits)
     try:
-        stack.restart(target.run, "gateway")
+        stack.restart(target.run, breakage.component)
         reset_counters(target)
         run = product_stack.run(list(breakage.modules), tmp_path)
     finally:
         restore(charts, breakage.edits)
+        if breakage.component != "gateway":  # the next case restarts only the gateway
+            stack.restart(target.run, breakage.component)
     assert_exactly(run, breakage.fail, name, breakage.may_fail)
     if breakage.fail:
         assert run.returncode == 1, f"{name}: pytest exited {run.returncode}"

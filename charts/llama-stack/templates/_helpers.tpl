@@ -210,6 +210,8 @@ Env vars referencing secrets. Shared by the Deployment so the ConfigMap only eve
   value: {{ .Values.dataDir | quote }}
 - name: LLAMA_STACK_LOGGING
   value: {{ .Values.logging | quote }}
+- name: LLAMA_STACK_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
 {{- with (include "llama-stack.secretEnv" . | trim) }}
 {{ . }}
 {{- end }}
