@@ -223,6 +223,27 @@ def test_a_failed_call_does_not_stall_llama_stack(front_door: str, premium_key: 
         assert elapsed < AFTER_FAILURE_S, f"the call after a failed one took {elapsed:.1f}s"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("GET", "/no-such-path", None, 404, "not_found"),
+        ("PUT", "/models", None, 405, "method_not_allowed"),
+        ("GET", "/models/no-such-model", None, 404, "not_found"),
+        ("POST", "/chat/completions", {"model": "no-such-model"}, 400, "invalid_request"),
+    ],
+    ids=["unknown-path", "wrong-method", "unknown-model", "missing-field"],
+)
+def test_llama_stacks_errors_are_openai_errors(
+    front_door: str, gateway: Gateway, premium_key: str, method: str, path: str, body: Any, status: int, code: str
+) -> None:
+    """Through the gateway llama-stack's own refusals have the OpenAI form (message, type, code),
+    like the gateway's: llama-stack 0.7.3 alone gives no type or code, or `{"detail": ...}`."""
+    reply = Reply.of(gateway.http.request(method, front_door + path, json=body, headers=auth_header(premium_key)))
+    assert reply.status == status, reply.describe()
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    assert error and error.get("message") and error.get("type") and error.get("code") == code, reply.describe()
+
+
 def test_no_key_no_door(front_door: str) -> None:
     """Without a valid key the gateway answers 401 itself: llama-stack is never reached."""
     for key in ("", "not-a-key"):

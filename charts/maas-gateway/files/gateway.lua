@@ -713,6 +713,74 @@ local function llama_stack_listing(raw, tier)
   return json.encode(doc)
 end
 
+-- llama-stack's own error answers in the OpenAI form of the gateway's (error.message, type, code):
+-- llama-stack 0.7.3 sends {"error":{"message":...}} with neither type nor code, its router's 404 and
+-- 405 {"detail":...}, FastAPI's validation errors a list under detail, and a crash may be plain text.
+local ERROR_KINDS = {
+  [400] = { "invalid_request_error", "invalid_request" },
+  [401] = { "invalid_api_key", "invalid_api_key" },
+  [403] = { "permission_denied", "permission_denied" },
+  [404] = { "invalid_request_error", "not_found" },
+  [405] = { "invalid_request_error", "method_not_allowed" },
+  [409] = { "invalid_request_error", "conflict" },
+  [413] = { "invalid_request_error", "request_too_large" },
+  [422] = { "invalid_request_error", "invalid_request" },
+  [429] = { "rate_limit_exceeded", "rate_limit_exceeded" },
+}
+local ERROR_TEXT_MAX = 500
+
+local function error_kind(status)
+  local kind = ERROR_KINDS[status]
+  if kind ~= nil then return kind[1], kind[2] end
+  if status >= 500 then return "server_error", "llama_stack_error" end
+  return "invalid_request_error", "http_" .. status
+end
+
+-- FastAPI's validation errors ([{loc, msg}, ...]) as one sentence: "body.messages: Field required".
+local function validation_text(items)
+  local parts = {}
+  for _, item in ipairs(items) do
+    if getmetatable(item) == json.OBJECT and type(item["msg"]) == "string" then
+      local loc = {}
+      if getmetatable(item["loc"]) == json.ARRAY then
+        for _, l in ipairs(item["loc"]) do loc[#loc + 1] = type(l) == "string" and l or tostring(json.number(l)) end
+      end
+      parts[#parts + 1] = (#loc > 0 and (table.concat(loc, ".") .. ": ") or "") .. item["msg"]
+    end
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, "; ")
+end
+
+-- The OpenAI error body for llama-stack's answer `raw` with `status`, or nil when it already is one.
+local function openai_error(raw, status)
+  local etype, code = error_kind(status)
+  local doc = json.decode(raw)
+  if doc ~= nil and getmetatable(doc) == json.OBJECT then
+    local err = doc["error"]
+    if getmetatable(err) == json.OBJECT and type(err["message"]) == "string" then
+      local changed = false
+      if type(err["type"]) ~= "string" then err["type"] = etype; changed = true end
+      if err["code"] == nil or err["code"] == json.NULL then err["code"] = code; changed = true end
+      if changed then return json.encode(doc) end
+      return nil
+    end
+    local detail = doc["detail"]
+    if type(detail) == "string" then return error_json(detail, etype, code) end
+    if getmetatable(detail) == json.ARRAY then
+      local text = validation_text(detail)
+      if text ~= nil then return error_json(text, etype, code) end
+    end
+  end
+  local text = raw:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  if #text > ERROR_TEXT_MAX then
+    -- Cut on a character boundary (never inside a UTF-8 sequence).
+    text = text:sub(1, ERROR_TEXT_MAX):gsub("[\192-\255][\128-\191]*$", "") .. "..."
+  end
+  if text == "" then text = "llama-stack answered " .. status .. " without a message." end
+  return error_json("llama-stack: " .. text, etype, code)
+end
+
 local function is_llama_stack_path(bare)
   if LLAMA_STACK_PREFIX == nil then return false end
   return bare == LLAMA_STACK_PREFIX or bare:sub(1, #LLAMA_STACK_PREFIX + 1) == LLAMA_STACK_PREFIX .. "/"
@@ -1083,6 +1151,19 @@ function envoy_on_response(handle)
     if answer ~= nil then
       body:setBytes(answer)
       headers:replace("content-length", tostring(#answer))
+    end
+  end
+
+  if md["upstream"] == "llama-stack" and status >= 400 and headers:get("x-envoy-ratelimited") == nil then
+    -- (A bodiless answer, to HEAD, has nothing to rewrite.)
+    local body = handle:body()
+    headers = handle:headers()
+    local raw = body ~= nil and body:length() > 0 and body:getBytes(0, body:length()) or ""
+    local answer = body ~= nil and openai_error(raw, status) or nil
+    if answer ~= nil then
+      body:setBytes(answer)
+      headers:replace("content-length", tostring(#answer))
+      headers:replace("content-type", "application/json")
     end
   end
 

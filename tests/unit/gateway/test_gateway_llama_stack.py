@@ -403,3 +403,77 @@ def test_another_tiers_model_is_not_found(gateway: Gateway) -> None:
     for key, model in ((PREMIUM, CLOSED), (FREE, OPEN)):
         shown = gateway.call("GET", PREFIX + "/v1/models/" + model, key=key, upstream=upstreams(llama))
         assert shown.status == 200, shown.describe()
+
+
+def answering(status: int, body: str, ctype: str = "application/json") -> LlamaStack:
+    return LlamaStack(lambda h, b: (status, [("content-type", ctype)], body))
+
+
+LLAMA_STACK_ERRORS = [
+    # llama-stack 0.7.3's own: a message, no type or code
+    (
+        404,
+        '{"error":{"message":"Model \'x\' not found."}}',
+        "Model 'x' not found.",
+        "invalid_request_error",
+        "not_found",
+    ),
+    (400, '{"error":{"message":"Invalid value"}}', "Invalid value", "invalid_request_error", "invalid_request"),
+    # its router's
+    (405, '{"detail":"Method Not Allowed"}', "Method Not Allowed", "invalid_request_error", "method_not_allowed"),
+    # FastAPI's validation errors
+    (
+        422,
+        '{"detail":[{"loc":["body","messages",0],"msg":"Field required","type":"missing"}]}',
+        "body.messages.0: Field required",
+        "invalid_request_error",
+        "invalid_request",
+    ),
+    # a crash in plain text
+    (500, "Internal Server Error\n", "llama-stack: Internal Server Error", "server_error", "llama_stack_error"),
+    (502, "", "llama-stack: llama-stack answered 502 without a message.", "server_error", "llama_stack_error"),
+]
+
+
+ERROR_IDS = ["message-404", "message-400", "router-405", "validation-422", "text-500", "empty-502"]
+
+
+@pytest.mark.parametrize(("status", "body", "message", "etype", "code"), LLAMA_STACK_ERRORS, ids=ERROR_IDS)
+def test_llama_stacks_errors_reach_the_caller_in_the_openai_form(
+    gateway: Gateway, status: int, body: str, message: str, etype: str, code: str
+) -> None:
+    ctype = "application/json" if body.startswith("{") else "text/plain"
+    reply = gateway.call("GET", PREFIX + "/v1/files", key=PREMIUM, upstream=upstreams(answering(status, body, ctype)))
+    assert reply.status == status, reply.describe()
+    assert reply.header("content-type") == "application/json", reply.describe()
+    assert int(reply.header("content-length") or -1) == len(reply.body.encode()), reply.describe()
+    error = reply.json()["error"]
+    assert (error["message"], error["type"], error["code"]) == (message, etype, code), error
+
+
+def test_a_complete_openai_error_and_a_success_pass_byte_for_byte(gateway: Gateway) -> None:
+    complete = '{"error": {"message": "m", "type": "invalid_request_error", "code": "x", "extra": 1}}'
+    for status, body in ((400, complete), (200, '{"detail": "not an error"}')):
+        reply = gateway.call("GET", PREFIX + "/v1/files", key=PREMIUM, upstream=upstreams(answering(status, body)))
+        assert (reply.status, reply.body) == (status, body), reply.describe()
+
+
+def test_a_long_text_error_is_cut_on_a_character_boundary(gateway: Gateway) -> None:
+    text = "a" + "é" * 400  # 801 bytes: the cut at byte 500 falls inside a character
+    reply = gateway.call(
+        "GET", PREFIX + "/v1/files", key=PREMIUM, upstream=upstreams(answering(500, text, "text/html"))
+    )
+    message = reply.json()["error"]["message"]
+    assert message.startswith("llama-stack: aéé") and message.endswith("..."), message
+    assert "\ufffd" not in message, f"a character was cut in two: {message!r}"
+    assert len(message.encode()) <= len("llama-stack: ") + 500 + 3, message
+
+
+def test_model_servers_errors_are_left_as_they_are(gateway: Gateway) -> None:
+    """Only llama-stack's answers are rewritten: a model server's own error body passes."""
+    body = {"model": "open-model", "messages": [{"role": "user", "content": "hi"}]}
+    reply = gateway.call(
+        "POST", "/v1/chat/completions", key=PREMIUM, body=body,
+        upstream={"maas_upstream": lambda h, b: (418, [("content-type", "text/plain")], "teapot")},
+    )  # fmt: skip
+    assert (reply.status, reply.body) == (418, "teapot"), reply.describe()
