@@ -62,6 +62,7 @@ class Breakage:
 
 LUA = "maas-gateway/files/gateway.lua"
 ENVOY = "maas-gateway/templates/envoy-configmap.yaml"
+HELPERS = "maas-gateway/templates/_helpers.tpl"
 RATELIMIT_TOKENS = {
     "test_ratelimit::test_free_tier_is_limited_at_its_token_budget",
     "test_ratelimit::test_keys_and_tiers_are_isolated",
@@ -162,9 +163,12 @@ GATEWAY_BREAKAGES = {
         modules=(AUTH,),
     ),
     "no charge at end of stream": Breakage(
-        # Every budget's end-of-stream charge (the tier's, the catalog's model budgets, and the tier's
-        # on llama-stack's route).
-        (Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false", count=4),),
+        # Every budget's end-of-stream charge (the catalog's model budgets, and the tier's on the
+        # model route and llama-stack's, from one helper).
+        (
+            Edit(ENVOY, "apply_on_stream_done: true", "apply_on_stream_done: false", count=2),
+            Edit(HELPERS, "apply_on_stream_done: true", "apply_on_stream_done: false"),
+        ),
         frozenset(RATELIMIT_TOKENS),
         # Charged before the usage is known, a key's budget no longer matches its use.
         FRESH_KEY_TESTS | SHARED_KEY_TESTS,
@@ -246,7 +250,6 @@ GATEWAY_BREAKAGES = {
                 LUA,
                 "math.floor(now / tier.requests_window)",
                 "math.floor(now / (tier.requests_window / 2))",
-                count=2,
             ),
         ),
         frozenset({"test_windows::test_a_request_window_holds_for_its_whole_length"}),

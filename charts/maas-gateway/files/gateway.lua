@@ -470,6 +470,14 @@ local function meter_model(doc)
   return "unknown"
 end
 
+-- The tier's current request and token windows (the rate limit descriptors' bucket keys) and the
+-- call's start.
+local function set_windows(md, tier, now)
+  md:set(NS, "requests_bucket", tostring(math.floor(now / tier.requests_window)))
+  md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
+  md:set(NS, "started", tostring(now))
+end
+
 local function reject(handle, status, body, extra)
   local h = { [":status"] = tostring(status), ["content-type"] = "application/json" }
   for k, v in pairs(extra or {}) do h[k] = v end
@@ -814,9 +822,7 @@ local function on_llama_stack(handle, id, bare)
   md:set(NS, "route", model_call and "model" or "models")
   -- Read by the local reply config: a 503 of this route says llama-stack is unavailable.
   md:set(NS, "upstream", "llama-stack")
-  md:set(NS, "requests_bucket", tostring(math.floor(now / tier.requests_window)))
-  md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
-  md:set(NS, "started", tostring(now))
+  set_windows(md, tier, now)
   if model_call and tier.tokens_limit == 0 then
     meter(handle, { model = "llama-stack", refused = "tier_tokens", input = 0, output = 0 })
     reject(handle, 429, error_json("Token rate limit of tier '" .. id.tier .. "' is 0: no requests allowed.",
@@ -923,9 +929,7 @@ local function on_request(handle)
   end
 
   if not id.onward then md:set(NS, "route", models and "models" or "model") end
-  md:set(NS, "requests_bucket", tostring(math.floor(now / tier.requests_window)))
-  md:set(NS, "tokens_bucket", tostring(math.floor(now / tier.tokens_window)))
-  md:set(NS, "started", tostring(now))
+  set_windows(md, tier, now)
 
   -- The model server sees neither the gateway key nor who is calling.
   headers:remove("authorization")

@@ -363,3 +363,25 @@ key's user name (never the key), or "all" with metrics.userLabel false.
 {{- define "maas-gateway.meterPresent" -}}
 {metadata_filter: {matcher: {filter: maas.meter, path: [{key: {{ . }}}], value: {present_match: true}}, match_if_key_not_found: false}}
 {{- end }}
+
+{{/*
+A model call's tier budgets, per route (typed_per_filter_config entries): one request counted, the
+tokens checked before the call (hits_addend 0) and charged at end of stream with the usage the Lua
+step read. The descriptors are the anchors of the /v1/models route in envoy-configmap.yaml.
+Usage: {{ include "maas-gateway.tierBudgets" . | nindent <n> }}
+*/}}
+{{- define "maas-gateway.tierBudgets" -}}
+maas.ratelimit.requests:
+  "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute
+  rate_limits:
+  - actions: *requests_descriptor
+    hits_addend: {number: 1}
+maas.ratelimit.tokens:
+  "@type": type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute
+  rate_limits:
+  - actions: *tokens_descriptor
+    hits_addend: {number: 0}
+  - actions: *tokens_descriptor
+    apply_on_stream_done: true
+    hits_addend: {format: "%DYNAMIC_METADATA(maas.usage:charged)%"}
+{{- end }}
