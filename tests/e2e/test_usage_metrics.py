@@ -493,3 +493,32 @@ def test_metrics_name_users_never_keys(
     assert user_of(key) in users, f"no series names the caller's user; users seen: {sorted(u for u in users if u)}"
     leaked = sum(1 for secret in secrets if secret and secret in text)
     assert not leaked, f"{leaked} key(s) or secret(s) appear in the gateway's metrics (withheld here)"
+
+
+# Envoy's stats access logger, for a counter whose value is not a number (it then counts nothing).
+NOT_A_NUMBER = "computed non-number value"
+# The access loggers run as each call ends, and Envoy's log is flushed about every second.
+LOG_SETTLE_S = 2.0
+
+
+def test_refused_calls_give_every_counter_a_number(gateway: Gateway, key_pool, scrape: Scrape, target: Target) -> None:
+    """Calls refused before any charge (a bad key, a body that is not JSON) are metered, and each
+    counter they touch gets a number: Envoy logs an error for every metered call whose charge is
+    missing, and counts nothing for it."""
+    assert scrape.text(), "the gateway's metrics port answers nothing"
+    before = len(target.component_log("gateway"))
+    http = gateway.http
+    body = {"model": gateway.model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    refused = [
+        http.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer not-a-key"}),
+        http.post(
+            "/v1/chat/completions",
+            content=b"{not json",
+            headers={"Authorization": f"Bearer {key_pool.shared('enterprise')}", "content-type": "application/json"},
+        ),
+    ]
+    assert [r.status_code for r in refused] == [401, 400], [r.text[:200] for r in refused]
+    time.sleep(LOG_SETTLE_S)  # an absence is checked: give the access loggers time to run
+    written = target.component_log("gateway")[before:]
+    bad = [line for line in written.splitlines() if NOT_A_NUMBER in line]
+    assert not bad, f"{len(bad)} log lines say a metered call gave a counter no number: {bad[0][:300]}"

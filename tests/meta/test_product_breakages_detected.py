@@ -111,6 +111,7 @@ CHARGED_ONCE = frozenset(
 FREE_KEY_RESPONSES_429 = "test_llama_stack_gateway::test_free_key_gets_429_from_the_gateway_on_responses"
 FORGED_ONWARD = "test_llama_stack_gateway::test_an_onward_credential_cannot_be_forged"
 LLAMA_STACK_DOWN = "test_llama_stack_gateway::test_llama_stack_down_is_503_json_until_it_returns"
+COUNTERS_NUMBERED = "test_usage_metrics::test_refused_calls_give_every_counter_a_number"
 NO_STALL = "test_llama_stack_gateway::test_a_failed_call_does_not_stall_llama_stack"
 FRONT_DOOR_CHUNKING = frozenset(
     {
@@ -329,6 +330,12 @@ GATEWAY_BREAKAGES = {
         (Edit(LUA, "and is_chunking_path(rest) then", "and false then"),),
         FRONT_DOOR_CHUNKING,
         modules=node_ids(FRONT_DOOR_CHUNKING),
+    ),
+    # 16. A call refused before its estimate leaves the charge counter without a number.
+    "refusals give the charge counter no number": Breakage(
+        (Edit(LUA, 'if usage == nil or usage["charged"] == nil then md:set(USAGE_NS, "charged", 0) end', ""),),
+        frozenset({COUNTERS_NUMBERED}),
+        modules=node_ids(frozenset({COUNTERS_NUMBERED})),
     ),
     # 15. llama-stack logs in its default console format: each failed call's rich traceback stalls it.
     "llama-stack logs rich tracebacks": Breakage(

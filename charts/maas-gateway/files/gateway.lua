@@ -459,6 +459,12 @@ local function meter(handle, fields)
   local own = md:get(NS)
   if own ~= nil and own["route"] == "onward" then return end
   for k, v in pairs(fields) do md:set(METER_NS, k, v) end
+  -- Every counter of a metered call reads a number: a call refused before its estimate is charged
+  -- nothing (Envoy's stats logger would skip a missing value and log an error for each such call).
+  if fields.model ~= nil then
+    local usage = md:get(USAGE_NS)
+    if usage == nil or usage["charged"] == nil then md:set(USAGE_NS, "charged", 0) end
+  end
 end
 
 -- The model label of a model call: the catalog id it names, "unknown" for any other name (the
