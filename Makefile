@@ -96,7 +96,7 @@ docs: bootstrap ## regenerate the charts' README values tables from the `# --` c
 mutation: bootstrap ## mutation pass over the gateway's Lua with its unit tests: score and surviving mutants
 	@$(PY) benchmarks/gateway_mutation.py
 
-bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time
+bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time, gateway vs direct and plain Envoy (latency, req/s, budget accuracy), kube lane, mutation pass
 	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done
 
 clean-charts: ## remove `helm dependency build` output (Chart.lock, charts/*.tgz) that would shadow the linked subcharts

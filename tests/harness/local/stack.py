@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,14 @@ def refuse_if_running(run: RunFolder) -> None:
         )
 
 
-def up(run: RunFolder) -> Rendered:
-    """Start every rendered container; the caller has checked nothing runs (refuse_if_running)."""
+def up(run: RunFolder, only: Collection[str] = ()) -> Rendered:
+    """Start every rendered container, or with `only` those of these components
+    (app.kubernetes.io/component) alone; the caller has checked nothing runs (refuse_if_running)."""
     rendered = render(run)
-    plan = StartPlan([_component(spec, run) for spec in container_specs(rendered)])
+    specs = [spec for spec in container_specs(rendered) if not only or spec.component in only]
+    if only and not specs:
+        raise processes.StartError(f"no rendered container has a component of {sorted(only)}: check the names")
+    plan = StartPlan([_component(spec, run) for spec in specs])
     run.put(COMPONENTS_KEY, [c.spec.name for c in plan.components])
     try:
         _start_all(plan, run)

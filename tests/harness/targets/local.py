@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,18 @@ class LocalTarget:
         self.ports = ports or Ports()
 
     def up(self) -> Endpoints:
+        self._start()
+        return self.status()
+
+    def up_components(self, components: Collection[str]) -> Ports:
+        """Start only these components of the render (app.kubernetes.io/component: the gateway's are
+        `redis`, `ratelimit` and `gateway`), set up as `up` sets them up; returns the ports the run
+        uses (a model server port given to the constructor included). `down` stops them."""
+        self._start(components)
+        return Ports(**self.run.get("ports"))
+
+    def _start(self, components: Collection[str] = ()) -> None:
+        """Render with fresh ports and generated secrets and start `components` (default: all)."""
         stack.refuse_if_running(self.run)  # before reset(), which clears the running stack's state
         self.run.reset(self.options.values)
         ports = self.ports.fill_free()
@@ -63,9 +76,8 @@ class LocalTarget:
             },
         }
         self.run.write_values("secrets.yaml", generated, secret=True)
-        rendered = stack.up(self.run)
+        rendered = stack.up(self.run, only=components)
         self.run.write_values(KEYS_FILE, gateway_keys.by_tier(_keys_from(rendered)), secret=True)
-        return self.status()
 
     def down(self) -> None:
         stopped = stack.down(self.run)
