@@ -97,7 +97,7 @@ mutation: bootstrap ## mutation pass over the gateway's Lua with its unit tests:
 	@$(PY) benchmarks/gateway_mutation.py
 
 bench: bootstrap ## benchmarks (not tests): local stack start-up, e2e wall time, gateway vs direct and plain Envoy (latency, req/s, budget accuracy), kube lane, mutation pass
-	@for b in benchmarks/*.py; do $(PY) "$$b" || exit 1; done
+	@rc=0; for b in benchmarks/*.py; do $(PY) "$$b" || { echo "benchmark $$b: exit status $$?" >&2; rc=1; }; done; exit $$rc
 
 clean-charts: ## remove `helm dependency build` output (Chart.lock, charts/*.tgz) that would shadow the linked subcharts
 	@$(PY) -m harness clean-charts
