@@ -346,6 +346,8 @@ def wait_for_metrics(scrape: Scrape, before: list[Sample], bill: Bill) -> list[S
 # --- the bill, from the stack's Prometheus -------------------------------------------------------
 
 PROMETHEUS_SETTLE_S = 30.0  # a few scrape intervals (the rag chart scrapes every 5 s)
+# Once Prometheus holds the gateway's counts of the script's end: one more scrape interval and a second.
+PROMETHEUS_LAST_SCRAPE_S = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -381,14 +383,25 @@ def script_window(scripted: Scripted) -> usage_report.Window:
     return usage_report.Window(start, datetime.now(UTC).replace(microsecond=0))
 
 
+def caught_up(prom: usage_report.Prometheus, scripted: Scripted) -> bool:
+    """Whether Prometheus has scraped the gateway since the script: its count of the gateway's requests
+    reached what the gateway's own metrics counted when the script ended."""
+    result = prom.query(f"sum({REQUESTS})", datetime.now(UTC))
+    return bool(result) and float(result[0]["value"][1]) >= usage_metrics.total(scripted.after, REQUESTS)
+
+
 def settled_bill(prom: usage_report.Prometheus, scripted: Scripted, by: str = "user") -> usage_report.Bill:
-    """The bill of the script's window, once Prometheus has scraped the gateway after the script."""
+    """The bill of the script's window, once Prometheus has scraped the gateway after the script. It
+    is read until it equals what the script owes, for at most PROMETHEUS_LAST_SCRAPE_S once Prometheus
+    has caught up (a wrong bill is then final: waiting longer cannot change it)."""
     owed = owed_by_user(scripted)
     deadline = time.monotonic() + PROMETHEUS_SETTLE_S
     while True:
         bill = usage_report.bill(prom, script_window(scripted), by)
         if by != "user" or all(bill.rows.get(u) == row for u, row in owed.items()) or time.monotonic() > deadline:
             return bill
+        if caught_up(prom, scripted):
+            deadline = min(deadline, time.monotonic() + PROMETHEUS_LAST_SCRAPE_S)
         time.sleep(POLL_S)
 
 
