@@ -695,9 +695,9 @@ end
 
 -- llama-stack names a catalog model it reaches through this gateway `<catalog key>/<public id>` (the
 -- chart makes the catalog key its provider id). A model call naming one the caller's tier may not use
--- is refused at the front door, with the 403 its onward call would get: llama-stack 0.7.3 mishandles
--- that onward 403 (it logs "response already started" and leaves the connection to the gateway
--- hanging, so the next call on it waited 5 s and failed). Other names are llama-stack's to judge.
+-- is refused at the front door, with the gateway's own 403, before llama-stack spends anything on it
+-- (llama-stack 0.7.3 turns the onward 403 into an error of its own, without type or code, and logs
+-- a traceback). Other names are llama-stack's to judge.
 local llama_stack_names = nil
 
 local function llama_stack_model(model)
