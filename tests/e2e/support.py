@@ -112,9 +112,11 @@ class Gateway:
         self.model = model
         # Connect retries only: on cluster targets the gateway sits behind `kubectl port-forward`,
         # which exits when the pod resets one forwarded connection (Envoy does after an early 401
-        # to a request whose body is still arriving) and is back a second later. A refused
-        # connect never reached the stack, so retrying it cannot hide a gateway answer.
-        transport = httpx.HTTPTransport(retries=CONNECT_RETRIES)
+        # to a request whose body is still arriving), or its pod is replaced, and is back a second
+        # later. A refused connect never reached the stack, so retrying it cannot hide a gateway
+        # answer. No connection is kept for the next call: one kept across a port-forward's restart
+        # is dead, and the call on it fails without having reached the gateway.
+        transport = httpx.HTTPTransport(retries=CONNECT_RETRIES, limits=httpx.Limits(max_keepalive_connections=0))
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=60, transport=transport)
 
     def models(self, key: str | None, scheme: str = "Bearer", headers: dict[str, str] | None = None) -> Reply:
