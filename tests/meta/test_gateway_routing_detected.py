@@ -110,7 +110,7 @@ FRONT_DOOR_BREAKAGES = {
             f"test_llama_stacks_errors_reach_the_caller_in_the_openai_form[{case}]"
             for case in ("message-404", "router-405", "validation-422", "text-500")
         ),
-        "assert ",
+        "assert (",
         frozenset({"test_a_complete_openai_error_and_a_success_pass_byte_for_byte"}),
     ),
 }

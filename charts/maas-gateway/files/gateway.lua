@@ -1,6 +1,7 @@
 -- MaaS gateway step for Envoy's Lua filter (standalone mode).
 -- The chart prepends a generated table (TIERS, KEYS_FILE_ENV, HMAC_FILE_ENV, RELOAD_SECONDS,
--- DEFAULT_MAX_TOKENS, VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON, LLAMA_STACK_PREFIX, ONWARD_SECONDS),
+-- DEFAULT_MAX_TOKENS, VALIDATE_PATH, ROUTE_BY_MODEL, MODELS_JSON, LLAMA_STACK_PREFIX, ONWARD_SECONDS,
+-- LLAMA_STACK_CHUNKING),
 -- files/json.lua (the `json` decoder/encoder) and files/sha256.lua (`sha256.hmac_hex`).
 --
 -- Request: strip client-sent identity headers, resolve the API key from the key file (mounted
@@ -248,7 +249,11 @@ local KEY_FORMS = "Send 'Authorization: Bearer <key>' or 'Authorization: APIKEY 
 -- The key a request carries, or nil and why not (never quoting the header: it may hold a key).
 local function credential(headers)
   local auth = headers:get("authorization")
-  if auth == nil or auth:match("^%s*$") then return nil, "Missing API key. " .. KEY_FORMS end
+  -- No header, an empty one, or a scheme alone (a client whose key setting is empty sends "Bearer ").
+  local lone = auth ~= nil and string.lower(auth:match("^%s*(.-)%s*$"))
+  if auth == nil or lone == "" or lone == "bearer" or lone == "apikey" then
+    return nil, "Missing API key. " .. KEY_FORMS
+  end
   local scheme, value = auth:match("^%s*(%S+)%s+(%S+)%s*$")
   if scheme ~= nil then
     scheme = string.lower(scheme)
@@ -656,18 +661,29 @@ local function settle_chunking(doc)
   elseif getmetatable(static) ~= json.OBJECT then
     return nil, "'chunking_strategy.static' must be an object.", "chunking_strategy.static"
   end
-  local sizes = {}
+  local sizes, filled = {}, {}
   for what, field in pairs(STATIC_FIELDS) do
     local value = static[field]
     if value == nil or value == json.NULL then
-      static[field] = LLAMA_STACK_CHUNKING[what]
-      sizes[what] = LLAMA_STACK_CHUNKING[what]
-      changed = true
+      filled[what] = true
     else
       sizes[what] = json.number(value)
-      if sizes[what] == nil or sizes[what] ~= math.floor(sizes[what]) then
+      local n = sizes[what]
+      if n == nil or n ~= n or n == math.huge or n == -math.huge or n ~= math.floor(n) then
         return nil, "'chunking_strategy.static." .. field .. "' must be an integer.", "chunking_strategy.static." .. field
       end
+    end
+  end
+  if filled.size then sizes.size = LLAMA_STACK_CHUNKING.size end
+  if filled.overlap then
+    -- The configured overlap, but never half the caller's own size or more (OpenAI's rule for it).
+    sizes.overlap = LLAMA_STACK_CHUNKING.overlap
+    if not filled.size then sizes.overlap = math.min(sizes.overlap, math.floor(sizes.size / 2)) end
+  end
+  for what, field in pairs(STATIC_FIELDS) do
+    if filled[what] then
+      static[field] = sizes[what]
+      changed = true
     end
   end
   if sizes.overlap < 0 or sizes.overlap >= sizes.size then
@@ -681,16 +697,17 @@ end
 -- A chunking call on its way to llama-stack, with its strategy settled (or refused with 400).
 local function on_chunking_call(handle, headers)
   local raw, body = read_body(handle, headers)
-  if raw == nil then return end
+  if raw == nil then return false end
   local doc, why = parse_object(raw)
   local changed, field = false, nil
   if doc ~= nil then changed, why, field = settle_chunking(doc) end
   if changed == nil or doc == nil then
     reject(handle, 400, error_json(why, "invalid_request_error", doc == nil and "invalid_request_body"
       or "invalid_chunking_strategy", field))
-    return
+    return false
   end
   forward_json(body, handle:headers(), doc, changed)
+  return true
 end
 
 -- llama-stack names a catalog model it reaches through this gateway `<catalog key>/<public id>` (the
@@ -750,6 +767,38 @@ local function error_kind(status)
   return "invalid_request_error", "http_" .. status
 end
 
+-- `s` with every byte that is not part of a well-formed UTF-8 character replaced by "?" (a crash page
+-- in Latin-1 must not make the JSON error invalid).
+local function valid_utf8(s)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+      or (c >= 0xF0 and c <= 0xF4) and 4 or 0
+    local ok = len > 0 and i + len - 1 <= n
+    for j = i + 1, i + len - 1 do
+      if not ok then break end
+      local b = s:byte(j)
+      ok = b >= 0x80 and b <= 0xBF
+    end
+    if ok and len == 3 then
+      local b = s:byte(i + 1)
+      ok = not (c == 0xE0 and b < 0xA0) and not (c == 0xED and b > 0x9F)
+    elseif ok and len == 4 then
+      local b = s:byte(i + 1)
+      ok = not (c == 0xF0 and b < 0x90) and not (c == 0xF4 and b > 0x8F)
+    end
+    if ok then
+      out[#out + 1] = s:sub(i, i + len - 1)
+      i = i + len
+    else
+      out[#out + 1] = "?"
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
 -- FastAPI's validation errors ([{loc, msg}, ...]) as one sentence: "body.messages: Field required".
 local function validation_text(items)
   local parts = {}
@@ -786,13 +835,19 @@ local function openai_error(raw, status)
       if text ~= nil then return error_json(text, etype, code) end
     end
   end
-  local text = raw:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  local text = valid_utf8(raw):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
   if #text > ERROR_TEXT_MAX then
     -- Cut on a character boundary (never inside a UTF-8 sequence).
     text = text:sub(1, ERROR_TEXT_MAX):gsub("[\192-\255][\128-\191]*$", "") .. "..."
   end
   if text == "" then text = "llama-stack answered " .. status .. " without a message." end
   return error_json("llama-stack: " .. text, etype, code)
+end
+
+-- The call goes on to llama-stack: an error answer is llama-stack's (the response step rewrites
+-- those), not one the gateway or Envoy gave before it (a body over the buffer limit gets Envoy's 413).
+local function forwarded(handle)
+  handle:streamInfo():dynamicMetadata():set(NS, "forwarded", "1")
 end
 
 local function is_llama_stack_path(bare)
@@ -858,7 +913,10 @@ local function on_llama_stack(handle, id, bare)
     end
   end
   if not model_call then
-    if headers:get(":method") == "POST" and is_chunking_path(rest) then on_chunking_call(handle, headers) end
+    if headers:get(":method") == "POST" and is_chunking_path(rest) and not on_chunking_call(handle, headers) then
+      return
+    end
+    forwarded(handle)
     return
   end
 
@@ -873,6 +931,7 @@ local function on_llama_stack(handle, id, bare)
   end
   charge_the_estimate(handle, doc, raw, 1, 1)
   forward_json(body, handle:headers(), doc, force_include_usage(doc, rest))
+  forwarded(handle)
 end
 
 local function on_request(handle)
@@ -1157,14 +1216,14 @@ function envoy_on_response(handle)
   if md["llama_stack_listing"] ~= nil and status == 200 and ctype:find("application/json", 1, true) then
     local body = handle:body()
     headers = handle:headers()
-    local answer = llama_stack_listing(body:getBytes(0, body:length()), md["tier"])
-    if answer ~= nil then
+    local answer = body ~= nil and body:length() > 0 and llama_stack_listing(body:getBytes(0, body:length()), md["tier"])
+    if answer then
       body:setBytes(answer)
       headers:replace("content-length", tostring(#answer))
     end
   end
 
-  if md["upstream"] == "llama-stack" and status >= 400 and headers:get("x-envoy-ratelimited") == nil then
+  if md["forwarded"] ~= nil and status >= 400 and headers:get("x-envoy-ratelimited") == nil then
     -- (A bodiless answer, to HEAD, has nothing to rewrite.)
     local body = handle:body()
     headers = handle:headers()

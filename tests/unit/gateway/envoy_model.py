@@ -455,7 +455,8 @@ class Gateway:
                 [self.lua.table_from([":status", str(response.status)])]
                 + [self.lua.table_from([k, v]) for k, v in response.headers]
             ),
-            response.body,
+            # A response without a body ends with its headers: Envoy's body() gives the script nil.
+            response.body or None,
             md,
         )
         self.run("envoy_on_response", handle)

@@ -343,6 +343,8 @@ def test_a_refused_request_429_costs_no_tokens(gateway: Gateway, clock: Clock) -
     [
         (None, "Missing API key"),
         ("  ", "Missing API key"),
+        ("Bearer ", "Missing API key"),
+        ("apikey", "Missing API key"),
         ("Bearer nope", "Invalid API key"),
         ("Basic k-free", "not of a form this gateway reads"),
         ("k-free", "not of a form this gateway reads"),
