@@ -388,6 +388,47 @@ def test_port_forward_reconnects_when_kubectl_exits() -> None:
     assert pf.check() is False  # stopped forwards stay stopped
 
 
+def test_a_pod_port_forward_follows_its_components_rollout() -> None:
+    """kubectl keeps forwarding to the pod it picked; once a rollout replaced that pod, each
+    connection through the forward is dropped unanswered. The gateway's readiness port is
+    forwarded per pod, so reconnecting the gateway restarts that forward too."""
+    gateway = {
+        "kind": "Deployment",
+        "metadata": {"name": "rag-maas-gateway", "labels": {"app.kubernetes.io/component": "gateway"}},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "envoy",
+                            "ports": [
+                                {"name": "http", "containerPort": 8080},
+                                {"name": "health", "containerPort": 8090},
+                            ],
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    runner = cluster_runner(CTX, NS, clusters="rag-e2e\n", extra={
+        ("helm", "get", "manifest"): CommandResult([], 0, json.dumps(gateway))})  # fmt: skip
+    target = make_kind(runner, FakeClock())
+    deployment = target.deploy()
+    try:
+        health = deployment.forward_pod_port("gateway", "health")
+        assert health is not None and deployment.forward_pod_port("gateway", "health") is health
+        forward = ["kubectl", "--context", CTX, "port-forward", "-n", NS, "--address", "127.0.0.1",
+                   "deploy/rag-maas-gateway", f"{health.local_port}:8090"]  # fmt: skip
+        assert runner.calls.count(forward) == 1
+        deployment.reconnect({"llama-stack"})
+        assert runner.calls.count(forward) == 1  # another component's rollout leaves it alone
+        deployment.reconnect({"gateway"})
+        assert runner.calls.count(forward) == 2  # same local port: the URL the tests hold stays valid
+    finally:
+        deployment.close()
+
+
 def test_route_urls_use_https_for_tls_routes() -> None:
     doc = json.dumps({"items": [
         {"metadata": {"labels": {"app.kubernetes.io/component": "gateway"}}, "spec": {"host": "gw.apps.x"}},

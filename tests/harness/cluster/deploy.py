@@ -142,7 +142,7 @@ class ClusterDeployment:
 
     def forward_ready(self, component: str, ready_timeout: float = 30.0) -> PortForward | None:
         """The component's supervised forward (opened on first use), once its local port answers."""
-        pf = next((f for f in self.forwards if f.component == component), None)
+        pf = next((f for f in self.forwards if f.component == component and not f.port_name), None)
         if pf is None and (pf := self.forward(component)) is not None:
             atexit.register(self.close)
             pf.wait_ready(self.waiter, ready_timeout)
@@ -152,8 +152,7 @@ class ClusterDeployment:
     def forward_pod_port(self, component: str, port_name: str, ready_timeout: float = 30.0) -> PortForward | None:
         """A supervised forward to the named container port of the component's Deployment (for a
         port its Service does not carry); None when the release has no such Deployment or port."""
-        key = f"{component}/{port_name}"
-        if pf := next((f for f in self.forwards if f.component == key), None):
+        if pf := next((f for f in self.forwards if (f.component, f.port_name) == (component, port_name)), None):
             return pf
         found = [
             (doc["metadata"]["name"], port["containerPort"])
@@ -168,7 +167,14 @@ class ClusterDeployment:
             return None
         name, remote = found[0]
         pf = PortForward(
-            self.runner, f"deploy/{name}", remote, self.namespace, self.context, probe=self.probe, component=key
+            self.runner,
+            f"deploy/{name}",
+            remote,
+            self.namespace,
+            self.context,
+            probe=self.probe,
+            component=component,
+            port_name=port_name,
         )
         pf.start()
         self.forwards.append(pf)
@@ -181,7 +187,9 @@ class ClusterDeployment:
         """Restart the forwards of `components` and wait until they answer: after a rollout the
         running kubectl may still hold a connection to a pod that is going away. A rollout reports
         ready while the old pod still terminates, and a Service forward may pick that pod: wait
-        until it is gone first."""
+        until it is gone first. A forward to one of a component's pod ports (its readiness or
+        metrics) follows the component too: kubectl keeps forwarding to the pod it picked, and
+        once that pod is gone each connection through it is dropped unanswered."""
         for pf in (f for f in self.forwards if f.component in components):
             self._wait_no_terminating(pf.component, ready_timeout)
             pf.restart()

@@ -37,7 +37,8 @@ class PortForward:
     max_restarts: int = 50
     restarts: int = 0
     probe: Callable[[int], bool] = port_open  # is the local port accepting connections?
-    component: str = ""  # app.kubernetes.io/component of the forwarded Service
+    component: str = ""  # app.kubernetes.io/component of the forwarded Service or Deployment
+    port_name: str = ""  # a Deployment's named container port ("": the Service's port)
     _proc: Process | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
