@@ -175,6 +175,25 @@ def test_a_strategy_whose_overlap_is_not_smaller_than_its_size_is_400(front_door
         client.files.delete(upload.id)
 
 
+@pytest.mark.parametrize("files", ["file%73", "/files", "%66ile%73"], ids=["escaped", "double-slash", "all-escaped"])
+def test_an_attach_spelled_another_way_is_checked_alike(front_door: str, premium_key: str, files: str) -> None:
+    """Envoy normalizes the path (percent-escapes of plain characters, doubled slashes) before the
+    front door reads it: no spelling of the attach route gets past the chunking check. The check
+    answers before llama-stack, so no store is needed; a spelling that got past would reach
+    llama-stack and get its 404 for the unknown store instead."""
+    strategy = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 200}}
+    reply = Reply.of(
+        httpx.post(
+            f"{front_door}/vector_stores/vs_e2e_unknown/{files}",
+            json={"file_id": "file-e2e-unknown", "chunking_strategy": strategy},
+            headers=auth_header(premium_key),
+            timeout=30,
+        )
+    )
+    assert reply.status == 400, reply.describe()
+    assert reply.body["error"]["param"] == "chunking_strategy.static.chunk_overlap_tokens", reply.describe()
+
+
 def test_another_tiers_model_is_hidden_and_refused_at_the_front_door(
     front_door: str, key_pool, routed, gateway_chat_model: str
 ) -> None:
