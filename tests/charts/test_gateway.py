@@ -323,3 +323,21 @@ def test_readiness_reports_llama_stack_on_its_own_path(helm: HelmBinary, rendere
     }
     expected = {"/ready": None} | ({"/ready/llama-stack": {"maas_llama_stack": {"value": 100}}} if enabled else {})
     assert checks == expected
+
+
+def test_each_call_to_llama_stack_gets_its_own_connection(helm: HelmBinary, renderer: Renderer) -> None:
+    """llama-stack 0.7.3 closes its connection after a call that raised; a pooled connection reused
+    as it closed failed the next caller's call with 503. Model servers keep their pooled connections."""
+    docs = render_ok(renderer, helm, CHART, values={"mode": "standalone", "llamaStack": {"enabled": True}})
+    (envoy,) = envoy_configs(docs).values()
+    per_connection = {
+        c["name"]: (
+            c.get("typed_extension_protocol_options", {})
+            .get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
+            .get("common_http_protocol_options", {})
+            .get("max_requests_per_connection")
+        )
+        for c in yaml.safe_load(envoy)["static_resources"]["clusters"]
+    }
+    assert per_connection.pop("maas_llama_stack") == 1
+    assert set(per_connection.values()) == {None}, per_connection
