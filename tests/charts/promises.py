@@ -90,6 +90,8 @@ PROMISES: list[Promise] = [
     # llama-stack
     Promise("llama-stack", "auth.enabled", True, "every API call is checked against the gateway's keys"),
     Promise("llama-stack", "auth.insecure", False, "no external route without auth"),
+    Promise("llama-stack", "tls.key", "", "no private key ships in the defaults"),
+    Promise("llama-stack", "tls.certificate", "", "no certificate ships in the defaults"),
     *_restricted("llama-stack", "", read_only_root=False),
     Promise("llama-stack", "securityContext.runAsNonRoot", True, "PodSecurity restricted"),
     Promise("llama-stack", "securityContext.seccompProfile.type", "RuntimeDefault", "PodSecurity restricted"),
@@ -113,6 +115,7 @@ NOT_PROMISES: dict[str, str] = {
     "llama-stack:vectorStore.pgvector.passwordSecretRef.key": "a Secret's data key name, not a secret",
     "llama-stack:test.apiKeySecretRef.key": "a Secret's data key name, not a secret",
     "vllm-gpu:hfToken.secretRef.key": "a Secret's data key name, not a secret",
+    "maas-gateway:llamaStack.tls.caConfigMap.key": "a ConfigMap's data key name, not a secret",
     "rag:containerSecurityContext.readOnlyRootFilesystem": "pgvector and the embeddings server write to their root "
     "filesystem (false is the honest default; restricted does not require it)",
 }

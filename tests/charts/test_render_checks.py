@@ -199,6 +199,53 @@ REFUSALS = [
         "llama-stack.enabled",
         "set maas-gateway.llamaStack.enabled=false",
     ),
+    # HTTPS to llama-stack: a certificate to serve, a CA to verify it with, both ends agreeing.
+    Refusal(
+        "llama-stack-tls-without-certificate",
+        "llama-stack",
+        {"tls": {"enabled": True}},
+        {"tls": {"enabled": True, "existingSecret": "llama-stack-tls"}},
+        "tls.existingSecret",
+        "tls.openshiftServingCert=true",
+    ),
+    Refusal(
+        "llama-stack-tls-behind-an-edge-route",
+        "llama-stack",
+        {"tls": {"enabled": True, "existingSecret": "s"}, "route": {"enabled": True, "tlsTermination": "edge"}},
+        {"tls": {"enabled": True, "existingSecret": "s"}, "route": {"enabled": True, "tlsTermination": "reencrypt"}},
+        "route.tlsTermination",
+        "Set route.tlsTermination=reencrypt",
+    ),
+    Refusal(
+        "llama-stack-certificate-without-tls",
+        "llama-stack",
+        {"tls": {"existingSecret": "s"}},
+        {"tls": {"enabled": True, "existingSecret": "s"}},
+        "tls.enabled",
+        "Set tls.enabled=true",
+    ),
+    Refusal(
+        "gateway-llama-stack-tls-without-ca",
+        "maas-gateway",
+        {"llamaStack": {"enabled": True, "tls": {"enabled": True}}},
+        {"llamaStack": {"enabled": True, "tls": {"enabled": True, "caConfigMap": {"name": "llama-stack-ca"}}}},
+        "llamaStack.tls.caConfigMap.name",
+        "llamaStack.tls.openshiftServiceCA=true",
+    ),
+    Refusal(
+        "llama-stack-tls-gateway-plain",
+        "rag",
+        {
+            "maas-gateway": {"llamaStack": {"enabled": True}},
+            "llama-stack": {"tls": {"enabled": True, "existingSecret": "s"}},
+        },
+        {
+            "maas-gateway": {"llamaStack": {"enabled": True, "tls": {"enabled": True, "caConfigMap": {"name": "c"}}}},
+            "llama-stack": {"tls": {"enabled": True, "existingSecret": "s"}},
+        },
+        "maas-gateway.llamaStack.tls.enabled",
+        "Set both to the same value",
+    ),
     # The gateway fills in the chunking llama-stack publishes, and only a chunking that advances.
     Refusal(
         "gateway-chunking-differs",

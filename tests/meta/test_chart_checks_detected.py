@@ -15,6 +15,7 @@ from charts.helm import HelmBinary, Renderer
 from harness.paths import CHARTS_DIR
 
 from charts import helm as helm_mod
+from charts import test_llama_stack_tls as tls
 from charts import test_render_checks as checks
 from charts import test_simulator_runs as simulator
 
@@ -119,6 +120,36 @@ BREAKS = {
         "{{- if and $gw.enabled ($gw.llamaStack).enabled }}",
         "{{- if false }}",
         (refusal("second-door-route"), refusal("second-door-service"), refusal("gateway-to-no-llama-stack")),
+    ),
+    "the gateway's chunking not checked against llama-stack's": Break(
+        "rag/templates/_helpers.tpl",
+        "{{- if and $ls.enabled (or (ne (int $want.sizeTokens) (int $vs.chunkSizeTokens))",
+        "{{- if and false (or (ne (int $want.sizeTokens) (int $vs.chunkSizeTokens))",
+        (refusal("gateway-chunking-differs"),),
+    ),
+    "a chunking overlap the gateway would fill in not checked": Break(
+        "maas-gateway/templates/_helpers.tpl",
+        "{{- if and .Values.llamaStack.enabled (ge (int $chunking.overlapTokens) (int $chunking.sizeTokens)) }}",
+        "{{- if false }}",
+        (refusal("gateway-chunking-overlap"),),
+    ),
+    "llama-stack TLS with no certificate not checked": Break(
+        "llama-stack/templates/_helpers.tpl",
+        "{{- if and (not $tls.existingSecret) (not $tls.openshiftServingCert) (not (and $tls.certificate $tls.key)) }}",
+        "{{- if false }}",
+        (refusal("llama-stack-tls-without-certificate"),),
+    ),
+    "HTTPS on one side of the gateway only not checked": Break(
+        "rag/templates/_helpers.tpl",
+        "{{- if and $ls.enabled (ne $lsTls $gwTls) }}",
+        "{{- if false }}",
+        (refusal("llama-stack-tls-gateway-plain"),),
+    ),
+    "the gateway trusts any llama-stack certificate": Break(
+        "maas-gateway/templates/envoy-configmap.yaml",
+        '{{- if (hasKey $c "verify" | ternary $c.verify $.Values.upstream.tlsVerify) }}',
+        "{{- if false }}",
+        (tls.test_the_gateway_verifies_llama_stacks_certificate,),
     ),
     "pgvector Secret wiring not checked": Break(
         "rag/templates/_helpers.tpl",

@@ -142,10 +142,32 @@ Usage: {{ include "llama-stack.validate" . }}
 {{- if and $exposed (not .Values.auth.enabled) (not .Values.auth.insecure) }}
 {{- $errors = append $errors (printf "auth.enabled is false while %s exposes llama-stack outside the cluster: anyone who finds it could use the models, files and vector stores. Set auth.enabled=true (the default), or set auth.insecure=true to expose it unauthenticated on purpose." (join " and " $exposed)) }}
 {{- end }}
+{{- $tls := .Values.tls }}
+{{- if $tls.enabled }}
+{{- if and (not $tls.existingSecret) (not $tls.openshiftServingCert) (not (and $tls.certificate $tls.key)) }}
+{{- $errors = append $errors "tls.enabled is true, but no certificate is named: llama-stack could not start. Set tls.existingSecret to a kubernetes.io/tls Secret, tls.openshiftServingCert=true on OpenShift, or (dev only) tls.certificate and tls.key." }}
+{{- end }}
+{{- if and .Values.route.enabled (eq (.Values.route.tlsTermination | default "") "edge" "") }}
+{{- $errors = append $errors (printf "route.tlsTermination is %q while tls.enabled makes llama-stack serve HTTPS only: the Route would speak plain HTTP to it. Set route.tlsTermination=reencrypt (or passthrough)." (.Values.route.tlsTermination | default "")) }}
+{{- end }}
+{{- else if or $tls.existingSecret $tls.certificate $tls.key $tls.openshiftServingCert }}
+{{- $errors = append $errors "tls.existingSecret, tls.certificate, tls.key or tls.openshiftServingCert is set while tls.enabled is false: llama-stack would serve plain HTTP. Set tls.enabled=true, or remove them." }}
+{{- end }}
 {{- if $errors }}
 {{- fail (printf "\nERROR: %s" (join "\nERROR: " $errors)) }}
 {{- end }}
 {{- end }}
+
+{{/* The kubernetes.io/tls Secret llama-stack serves HTTPS with (tls.enabled). */}}
+{{- define "llama-stack.tlsSecretName" -}}
+{{- if .Values.tls.existingSecret }}{{ tpl .Values.tls.existingSecret . }}{{ else }}{{ printf "%s-tls" (include "llama-stack.fullname" .) }}{{ end }}
+{{- end }}
+
+{{/* Where llama-stack reads its certificate: the path a KServe deployment mounts one at. */}}
+{{- define "llama-stack.tlsDir" -}}/var/run/kserve/tls{{- end }}
+
+{{/* The scheme llama-stack serves: https with tls.enabled. */}}
+{{- define "llama-stack.scheme" -}}{{ if .Values.tls.enabled }}https{{ else }}http{{ end }}{{- end }}
 
 {{- define "llama-stack.tokenSecretName" -}}
 {{- printf "%s-model-tokens" (include "llama-stack.fullname" .) }}

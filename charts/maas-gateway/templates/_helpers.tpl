@@ -125,6 +125,18 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- end }}
 
 {{/* Fail early on keys that name an unknown tier. */}}
+{{/* The ConfigMap holding the CA that verifies llama-stack (llamaStack.tls), and its key. */}}
+{{- define "maas-gateway.llamaStackCA" -}}
+{{- $t := .Values.llamaStack.tls }}
+{{- if $t.caConfigMap.name }}{{ dict "name" (tpl $t.caConfigMap.name .) "key" $t.caConfigMap.key "owned" false | toJson }}
+{{- else if $t.openshiftServiceCA }}{{ dict "name" (printf "%s-llama-stack-ca" (include "maas-gateway.fullname" .)) "key" "service-ca.crt" "owned" true | toJson }}
+{{- else }}{{ dict "name" (printf "%s-llama-stack-ca" (include "maas-gateway.fullname" .)) "key" "ca.crt" "owned" true | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* Where the gateway reads the CA that verifies llama-stack. */}}
+{{- define "maas-gateway.llamaStackCADir" -}}/etc/maas-llama-stack-ca{{- end }}
+
 {{- define "maas-gateway.validate" -}}
 {{- range $i, $k := .Values.apiKeys.keys }}
 {{- if not (hasKey $.Values.tiers $k.tier) }}
@@ -134,6 +146,10 @@ the window divides, so the unit's own bounds are window bounds too and never spl
 {{- if not .Values.tiers }}{{ fail "tiers must define at least one tier" }}{{ end }}
 {{- if and .Values.llamaStack.enabled (eq .Values.mode "kuadrant") }}
 {{- fail "ERROR: llamaStack.enabled is true, but maas-gateway.mode is kuadrant: only the standalone gateway serves llama-stack behind it (its onward credentials keep each call charged once). Set mode=standalone or llamaStack.enabled=false" }}
+{{- end }}
+{{- $lsTls := .Values.llamaStack.tls }}
+{{- if and .Values.llamaStack.enabled $lsTls.enabled (not $lsTls.caConfigMap.name) (not $lsTls.ca) (not $lsTls.openshiftServiceCA) }}
+{{- fail "ERROR: llamaStack.tls.enabled is true, but no CA is named to verify llama-stack's certificate with: the gateway would refuse every call. Set llamaStack.tls.caConfigMap.name (an existing ConfigMap), llamaStack.tls.openshiftServiceCA=true on OpenShift, or (dev only) llamaStack.tls.ca" }}
 {{- end }}
 {{- $chunking := .Values.llamaStack.chunking }}
 {{- if and .Values.llamaStack.enabled (ge (int $chunking.overlapTokens) (int $chunking.sizeTokens)) }}

@@ -55,6 +55,11 @@ Usage: {{ include "rag.validate" . }}
 {{- if ($ls.route).enabled }}
 {{- $errors = append $errors "llama-stack.route.enabled is true while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Route would be a second door to llama-stack with no key check and no charge. Set llama-stack.route.enabled=false and reach llama-stack through the gateway's route (maas-gateway.route) at maas-gateway.llamaStack.pathPrefix." }}
 {{- end }}
+{{- $lsTls := ($ls.tls | default dict).enabled | default false }}
+{{- $gwTls := (($gw.llamaStack).tls | default dict).enabled | default false }}
+{{- if and $ls.enabled (ne $lsTls $gwTls) }}
+{{- $errors = append $errors (printf "llama-stack.tls.enabled is %v but maas-gateway.llamaStack.tls.enabled is %v: the gateway would speak %s to a llama-stack that serves %s, and every call through it would fail. Set both to the same value (with TLS, maas-gateway.llamaStack.tls names the CA that issued llama-stack's certificate)." $lsTls $gwTls (ternary "HTTPS" "plain HTTP" $gwTls) (ternary "HTTPS" "plain HTTP" $lsTls)) }}
+{{- end }}
 {{- $want := $gw.llamaStack.chunking | default dict }}
 {{- $vs := $ls.vectorStore | default dict }}
 {{- if and $ls.enabled (or (ne (int $want.sizeTokens) (int $vs.chunkSizeTokens)) (ne (int $want.overlapTokens) (int $vs.chunkOverlapTokens))) }}
