@@ -20,19 +20,13 @@ its gateway are the real ones, unchanged.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from harness.certs import Authority
 from harness.local import stack
 from harness.local.ports import Ports, port_values
 from harness.local.state import RunFolder
@@ -45,7 +39,6 @@ MODELS = ("meta-llama/Llama-3.2-3B-Instruct", "ibm-granite/granite-3.3-8b-instru
 KEYS_PER_TIER = {"enterprise": 3, "free": 2}
 KEYS_FILE = "standin-keys.json"
 CA_FILE = "ca.pem"  # public: the bundle clients trust
-CERT_DAYS = 7  # a run folder lives for a test session, not longer
 
 
 @dataclass(frozen=True)
@@ -120,10 +113,15 @@ class StandinMaas:
         """A CA (written to the run folder as the trust bundle) and a server certificate for
         127.0.0.1, localhost and the stand-in's host, signed by it; returns the chart's envoy.tls
         values (cert + key)."""
-        ca_key, ca_cert = _ca()
-        key, cert = _server_certificate(ca_key, ca_cert, self.host)
-        (self.run.root / CA_FILE).write_bytes(_pem(ca_cert))
-        return {"certificate": (_pem(cert) + _pem(ca_cert)).decode(), "key": _pem_key(key).decode()}
+        ca = Authority.new("rag-maas stand-in CA")
+        served = ca.issue(server_names(self.host))
+        (self.run.root / CA_FILE).write_text(ca.pem)
+        return {"certificate": served.chain, "key": served.key}
+
+
+def server_names(host: str) -> list[str]:
+    """What the stand-in's certificate names: its host first, then loopback and localhost."""
+    return list(dict.fromkeys([host, LOOPBACK, "localhost"]))
 
 
 def _listen_values(values: dict[str, Any], host: str) -> dict[str, Any]:
@@ -141,71 +139,3 @@ def _key_entries(keys: dict[str, list[str]]) -> list[dict[str, str]]:
         for tier, tier_keys in keys.items()
         for i, key in enumerate(tier_keys, 1)
     ]
-
-
-# --- certificates (cryptography) ------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _builder(
-    subject: str, issuer: str, public_key: ec.EllipticCurvePublicKey, days: int = CERT_DAYS
-) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-    )
-
-
-def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        _builder("rag-maas stand-in CA", "rag-maas stand-in CA", key.public_key())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return key, cert
-
-
-def _server_certificate(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, host: str = LOOPBACK
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    addresses = dict.fromkeys([LOOPBACK, host])
-    names = [x509.DNSName("localhost"), *(x509.IPAddress(ipaddress.ip_address(a)) for a in addresses)]
-    cert = (
-        _builder(host, "rag-maas stand-in CA", key.public_key())
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )

@@ -99,6 +99,8 @@ WINDOWS = ("tests/e2e/test_windows.py",)
 FAIL_CLOSED = ("tests/e2e/test_faults.py::test_limiter_down_fails_closed_fast",)
 METERING = ("tests/e2e/test_usage_metrics.py",)
 LLAMA_STACK_GATEWAY = ("tests/e2e/test_llama_stack_gateway.py",)
+LLAMA_STACK_TLS = ("tests/e2e/test_llama_stack_tls.py",)
+WRONG_CA = "test_llama_stack_tls::test_a_certificate_the_gateways_ca_did_not_issue_is_503_json_and_logged"
 # The front door's exact charges: each equals the reported usage only when it is charged, and once.
 CHARGED_ONCE = frozenset(
     {
@@ -145,7 +147,15 @@ GATEWAY_BREAKAGES = {
     "nothing broken": Breakage(
         (),
         frozenset(),
-        modules=(*GATEWAY_MODULES, *FAILED_CALLS, *WINDOWS, *FAIL_CLOSED, *METERING, *LLAMA_STACK_GATEWAY),
+        modules=(
+            *GATEWAY_MODULES,
+            *FAILED_CALLS,
+            *WINDOWS,
+            *FAIL_CLOSED,
+            *METERING,
+            *LLAMA_STACK_GATEWAY,
+            *LLAMA_STACK_TLS,
+        ),
     ),
     "key check accepts any key": Breakage(
         (
@@ -343,6 +353,12 @@ GATEWAY_BREAKAGES = {
         frozenset({NO_STALL}),
         modules=node_ids(frozenset({NO_STALL})),
         component="llama-stack",
+    ),
+    # The gateway reaches llama-stack over TLS but no longer checks its certificate: any CA passes.
+    "llama-stack's certificate not verified": Breakage(
+        (Edit(ENVOY, '{{- $_ = set $lsCluster "verify" true }}', '{{- $_ = set $lsCluster "verify" false }}'),),
+        frozenset({WRONG_CA}),
+        modules=LLAMA_STACK_TLS,
     ),
     # 5. The gateway renders fail-open although the values promise closed: the fault test used to
     # read the rendered mode back and skip; it must fail.

@@ -90,12 +90,14 @@ def test_registration_compares_the_bundle_path_llama_stack_reads(monkeypatch: py
 
 def test_the_stand_in_certificate_names_its_host_and_binds_beyond_loopback_only_there() -> None:
     from cryptography import x509
+    from harness.certs import Authority
 
-    ca_key, ca_cert = maas_standin._ca()
-    _, cert = maas_standin._server_certificate(ca_key, ca_cert, "10.213.0.2")
+    served = Authority.new("test CA").issue(maas_standin.server_names("10.213.0.2"))
+    cert = x509.load_pem_x509_certificates(served.chain.encode())[0]
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     addresses = names.get_values_for_type(x509.IPAddress)
-    assert addresses == [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("10.213.0.2")]
+    assert addresses == [ipaddress.ip_address("10.213.0.2"), ipaddress.ip_address("127.0.0.1")]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
     ports = {"maas-gateway": {"envoy": {"port": 1}}}
     assert maas_standin._listen_values(json.loads(json.dumps(ports)), "127.0.0.1") == ports
     remote = maas_standin._listen_values(json.loads(json.dumps(ports)), "10.213.0.2")

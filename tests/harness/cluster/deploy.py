@@ -291,8 +291,9 @@ class ClusterDeployment:
         self.wait(only={LLAMA_STACK, GATEWAY})
         self.reconnect({LLAMA_STACK, GATEWAY})
 
-    def override_values(self, base_values: list[Path], values: dict[str, Any] | None, restart: str) -> None:
-        """helm upgrade with `values` as the last overlay (None removes it), then wait for `restart`."""
+    def override_values(self, base_values: list[Path], values: dict[str, Any] | None, restart: set[str]) -> None:
+        """helm upgrade with `values` as the last overlay (None removes it), then wait for the
+        `restart` components and reconnect their forwards."""
         # The models the release has now, read back from it: another process (the models CLI, a
         # registration) may have changed them since this process last wrote its models file, and
         # the upgrade must keep them (see apply_models).
@@ -302,8 +303,8 @@ class ClusterDeployment:
         else:
             self.private_values(OVERRIDES_FILE, values)
         self.upgrade(base_values)
-        self.wait(only={restart})
-        self.reconnect({restart})
+        self.wait(only=restart)
+        self.reconnect(restart)
 
     def upgrade(self, base_values: list[Path]) -> None:
         """helm upgrade with the target's values, then the applied models, the mounts of the CA

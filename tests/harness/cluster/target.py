@@ -228,11 +228,11 @@ class ClusterTarget:
         that is gone. The URL stays the same."""
         (self._deployment or self._existing_deployment()).reconnect({component})
 
-    def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
+    def override_values(self, values: dict[str, Any] | None, *, restart: str | tuple[str, ...]) -> None:
         """helm upgrade with `values` over everything else (None removes them); returns once the
-        `restart` component has rolled out and its port-forward answers again."""
+        `restart` components have rolled out and their port-forwards answer again."""
         deployment = self._deployment or self._existing_deployment()
-        deployment.override_values(self.values(), values, restart)
+        deployment.override_values(self.values(), values, {restart} if isinstance(restart, str) else set(restart))
         self._record_render(deployment)
 
     def component_log(self, component: str) -> str:

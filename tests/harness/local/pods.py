@@ -33,6 +33,7 @@ class Probe:
     kind: str  # "http" or "tcp"
     port: int
     path: str = "/"
+    scheme: str = "http"  # httpGet's scheme, lower case: a server with TLS on is probed over HTTPS
 
 
 @dataclass
@@ -149,7 +150,9 @@ def _probe(probe: dict[str, Any] | None, ports: dict[str | None, int]) -> Probe 
     if not probe:
         return None
     if "httpGet" in probe:
-        return Probe("http", _port(probe["httpGet"]["port"], ports), probe["httpGet"].get("path", "/"))
+        get = probe["httpGet"]
+        scheme = str(get.get("scheme", "HTTP")).lower()
+        return Probe("http", _port(get["port"], ports), get.get("path", "/"), scheme)
     if "tcpSocket" in probe:
         return Probe("tcp", _port(probe["tcpSocket"]["port"], ports))
     return None

@@ -118,8 +118,8 @@ def _not_zombie(pid: int) -> bool:
 def probe_ok(probe: Probe) -> bool:
     if probe.kind == "tcp":
         return port_in_use(probe.port)
-    url = f"http://127.0.0.1:{probe.port}{probe.path}"
-    # Plain HTTP on loopback: no TLS context to build on every poll.
+    url = f"{probe.scheme}://127.0.0.1:{probe.port}{probe.path}"
+    # As the kubelet probes: HTTPS without verifying the certificate (no TLS context per poll).
     return http.answers_ok(url, verify=False, timeout=http.LOCAL_PROBE_TIMEOUT_S, accept=range(200, 400))
 
 

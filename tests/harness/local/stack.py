@@ -157,7 +157,7 @@ def _start(comp: Component, run: RunFolder) -> None:
     comp.pid, comp.started_at = proc.pid, time.monotonic()
     run.record_pid(spec.name, proc.pid)
     if spec.probe:
-        what = f"GET {spec.probe.path}" if spec.probe.kind == "http" else "TCP connect"
+        what = f"{spec.probe.scheme.upper()} GET {spec.probe.path}" if spec.probe.kind == "http" else "TCP connect"
         say(f"  waiting for {spec.component}: {what} on 127.0.0.1:{spec.probe.port} (its readinessProbe)")
 
 

@@ -105,8 +105,9 @@ class Target(Protocol):
         """Start a stopped component again and return once it is ready."""
         ...
 
-    def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
-        """Apply extra values over the deployment's (None: drop them) and restart `restart`."""
+    def override_values(self, values: dict[str, Any] | None, *, restart: str | tuple[str, ...]) -> None:
+        """Apply extra values over the deployment's (None: drop them) and restart `restart` (one
+        component or several, in that order)."""
         ...
 
     def component_log(self, component: str) -> str:

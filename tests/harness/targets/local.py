@@ -168,14 +168,16 @@ class LocalTarget:
     def start_component(self, component: str) -> None:
         stack.start_component(self.run, component)
 
-    def override_values(self, values: dict[str, Any] | None, *, restart: str) -> None:
-        """Render with `values` on top of everything else (None removes them) and restart `restart`."""
+    def override_values(self, values: dict[str, Any] | None, *, restart: str | tuple[str, ...]) -> None:
+        """Render with `values` on top of everything else (None removes them) and restart `restart`
+        (one component or several, in that order). Owner-only: overrides may hold a key."""
         path = self.run.values_dir / OVERRIDES_FILE
         if values is None:
             path.unlink(missing_ok=True)
         else:
-            self.run.write_values(OVERRIDES_FILE, values)
-        stack.restart(self.run, restart)
+            self.run.write_values(OVERRIDES_FILE, values, secret=True)
+        for component in (restart,) if isinstance(restart, str) else restart:
+            stack.restart(self.run, component)
 
     def component_log(self, component: str) -> str:
         """The logs of one component's processes (may hold keys: callers must not print them whole)."""
