@@ -71,8 +71,8 @@ def tls(target: Target, declared: Declared) -> Iterator[Tls]:
             "(maas-gateway.llamaStack.enabled)"
         )
     on = Tls(fault_target(target))
-    on.apply(restart=("llama-stack", "gateway"))
-    try:
+    try:  # a start that fails with TLS on is undone too
+        on.apply(restart=("llama-stack", "gateway"))
         yield on
     finally:
         target.override_values(None, restart=("llama-stack", "gateway"))

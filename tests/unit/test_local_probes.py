@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness import http
 from harness.local import pods, processes
 from harness.local.pods import Probe
 
@@ -10,7 +11,12 @@ def test_an_https_readiness_probe_is_probed_over_https(monkeypatch) -> None:
     probe = pods._probe({"httpGet": {"port": "http", "path": "/v1/health", "scheme": "HTTPS"}}, {"http": 8321})
     assert probe == Probe("http", 8321, "/v1/health", "https")
     asked: list[str] = []
-    monkeypatch.setattr(processes.http, "answers_ok", lambda url, **kw: asked.append(url) or True)
+
+    def answers_ok(url: str, **_: object) -> bool:
+        asked.append(url)
+        return True
+
+    monkeypatch.setattr(http, "answers_ok", answers_ok)
     assert processes.probe_ok(probe)
     assert asked == ["https://127.0.0.1:8321/v1/health"]
 

@@ -19,6 +19,13 @@ def test_flag_values_and_exact_paths_are_rewritten():
     assert rewrite("/tmp", MAPPING) == "/tmp/clone/.cache/runs/x/tmp"
 
 
+def test_quoted_paths_in_config_files_are_rewritten():
+    """Envoy's config names a CA file quoted (`trusted_ca: {filename: "/etc/envoy/ca.crt"}`)."""
+    local = "/tmp/clone/.cache/runs/x/etc_envoy/ca.crt"
+    assert rewrite('{filename: "/etc/envoy/ca.crt"}', MAPPING) == f'{{filename: "{local}"}}'
+    assert rewrite("path: '/etc/envoy/ca.crt'", MAPPING) == f"path: '{local}'"
+
+
 def test_prefixes_that_are_not_path_segments_are_kept():
     assert rewrite("/etc/envoyx/a", MAPPING) == "/etc/envoyx/a"
     assert rewrite("http://example/tmp", MAPPING) == "http://example/tmp"

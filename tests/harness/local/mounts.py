@@ -44,7 +44,8 @@ def materialise(spec: ContainerSpec, root: Path, volumes: Path | None = None) ->
 
 
 def rewrite(value: str, mapping: dict[str, Path]) -> str:
-    """Replace a mount path where it starts a path inside value (`/etc/x/y`, `--c=/etc/x`).
+    """Replace a mount path where it starts a path inside value (`/etc/x/y`, `--c=/etc/x`, a
+    quoted `"/etc/x/y"` in a config file).
 
     One pass over all mount paths (longest first), so a replacement is never rewritten again
     (a run folder under /tmp must survive a container that also mounts /tmp).
@@ -53,7 +54,7 @@ def rewrite(value: str, mapping: dict[str, Path]) -> str:
         return value
     paths = {p.rstrip("/") or "/": local for p, local in mapping.items()}
     alternatives = "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
-    pattern = rf"(^|[=:,\s])({alternatives})(?=/|$|[\s,:])"
+    pattern = rf"(^|[=:,\s\"'])({alternatives})(?=/|$|[\s,:\"'])"
     return re.sub(pattern, lambda m: m.group(1) + str(paths[m.group(2)]), value)
 
 
