@@ -337,7 +337,7 @@ GATEWAY_BREAKAGES = {
     # 13. The front door leaves chunking calls as they come: llama-stack's hard-coded 800/400 and a
     # strategy that fails the file both pass.
     "chunking calls not settled": Breakage(
-        (Edit(LUA, "and is_chunking_path(rest) then", "and false then"),),
+        (Edit(LUA, "and is_chunking_path(rest) and not on_chunking_call(handle, headers)", "and false"),),
         FRONT_DOOR_CHUNKING,
         modules=node_ids(FRONT_DOOR_CHUNKING),
     ),
@@ -412,6 +412,15 @@ def reset_counters(target: LocalTarget) -> None:
             reply += conn.recv(64)
     assert reply.startswith(b"+OK\r\n+OK"), f"redis AUTH + FLUSHALL answered {reply!r}"
     (target.run.root / LEDGER).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("name", list(GATEWAY_BREAKAGES))
+def test_each_breakage_still_applies_to_the_charts(name: str, tmp_path: Path) -> None:
+    """Before any stack starts, in a second: every edit still finds its text in today's charts
+    (a changed template would otherwise fail its case only after minutes of stack time)."""
+    charts = tmp_path / "charts"
+    shutil.copytree(CHARTS_DIR, charts, symlinks=True)
+    apply_edits(charts, GATEWAY_BREAKAGES[name].edits)
 
 
 @pytest.fixture(scope="module")
