@@ -27,10 +27,53 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: llama-stack
 {{- end }}
 
+{{/*
+The server the chart runs (server.flavor): "llama-stack" (0.7.3) or "ogx" (1.5).
+Usage: {{ include "llama-stack.flavor" . }}
+*/}}
+{{- define "llama-stack.flavor" -}}
+{{- ((.Values.server).flavor | default "llama-stack") }}
+{{- end }}
+
+{{/* "true" when the flavor is ogx, else empty. Usage: {{ if include "llama-stack.isOgx" . }} */}}
+{{- define "llama-stack.isOgx" -}}
+{{- if eq (include "llama-stack.flavor" .) "ogx" }}true{{ end }}
+{{- end }}
+
+{{/* The image repository: image.repository, or the flavor's own. */}}
+{{- define "llama-stack.imageRepository" -}}
+{{- .Values.image.repository | default (ternary "ogxai/distribution-starter" "llamastack/distribution-starter" (eq (include "llama-stack.flavor" .) "ogx")) }}
+{{- end }}
+
+{{/* The image tag: image.tag, or the flavor's own (OGX's release images are tagged with the PyPI version). */}}
+{{- define "llama-stack.imageTag" -}}
+{{- .Values.image.tag | default (ternary "1.5.0" "0.7.3" (eq (include "llama-stack.flavor" .) "ogx")) }}
+{{- end }}
+
+{{/* The server image: "<repository>:<tag>". */}}
+{{- define "llama-stack.image" -}}
+{{- printf "%s:%s" (include "llama-stack.imageRepository" .) (include "llama-stack.imageTag" .) }}
+{{- end }}
+
+{{/* Where the run config and launchers are mounted. */}}
+{{- define "llama-stack.configDir" -}}
+{{- if include "llama-stack.isOgx" . }}/etc/ogx{{ else }}/etc/llama-stack{{ end }}
+{{- end }}
+
+{{/* The chart's env var holding dataDir, which every path of the run config hangs off. */}}
+{{- define "llama-stack.dataEnv" -}}
+{{- if include "llama-stack.isOgx" . }}OGX_DATA{{ else }}LLAMA_STACK_DATA{{ end }}
+{{- end }}
+
+{{/* The header a caller passes provider data (e.g. {"vllm_api_token": ...}) in. */}}
+{{- define "llama-stack.providerDataHeader" -}}
+{{- if include "llama-stack.isOgx" . }}X-OGX-Provider-Data{{ else }}X-LlamaStack-Provider-Data{{ end }}
+{{- end }}
+
 {{- define "llama-stack.labels" -}}
 helm.sh/chart: {{ include "llama-stack.chart" . }}
 {{ include "llama-stack.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | quote }}
+app.kubernetes.io/version: {{ include "llama-stack.imageTag" . | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: rag
 {{- end }}
@@ -153,6 +196,33 @@ Usage: {{ include "llama-stack.validate" . }}
 {{- else if or $tls.existingSecret $tls.certificate $tls.key $tls.openshiftServingCert }}
 {{- $errors = append $errors "tls.existingSecret, tls.certificate, tls.key or tls.openshiftServingCert is set while tls.enabled is false: llama-stack would serve plain HTTP. Set tls.enabled=true, or remove them." }}
 {{- end }}
+{{- $flavor := include "llama-stack.flavor" . }}
+{{- $insecure := (.Values.server).insecure | default false }}
+{{- $repo := .Values.image.repository | default "" }}
+{{- if eq $flavor "ogx" }}
+{{- if and (not $tls.enabled) (not $insecure) }}
+{{- $errors = append $errors "server.flavor is ogx and tls.enabled is false: OGX 1.5 serves HTTPS only and would refuse to start (\"TLS required\"). Set tls.enabled=true with tls.existingSecret, tls.openshiftServingCert=true (OpenShift) or, dev only, tls.certificate and tls.key; or set server.insecure=true to serve plain HTTP on purpose (development only)." }}
+{{- end }}
+{{- if and $tls.enabled $insecure }}
+{{- $errors = append $errors "server.insecure is true while tls.enabled is true: OGX would serve HTTPS but drop its FIPS cipher enforcement. Remove server.insecure (or set it to false)." }}
+{{- end }}
+{{- if contains "llamastack/" $repo }}
+{{- $errors = append $errors (printf "image.repository is %q, a llama-stack image, while server.flavor is ogx: the chart would run `ogx run` in an image that has no ogx. Leave image.repository empty (ogxai/distribution-starter) or name an OGX image." $repo) }}
+{{- end }}
+{{- if lt (int .Values.port) 1024 }}
+{{- $errors = append $errors (printf "port is %d while server.flavor is ogx: OGX 1.5 accepts only ports 1024..65535 (server.port). Use e.g. 8321." (int .Values.port)) }}
+{{- end }}
+{{- if contains ";" .Values.logging }}
+{{- $errors = append $errors (printf "logging is %q while server.flavor is ogx: OGX_LOGGING separates categories with \",\" (\";\" is llama-stack's separator), so OGX would ignore these levels. Use %q." .Values.logging (replace ";" "," .Values.logging)) }}
+{{- end }}
+{{- else }}
+{{- if $insecure }}
+{{- $errors = append $errors "server.insecure is true while server.flavor is llama-stack: it is an OGX setting, and llama-stack serves plain HTTP or HTTPS as tls.enabled says. Remove server.insecure, or set server.flavor=ogx." }}
+{{- end }}
+{{- if contains "ogxai/" $repo }}
+{{- $errors = append $errors (printf "image.repository is %q, an OGX image, while server.flavor is llama-stack: the chart would run `llama stack run` in an image that has no llama-stack. Set server.flavor=ogx, or leave image.repository empty (llamastack/distribution-starter)." $repo) }}
+{{- end }}
+{{- end }}
 {{- if $errors }}
 {{- fail (printf "\nERROR: %s" (join "\nERROR: " $errors)) }}
 {{- end }}
@@ -224,6 +294,21 @@ Env vars referencing secrets. Shared by the Deployment so the ConfigMap only eve
 
 {{/* The server's environment, shared by the registry-pruning init container (same config, same ${env.X}). */}}
 {{- define "llama-stack.env" -}}
+{{- if include "llama-stack.isOgx" . -}}
+# Every path in the run config hangs off this variable (${env.OGX_DATA}).
+- name: OGX_DATA
+  value: {{ .Values.dataDir | quote }}
+# Arbitrary non-root UIDs (OpenShift) have no writable home; keep it on the data volume.
+- name: HOME
+  value: {{ .Values.dataDir | quote }}
+# OGX's own directory (~/.ogx), named explicitly: OGX moves a ~/.llama it finds there otherwise.
+- name: OGX_CONFIG_DIR
+  value: {{ printf "%s/.ogx" (.Values.dataDir | trimSuffix "/") | quote }}
+- name: OGX_LOGGING
+  value: {{ .Values.logging | quote }}
+- name: OGX_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+{{- else -}}
 # Every path in the run config hangs off this variable (${env.LLAMA_STACK_DATA}).
 - name: LLAMA_STACK_DATA
   value: {{ .Values.dataDir | quote }}
@@ -234,6 +319,7 @@ Env vars referencing secrets. Shared by the Deployment so the ConfigMap only eve
   value: {{ .Values.logging | quote }}
 - name: LLAMA_STACK_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
+{{- end }}
 {{- with (include "llama-stack.secretEnv" . | trim) }}
 {{ . }}
 {{- end }}
