@@ -55,6 +55,9 @@ Usage: {{ include "rag.validate" . }}
 {{- if ($ls.route).enabled }}
 {{- $errors = append $errors "llama-stack.route.enabled is true while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Route would be a second door to llama-stack with no key check and no charge. Set llama-stack.route.enabled=false and reach llama-stack through the gateway's route (maas-gateway.route) at maas-gateway.llamaStack.pathPrefix." }}
 {{- end }}
+{{- if and $ls.enabled (eq (($ls.server).flavor | default "llama-stack") "ogx") }}
+{{- $errors = append $errors "llama-stack.server.flavor is ogx while maas-gateway.llamaStack.enabled puts it behind the gateway: the gateway forwards each caller's key onward in X-LlamaStack-Provider-Data, which OGX does not read (it reads X-OGX-Provider-Data), so model calls through it would carry no key. The gateway does not follow the flavor yet: set maas-gateway.llamaStack.enabled=false, or server.flavor=llama-stack." }}
+{{- end }}
 {{- $lsTls := ($ls.tls | default dict).enabled | default false }}
 {{- $gwTls := (($gw.llamaStack).tls | default dict).enabled | default false }}
 {{- if and $ls.enabled (ne $lsTls $gwTls) }}
@@ -67,6 +70,12 @@ Usage: {{ include "rag.validate" . }}
 {{- end }}
 {{- if ne (($ls.service).type | default "ClusterIP") "ClusterIP" }}
 {{- $errors = append $errors (printf "llama-stack.service.type is %s while maas-gateway.llamaStack.enabled puts llama-stack behind the gateway: the Service would be a second door to llama-stack with no key check and no charge. Set llama-stack.service.type=ClusterIP and reach llama-stack through the gateway." $ls.service.type) }}
+{{- end }}
+{{- end }}
+{{- if and $gw.enabled (ne ($gw.mode | default "standalone") "kuadrant") $ls.enabled $ls.auth.enabled (eq (($ls.server).flavor | default "llama-stack") "ogx") }}
+{{- $endpoint := tpl $ls.auth.endpoint . }}
+{{- if contains (printf "//%s-maas-gateway:" .Release.Name) $endpoint }}
+{{- $errors = append $errors (printf "llama-stack.auth.endpoint is %q, the gateway's key-validation route, while llama-stack.server.flavor is ogx: that route requires the caller's key in X-LlamaStack-Provider-Data and OGX callers send X-OGX-Provider-Data, so every call would be refused. The gateway does not follow the flavor yet: set llama-stack.auth.enabled=false (ClusterIP only), point llama-stack.auth.endpoint at another key check, or set llama-stack.server.flavor=llama-stack." $endpoint) }}
 {{- end }}
 {{- end }}
 {{- if and $gw.enabled (eq ($gw.mode | default "standalone") "kuadrant") $ls.enabled $ls.auth.enabled }}
