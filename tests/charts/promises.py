@@ -90,6 +90,7 @@ PROMISES: list[Promise] = [
     # llama-stack
     Promise("llama-stack", "auth.enabled", True, "every API call is checked against the gateway's keys"),
     Promise("llama-stack", "auth.insecure", False, "no external route without auth"),
+    Promise("llama-stack", "server.insecure", False, "OGX serves HTTPS only unless told otherwise"),
     Promise("llama-stack", "tls.key", "", "no private key ships in the defaults"),
     Promise("llama-stack", "tls.certificate", "", "no certificate ships in the defaults"),
     *_restricted("llama-stack", "", read_only_root=False),
