@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import openai
 import pytest
+from e2e.support import Gateway, await_window, wait_for_charge
 from harness import http, real_model
 from harness.pytest_plugin import openai_llama_client
 
@@ -27,6 +28,11 @@ MODEL = f"maas/{real_model.MODEL_ID}"  # tests/model/real-model.yaml: global.mod
 ANSWER_TOKENS = 48  # one short sentence
 ANSWER_MAX_WORDS = 40  # longer than any grounded one-sentence answer, shorter than the documents
 CALL_TIMEOUT_S = 180.0  # one answer on a shared 2-core CPU: a cold prompt of a few hundred tokens
+# The charge test's answer and refusal must fall in one window of the free tier's token budget
+# (1 minute, epoch-aligned): one answer with context takes a few seconds here, 40 s leaves room
+# for a slower machine. (Without the wait, a window that turned over between the two calls let
+# the second through: CI, stop 37.)
+CHARGE_SPAN_S = 40.0
 INGEST_TIMEOUT_S = 60.0
 RESPONSES_TURNS = 3  # the search, then the answer (max_tool_calls=1 skips any second search)
 SYSTEM = "Answer the question in one short sentence. Use only the context when a context is given."
@@ -183,9 +189,19 @@ def test_responses_file_search_states_the_fact(client: openai.OpenAI, store: Sto
 def test_the_gateway_charges_the_real_model(lane: Lane) -> None:
     """Behind the gateway and charged like any model: a free-tier key (200 tokens a minute) spends
     its budget on one answer with context and is refused the next with 429."""
-    free = openai_llama_client(lane.endpoints.llama_stack_url, lane.endpoints.keys["free"][-1])
+    key = lane.endpoints.keys["free"][-1]
+    free = openai_llama_client(lane.endpoints.llama_stack_url, key)
     context = "\n".join(f.document for f in FACTS)
-    answer = chat(free.with_options(timeout=CALL_TIMEOUT_S), ASKED[1].question, context)
-    assert answer.strip(), "the model gave an empty answer"
-    with pytest.raises(openai.RateLimitError):
-        chat(free.with_options(timeout=CALL_TIMEOUT_S), ASKED[1].question, context)
+    gateway = Gateway(lane.endpoints.gateway_url, MODEL)
+    try:
+        await_window(gateway, key, CHARGE_SPAN_S)
+        started = time.monotonic()
+        answer = chat(free.with_options(timeout=CALL_TIMEOUT_S), ASKED[1].question, context)
+        took = time.monotonic() - started
+        assert answer.strip(), "the model gave an empty answer"
+        assert took < CHARGE_SPAN_S, f"the answer took {took:.0f}s, over the {CHARGE_SPAN_S:.0f}s left in its window"
+        wait_for_charge(gateway, key, 0)  # the answer with context spends the whole budget
+        with pytest.raises(openai.RateLimitError):
+            chat(free.with_options(timeout=CALL_TIMEOUT_S), ASKED[1].question, context)
+    finally:
+        gateway.http.close()
