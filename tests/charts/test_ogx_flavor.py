@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.paths import OGX_VENV_DIR
 
 from charts.cases import MODELS_VALUES, assert_render_check_refuses, render_ok
 from charts.helm import HelmBinary, Renderer
@@ -236,8 +237,9 @@ def test_rag_refuses_ogx_behind_the_gateways_key_check(helm: HelmBinary, rendere
 
 
 def _ogx_bin() -> Path | None:
-    """The `ogx` CLI of an OGX 1.5 install: $OGX_BIN, or `ogx` on PATH."""
-    found = os.environ.get("OGX_BIN") or shutil.which("ogx")
+    """The `ogx` CLI of an OGX 1.5 install: $OGX_BIN, the bootstrap's (.cache/ogx-venv), or `ogx` on PATH."""
+    bootstrapped = OGX_VENV_DIR / "bin" / "ogx"
+    found = os.environ.get("OGX_BIN") or (str(bootstrapped) if bootstrapped.is_file() else shutil.which("ogx"))
     return Path(found) if found else None
 
 
@@ -274,7 +276,7 @@ sys.exit(1 if unknown else 0)
 def test_the_rendered_ogx_config_passes_ogx_dry_run(helm: HelmBinary, renderer: Renderer, tmp_path: Path) -> None:
     ogx = _ogx_bin()
     if ogx is None:
-        pytest.skip("no OGX 1.5 install: set OGX_BIN to the `ogx` of a venv with ogx==1.5.0 (not in CI yet)")
+        pytest.skip("no OGX 1.5 install: run `make bootstrap` (it installs .cache/ogx-venv), or set OGX_BIN")
     for name, values in (("tls", OGX_MODELS), ("insecure", {"server": {"flavor": "ogx", "insecure": True}})):
         cm, _ = run_config(render_ok(renderer, helm, "llama-stack", values=values))
         path = tmp_path / f"{name}.yaml"

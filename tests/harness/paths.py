@@ -14,6 +14,7 @@ VALUES_DIR = REPO_ROOT / "values"
 CACHE_DIR = Path(os.environ.get("RAG_CACHE_DIR", REPO_ROOT / ".cache"))
 BIN_DIR = CACHE_DIR / "bin"
 VENV_DIR = CACHE_DIR / "venv"
+OGX_VENV_DIR = CACHE_DIR / "ogx-venv"  # OGX 1.5, llama-stack's successor: its own venv (other pins)
 RUNS_DIR = Path(os.environ.get("RAG_RUNS_DIR", CACHE_DIR / "runs"))
 TIKTOKEN_DIR = CACHE_DIR / "tiktoken"  # tiktoken's cl100k_base, offline (TIKTOKEN_CACHE_DIR)
 KUBE_CACHE_DIR = CACHE_DIR / "kube"  # the kube lane: sources, binaries, images, run folder
