@@ -29,7 +29,8 @@ from harness.declared import Declared
 from harness.targets import Target
 
 from .faults import assert_503_json, fault_target
-from .support import Reply, auth_header
+from .support import Gateway
+from .test_llama_stack_gateway import first_within, listing
 
 pytestmark = [pytest.mark.e2e]
 
@@ -78,10 +79,6 @@ def tls(target: Target, declared: Declared) -> Iterator[Tls]:
         target.override_values(None, restart=("llama-stack", "gateway"))
 
 
-def listing(gateway_url: str, prefix: str, key: str) -> Reply:
-    return Reply.of(httpx.get(f"{gateway_url}{prefix}/v1/models", headers=auth_header(key), timeout=30))
-
-
 def served_certificate(llama_stack_url: str, ca_pem: str) -> x509.Certificate:
     """The certificate llama-stack presents, from a handshake that verifies it against `ca_pem`
     and SERVER_NAME (the forwarded port is on loopback; the name is what the gateway checks)."""
@@ -115,25 +112,21 @@ def test_llama_stack_answers_no_plain_http(tls: Tls, llama_stack_url: str) -> No
 
 
 def test_the_gateway_verifies_llama_stack_and_serves_it(
-    tls: Tls, gateway_url: str, declared: Declared, key_pool
+    tls: Tls, gateway: Gateway, declared: Declared, key_pool
 ) -> None:
-    reply = listing(gateway_url, declared.llama_stack_gateway_prefix(), key_pool.shared("premium"))
+    reply = listing(gateway, declared.llama_stack_gateway_prefix(), key_pool.shared("premium"))
     assert reply.status == 200, reply.describe()
     assert reply.body.get("data"), f"llama-stack's listing through the gateway is empty: {reply.describe()}"
 
 
 def test_a_certificate_the_gateways_ca_did_not_issue_is_503_json_and_logged(
-    tls: Tls, gateway_url: str, declared: Declared, key_pool
+    tls: Tls, gateway: Gateway, declared: Declared, key_pool
 ) -> None:
     """Last in the module: it gives the gateway another CA, then restores the right one."""
     prefix, key = declared.llama_stack_gateway_prefix(), key_pool.shared("premium")
     tls.apply(Authority.new("rag-maas e2e unrelated CA"), restart=("gateway",))
     try:
-        deadline = time.monotonic() + HEALTH_S
-        reply = listing(gateway_url, prefix, key)
-        while reply.status == 200 and time.monotonic() < deadline:
-            time.sleep(0.5)
-            reply = listing(gateway_url, prefix, key)
+        reply, _ = first_within(lambda: listing(gateway, prefix, key), lambda r: r.status != 200, HEALTH_S)
         assert_503_json(reply, "llama_stack_unavailable")
         deadline = time.monotonic() + ACCESS_LOG_S
         while not (failures := tls_failures(tls.target.component_log("gateway"))) and time.monotonic() < deadline:
@@ -142,7 +135,7 @@ def test_a_certificate_the_gateways_ca_did_not_issue_is_503_json_and_logged(
         assert any("CERTIFICATE_VERIFY_FAILED" in line for line in failures), failures[-3:]
     finally:
         tls.apply(restart=("gateway",))
-    assert listing(gateway_url, prefix, key).status == 200, "the gateway does not serve llama-stack with its CA back"
+    assert listing(gateway, prefix, key).status == 200, "the gateway does not serve llama-stack with its CA back"
 
 
 def tls_failures(log: str) -> list[str]:
